@@ -1,0 +1,33 @@
+"""Access helpers: return the object the user may see, or 404 (never 403, so a
+non-member cannot even learn that a project exists)."""
+
+from __future__ import annotations
+
+from django.http import Http404
+from django.shortcuts import get_object_or_404
+
+from .models import Membership, Project, Role
+
+
+def project_role(user, project: Project) -> str | None:
+    """'admin' for staff, else the membership role, else None."""
+    if not user.is_authenticated:
+        return None
+    if user.is_staff:
+        return "admin"
+    return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
+
+
+def get_project_for(user, slug: str, *, role: str | None = None) -> tuple[Project, str]:
+    """The project if ``user`` belongs to it (with ``role`` when given; staff always pass)."""
+    project = get_object_or_404(Project, slug=slug)
+    actual = project_role(user, project)
+    if actual is None:
+        raise Http404("No such project.")
+    if role is not None and actual not in ("admin", role):
+        raise Http404("No such project.")
+    return project, actual
+
+
+def can_manage(role: str | None) -> bool:
+    return role in ("admin", Role.RESEARCHER)

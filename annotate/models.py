@@ -1,0 +1,343 @@
+"""Projects, the data being judged, and the labels (DESIGN §2).
+
+Sign convention for ``Judgment.strength``: −3 (A much better) … 0 (tie) … +3 (B much
+better), where A and B are the comparison's canonical responses (lower id first),
+not the side they were shown on; ``shown_left`` records that separately. ``None``
+means the label carries no strength (e.g. an imported chosen/rejected pair).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Role(models.TextChoices):
+    RESEARCHER = "researcher"
+    ANNOTATOR = "annotator"
+
+
+class TaskKind(models.TextChoices):
+    PAIRWISE = "pairwise"
+    RATING = "rating"
+    RANKING = "ranking"
+    SPANS = "spans"
+
+
+class LabelSource(models.TextChoices):
+    HUMAN = "human"
+    IMPORTED = "imported"
+    DERIVED = "derived"
+    MODEL = "model"
+
+
+def _validate_task_kinds(value) -> None:
+    if not isinstance(value, list) or not value:
+        raise ValidationError("choose at least one task kind")
+    unknown = [v for v in value if v not in TaskKind.values]
+    if unknown:
+        raise ValidationError(f"unknown task kinds: {', '.join(map(str, unknown))}")
+
+
+def _default_task_kinds() -> list[str]:
+    return [TaskKind.PAIRWISE.value]
+
+
+class ProjectQuerySet(models.QuerySet):
+    def visible_to(self, user) -> "ProjectQuerySet":
+        """Staff see every project; everyone else only projects they are members of."""
+        if not user.is_authenticated:
+            return self.none()
+        if user.is_staff:
+            return self
+        return self.filter(memberships__user=user).distinct()
+
+    def with_role(self, user, *roles: str) -> "ProjectQuerySet":
+        if user.is_staff:
+            return self
+        return self.filter(memberships__user=user, memberships__role__in=roles).distinct()
+
+
+class Project(models.Model):
+    class Strategy(models.TextChoices):
+        RANDOM = "random"
+        COVERAGE = "coverage"
+        UNCERTAINTY = "uncertainty"
+        BALD = "bald"
+        VARIANCE = "variance"
+
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    guidelines = models.TextField(blank=True, help_text="Markdown shown to annotators.")
+    rubric_version = models.ForeignKey(
+        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="projects"
+    )
+    task_kinds = models.JSONField(default=_default_task_kinds, validators=[_validate_task_kinds])
+    overlap = models.PositiveSmallIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(50)], help_text="Labels wanted per task."
+    )
+    lease_ttl_seconds = models.PositiveIntegerField(default=900, validators=[MinValueValidator(30)])
+    gold_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
+    selection_strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.COVERAGE)
+    reward_model_settings = models.JSONField(default=dict, blank=True)
+    show_others_labels = models.BooleanField(
+        default=False, help_text="Let annotators see other annotators' labels (off: they never do)."
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = ProjectQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} – {self.role} in {self.project}"
+
+
+class Prompt(models.Model):
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    external_id = models.CharField(max_length=255)
+    conversation = models.JSONField(help_text='List of {"role", "content"} turns.')
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="prompt_external_id_unique")]
+
+    def __str__(self) -> str:
+        last = self.conversation[-1]["content"] if self.conversation else ""
+        return f"{self.external_id}: {last[:60]}"
+
+
+class Response(models.Model):
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    external_id = models.CharField(max_length=255)
+    text = models.TextField()
+    source = models.CharField(max_length=200, blank=True, help_text="Model or policy that wrote it.")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["prompt", "external_id"], name="response_external_id_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.external_id} ({self.source or 'unknown'})"
+
+
+class Comparison(models.Model):
+    """A candidate pair, stored canonically: ``response_a_id < response_b_id``."""
+
+    class Choice(models.TextChoices):
+        A = "A"
+        B = "B"
+        TIE = "tie"
+        BOTH_BAD = "both_bad"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
+    response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    priority = models.FloatField(default=0.0, help_text="Higher is handed out first (written by active learning).")
+    is_gold = models.BooleanField(default=False)
+    gold_choice = models.CharField(max_length=16, choices=Choice.choices, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["response_a", "response_b"], name="comparison_pair_unique"),
+            models.CheckConstraint(condition=Q(response_a__lt=models.F("response_b")), name="comparison_canonical"),
+            models.CheckConstraint(condition=Q(is_gold=False) | ~Q(gold_choice=""), name="comparison_gold_has_answer"),
+        ]
+        indexes = [models.Index(fields=["project", "-priority", "id"], name="comparison_queue_idx")]
+
+    def __str__(self) -> str:
+        return f"#{self.pk}: {self.response_a_id} vs {self.response_b_id}"
+
+
+class Assignment(models.Model):
+    """A lease of one task to one annotator; expires back into the queue."""
+
+    class State(models.TextChoices):
+        ACTIVE = "active"
+        SUBMITTED = "submitted"
+        SKIPPED = "skipped"
+        EXPIRED = "expired"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
+    kind = models.CharField(max_length=16, choices=TaskKind.choices, default=TaskKind.PAIRWISE)
+    comparison = models.ForeignKey(Comparison, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments")
+    response = models.ForeignKey(Response, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments")
+    prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    rubric_version = models.ForeignKey("rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT)
+    shown_left = models.ForeignKey(Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    strategy = models.CharField(max_length=16, blank=True)
+    selection_probability = models.FloatField(null=True, blank=True)
+    skip_reason = models.TextField(blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["comparison", "state"], name="assignment_comparison_state"),
+            models.Index(fields=["annotator", "state"], name="assignment_annotator_state"),
+        ]
+
+
+class Judgment(models.Model):
+    """A pairwise label. One per (comparison, annotator): a retry updates, never duplicates."""
+
+    Choice = Comparison.Choice
+
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments")
+    rubric_version = models.ForeignKey(
+        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="judgments"
+    )
+    assignment = models.ForeignKey(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    choice = models.CharField(max_length=16, choices=Choice.choices)
+    strength = models.SmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(-3), MaxValueValidator(3)],
+        help_text="−3 A much better … 0 tie … +3 B much better; empty when unknown.",
+    )
+    criteria = models.JSONField(default=dict, blank=True, help_text="{criterion_key: A|B|tie|na}")
+    rationale = models.TextField(blank=True)
+    spans = models.JSONField(default=list, blank=True)
+    flags = models.JSONField(default=list, blank=True)
+    shown_left = models.ForeignKey(Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.HUMAN)
+    derivation_rule = models.CharField(max_length=64, blank=True)
+    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    metadata = models.JSONField(default=dict, blank=True, help_text="Provenance, e.g. imported confidence.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["comparison", "annotator"], name="judgment_one_per_annotator"),
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True)
+                | (Q(choice="A") & Q(strength__gte=-3) & Q(strength__lt=0))
+                | (Q(choice="B") & Q(strength__gt=0) & Q(strength__lte=3))
+                | (Q(choice="tie") & Q(strength=0)),
+                name="judgment_strength_matches_choice",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.annotator} on {self.comparison_id}: {self.choice}"
+
+
+class Rating(models.Model):
+    """An absolute label of one response against the rubric's criteria."""
+
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="ratings")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ratings")
+    rubric_version = models.ForeignKey(
+        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="ratings"
+    )
+    assignment = models.ForeignKey(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    scores = models.JSONField(default=dict, help_text="{criterion_key: value or null for N/A}")
+    rationale = models.TextField(blank=True)
+    spans = models.JSONField(default=list, blank=True)
+    time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.HUMAN)
+    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["response", "annotator"], name="rating_one_per_annotator")]
+
+
+class Ranking(models.Model):
+    """Ordered groups of response ids; ties share a group; unranked ids are left out."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="rankings")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rankings")
+    rubric_version = models.ForeignKey(
+        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="rankings"
+    )
+    assignment = models.ForeignKey(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    groups = models.JSONField(help_text="[[best ids], [next ids], …]")
+    rationale = models.TextField(blank=True)
+    time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.HUMAN)
+    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [models.UniqueConstraint(fields=["prompt", "annotator"], name="ranking_one_per_annotator")]
+
+
+class ImportJob(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        VALIDATING = "validating"
+        WRITING = "writing"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE_STATES = (Status.QUEUED, Status.VALIDATING, Status.WRITING)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="import_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    format = models.CharField(max_length=32)
+    file_path = models.CharField(max_length=1000)
+    original_name = models.CharField(max_length=255, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    records_done = models.PositiveIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    error_line = models.PositiveIntegerField(null=True, blank=True)
+    error_field = models.CharField(max_length=200, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    celery_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"import #{self.pk} {self.format} → {self.project} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATES

@@ -1,0 +1,19 @@
+"""Celery tasks: thin adapters that take an id and call a service (DESIGN §10)."""
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="annotate.tasks.run_import", acks_late=True)
+def run_import(job_id: int) -> str:
+    from .models import ImportJob
+
+    if not ImportJob.objects.filter(pk=job_id).exists():
+        return "gone"
+    return services.import_job_run(job_id=job_id).status
+
+
+@shared_task(name="annotate.tasks.import_jobs_sweep")
+def import_jobs_sweep() -> int:
+    return services.import_jobs_sweep()

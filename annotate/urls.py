@@ -1,0 +1,16 @@
+from django.urls import path
+
+from . import api, views
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("healthz", views.healthz, name="healthz"),
+    path("p/<slug:slug>/", views.project_detail, name="project-detail"),
+    path("p/<slug:slug>/import/", views.import_upload, name="import-upload"),
+    path("p/<slug:slug>/imports/", views.import_jobs_partial, name="import-jobs"),
+    path("p/<slug:slug>/imports/<int:job_id>/cancel/", views.import_cancel, name="import-cancel"),
+    path("api/v1/projects/", api.project_list, name="api-project-list"),
+    path("api/v1/projects/<slug:slug>/", api.project_detail, name="api-project-detail"),
+    path("api/v1/projects/<slug:slug>/imports/", api.project_imports, name="api-project-imports"),
+    path("api/v1/projects/<slug:slug>/imports/<int:job_id>/", api.import_detail, name="api-import-detail"),
+]

@@ -1,0 +1,15 @@
+"""Settings for the test suite: the real settings, with a throwaway secret and
+plain HTTP so that tests need no hand-set variables (production refuses to start
+without a secret and redirects to HTTPS)."""
+
+import os
+
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdefgh")
+os.environ.setdefault("PREFLAB_SECURE", "0")
+
+from .settings import *  # noqa: E402,F403
+from .settings import STORAGES  # noqa: E402
+
+# Pages render {% static %} without a collectstatic run.
+STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+WHITENOISE_AUTOREFRESH = True

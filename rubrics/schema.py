@@ -1,0 +1,162 @@
+"""Criterion settings, validated as a discriminated union on ``scale`` (DESIGN §3).
+
+A criterion is stored in the ``Criterion`` table with its common fields as columns
+and its scale-specific settings (min/max, anchors, error types, target) in
+``config``; this module is the single place that says what is valid, used by the
+services, the admin form, template loading and (later) the editor and the API.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+
+KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
+MAX_NAME = 200
+MAX_DESCRIPTION = 10_000
+MAX_ANCHOR = 2_000
+MAX_LIKERT_LEVELS = 11
+SEVERITY_LEVELS = ("none", "minor", "moderate", "severe")
+BINARY_LEVELS = ("yes", "no")
+
+Polarity = Literal["higher_better", "lower_better", "target"]
+Kind = Literal["principle", "hard_rule"]
+
+
+class _Common(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+    key: str = Field(pattern=KEY_PATTERN, description="Stable slug, kept across versions.")
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    description: str = Field(default="", max_length=MAX_DESCRIPTION, description="Markdown.")
+    polarity: Polarity = "higher_better"
+    kind: Kind = "principle"
+    weight: float = Field(default=1.0, ge=0, le=1000, description="For weighted-sum aggregation.")
+    priority: int = Field(default=1, ge=1, le=100, description="1 decides first in hierarchical derivation.")
+    margin: float = Field(default=0.0, ge=0, description="Differences within the margin count as ties.")
+    threshold: float | None = Field(default=None, description="Constraint value, if any.")
+    na_allowed: bool = False
+    requires_rationale: bool = False
+
+
+class LikertCriterion(_Common):
+    scale: Literal["likert"]
+    min: int = Field(ge=-10, le=10)
+    max: int = Field(ge=-10, le=10)
+    anchors: dict[str, Annotated[str, Field(max_length=MAX_ANCHOR)]] = Field(default_factory=dict)
+    target: float | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> "LikertCriterion":
+        if self.max <= self.min:
+            raise ValueError(f"max ({self.max}) must be greater than min ({self.min})")
+        if self.max - self.min + 1 > MAX_LIKERT_LEVELS:
+            raise ValueError(f"a Likert scale has at most {MAX_LIKERT_LEVELS} levels")
+        levels = {str(v) for v in range(self.min, self.max + 1)}
+        stray = sorted(set(self.anchors) - levels)
+        if stray:
+            raise ValueError(f"anchors name levels outside {self.min}..{self.max}: {', '.join(stray)}")
+        if self.polarity == "target":
+            if self.target is None:
+                raise ValueError("polarity 'target' needs a target value")
+            if not self.min <= self.target <= self.max:
+                raise ValueError(f"target {self.target} is outside {self.min}..{self.max}")
+        elif self.target is not None:
+            raise ValueError("target is only used with polarity 'target'")
+        return self
+
+
+class BinaryCriterion(_Common):
+    scale: Literal["binary"]
+    anchors: dict[Literal["yes", "no"], Annotated[str, Field(max_length=MAX_ANCHOR)]] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _check(self) -> "BinaryCriterion":
+        if self.polarity == "target":
+            raise ValueError("polarity 'target' needs a Likert scale")
+        return self
+
+
+class PairwiseCriterion(_Common):
+    scale: Literal["pairwise"]
+
+    @model_validator(mode="after")
+    def _check(self) -> "PairwiseCriterion":
+        if self.polarity != "higher_better":
+            raise ValueError("a pairwise criterion is answered as A/B/tie; polarity must be 'higher_better'")
+        return self
+
+
+class SeverityCriterion(_Common):
+    scale: Literal["severity"]
+    polarity: Polarity = "lower_better"
+    anchors: dict[Literal["none", "minor", "moderate", "severe"], Annotated[str, Field(max_length=MAX_ANCHOR)]] = (
+        Field(default_factory=dict)
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> "SeverityCriterion":
+        if self.polarity != "lower_better":
+            raise ValueError("severity is always lower-better")
+        return self
+
+
+class ErrorType(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+    key: str = Field(pattern=KEY_PATTERN)
+    name: str = Field(min_length=1, max_length=MAX_NAME)
+    description: str = Field(default="", max_length=MAX_ANCHOR)
+
+
+class SpansCriterion(_Common):
+    scale: Literal["spans"]
+    polarity: Polarity = "lower_better"
+    error_types: list[ErrorType] = Field(min_length=1, max_length=50)
+
+    @model_validator(mode="after")
+    def _check(self) -> "SpansCriterion":
+        keys = [e.key for e in self.error_types]
+        if len(keys) != len(set(keys)):
+            raise ValueError("error type keys must be unique")
+        return self
+
+
+CriterionSpec = Annotated[
+    Union[LikertCriterion, BinaryCriterion, PairwiseCriterion, SeverityCriterion, SpansCriterion],
+    Field(discriminator="scale"),
+]
+_adapter: TypeAdapter[Any] = TypeAdapter(CriterionSpec)
+
+COMMON_FIELDS = tuple(_Common.model_fields) + ("scale",)
+
+
+class CriterionError(ValueError):
+    """Invalid criterion settings; ``errors`` maps a field path to its message."""
+
+    def __init__(self, errors: dict[str, str]):
+        self.errors = errors
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+
+
+def validate_criterion(data: dict[str, Any]) -> BaseModel:
+    """Validate one criterion dict (flat: common fields + scale settings)."""
+    try:
+        return _adapter.validate_python(data)
+    except ValidationError as exc:
+        errors: dict[str, str] = {}
+        for err in exc.errors():
+            # The first location element is the union tag ("likert"); drop it.
+            loc = [str(p) for p in err["loc"]]
+            if loc and loc[0] == data.get("scale"):
+                loc = loc[1:]
+            field = ".".join(loc) or "__all__"
+            errors.setdefault(field, err["msg"].removeprefix("Value error, "))
+        raise CriterionError(errors) from None
+
+
+def split_spec(spec: BaseModel) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split a validated spec into (column fields, scale-specific config)."""
+    data = spec.model_dump(mode="json")
+    columns = {k: data.pop(k) for k in COMMON_FIELDS}
+    return columns, data

@@ -1,0 +1,27 @@
+# Sourced by the scripts: make .venv (Python 3.11+) and install the project into it
+# when pyproject.toml changed since the last install. Set PREFLAB_PYTHON to choose
+# the interpreter.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PREFLAB_PYTHON:-}"
+if [ -z "$PY" ]; then
+  for candidate in python3.11 python3.12 python3.13 python3; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; sys.exit(0 if (3, 11) <= sys.version_info[:2] < (3, 14) else 1)'; then
+      PY="$candidate"; break
+    fi
+  done
+fi
+[ -n "$PY" ] || { echo "PrefLab needs Python 3.11-3.13 (set PREFLAB_PYTHON)." >&2; exit 1; }
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+stamp=".venv/.preflab-installed"
+want="$(cat pyproject.toml | sha1sum | cut -d' ' -f1)-${PREFLAB_EXTRAS:-test}"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  echo "Installing PrefLab and its dependencies into .venv (first run takes a few minutes)…"
+  .venv/bin/python -m pip install --quiet --upgrade pip
+  # torch is pinned to 2.13.0 in pyproject. On a Linux machine without a GPU, set
+  # PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to get the small CPU build.
+  .venv/bin/python -m pip install --quiet -e ".[${PREFLAB_EXTRAS:-test}]"
+  echo "$want" > "$stamp"
+fi
+export PATH="$ROOT/.venv/bin:$PATH"

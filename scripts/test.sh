@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Run the whole test suite. Uses DATABASE_URL when set (CI: PostgreSQL), else
+# SQLite; tests that need PostgreSQL or Redis are skipped, and named in the
+# summary, when those servers are absent (PREFLAB_REQUIRE_SERVICES=1 turns such a
+# skip into a failure).
+source "$(dirname "$0")/_venv.sh"
+exec python -m pytest "$@"

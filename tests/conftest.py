@@ -1,0 +1,111 @@
+"""Shared fixtures: personas, projects, real data, and real services.
+
+Services: tests marked ``services`` need PostgreSQL (the suite's DATABASE_URL) or
+Redis (PREFLAB_TEST_REDIS_URL, default redis://127.0.0.1:6379/15). Without them the
+test is skipped with the reason in the summary, unless PREFLAB_REQUIRE_SERVICES=1
+(CI), where a missing service fails the test instead.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlparse
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from annotate import services
+from annotate.models import Role
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("PREFLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
+REQUIRE_SERVICES = os.environ.get("PREFLAB_REQUIRE_SERVICES") == "1"
+REDIS_URL = os.environ.get("PREFLAB_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+
+
+def _missing_service(reason: str):
+    if REQUIRE_SERVICES:
+        pytest.fail(f"{reason} (PREFLAB_REQUIRE_SERVICES=1: services must be present)")
+    pytest.skip(reason)
+
+
+def _reachable(url: str) -> bool:
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def redis_url() -> str:
+    if not _reachable(REDIS_URL):
+        _missing_service(f"Redis not reachable at {REDIS_URL}")
+    import redis
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    return REDIS_URL
+
+
+@pytest.fixture
+def postgres(settings):
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        _missing_service("needs PostgreSQL: run with DATABASE_URL=postgres://…")
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real data folder {SHARED_DATA} is absent (CI always has it)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _data_dir(settings, tmp_path):
+    """Each test writes uploads and artifacts under its own temporary folder."""
+    settings.UPLOAD_DIR = tmp_path / "uploads"
+    settings.MODEL_DIR = tmp_path / "models"
+    settings.EXPORT_DIR = tmp_path / "exports"
+
+
+def make_user(username: str, *, staff: bool = False, password: str = "pw-for-tests-only"):
+    user = get_user_model().objects.create_user(username=username, password=password, is_staff=staff)
+    return user
+
+
+@pytest.fixture
+def admin_user(db):
+    return make_user("ada-admin", staff=True)
+
+
+@pytest.fixture
+def owner(db):
+    return make_user("rita-researcher")
+
+
+@pytest.fixture
+def annotator(db):
+    return make_user("anna-annotator")
+
+
+@pytest.fixture
+def outsider(db):
+    return make_user("olga-outsider")
+
+
+@pytest.fixture
+def project(owner, annotator):
+    p = services.project_create(name="Helpfulness", slug="helpfulness", created_by=owner)
+    services.membership_set(project=p, user=annotator, role=Role.ANNOTATOR)
+    return p
+
+
+@pytest.fixture
+def other_project(db):
+    other_owner = make_user("otto-owner")
+    return services.project_create(name="Secret", slug="secret", created_by=other_owner)

@@ -17,6 +17,7 @@ value stops start-up with a message naming the variable instead of failing later
 | PREFLAB_DATA_DIR | ./var | models, exports, uploads, broker files |
 | PREFLAB_SECURE | 0 | HTTPS-only cookies, HSTS, SSL redirect (behind TLS) |
 | PREFLAB_IMPORT_MAX_MB | 512 | largest accepted upload |
+| PREFLAB_STATIC_ROOT | $PREFLAB_DATA_DIR/staticfiles | where collectstatic writes |
 """
 
 from __future__ import annotations
@@ -170,8 +171,9 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+# The image collects static files at build time, outside the data volume.
+STATIC_ROOT = Path(os.environ.get("PREFLAB_STATIC_ROOT") or DATA_DIR / "staticfiles").resolve()
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import random
+
+from django.http import Http404
 from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response as ApiResponse
 
-from . import services
+from . import queue, services
 from .access import get_project_for
 from .importers import PARSERS
-from .models import ImportJob, Project
+from .models import Assignment, ImportJob, Project, TaskKind
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -71,3 +75,176 @@ def import_detail(request, slug: str, job_id: int):
     project, _ = get_project_for(request.user, slug, role="researcher")
     job = get_object_or_404(ImportJob, pk=job_id, project=project)
     return ApiResponse(ImportJobSerializer(job).data)
+
+
+# --- the annotation queue ----------------------------------------------------------
+
+
+def task_payload(assignment: Assignment) -> dict:
+    """What an annotator may see of a task: the conversation, the responses in the
+    order shown, and the rubric. Never gold flags or answers, model names, model
+    scores or other annotators' labels."""
+    a = assignment
+    data: dict = {
+        "assignment": a.pk,
+        "kind": a.kind,
+        "project": a.project.slug,
+        "expires_at": a.expires_at,
+        "state": a.state,
+        "guidelines": a.project.guidelines,
+        "rubric_version": None,
+        "criteria": [],
+    }
+    if a.rubric_version_id:
+        v = a.rubric_version
+        data["rubric_version"] = {"id": v.pk, "rubric": v.rubric.name, "number": v.number,
+                                  "ask_overall_preference": v.ask_overall_preference, "guidelines": v.guidelines}
+        data["criteria"] = [_criterion_view(c) for c in v.criteria.all()]
+    if a.kind == TaskKind.PAIRWISE:
+        c = a.comparison
+        left, right = (c.response_a, c.response_b) if a.shown_left_id == c.response_a_id else (c.response_b, c.response_a)
+        data["conversation"] = c.prompt.conversation
+        data["responses"] = [{"id": left.pk, "label": "A", "text": left.text}, {"id": right.pk, "label": "B", "text": right.text}]
+    elif a.kind == TaskKind.RATING:
+        data["conversation"] = a.response.prompt.conversation
+        data["responses"] = [{"id": a.response.pk, "label": "", "text": a.response.text}]
+    else:
+        responses = list(a.prompt.responses.all())
+        # a stable shuffle per assignment, so the listing order carries no signal
+        random.Random(a.pk).shuffle(responses)
+        data["conversation"] = a.prompt.conversation
+        data["responses"] = [{"id": r.pk, "label": chr(65 + i) if i < 26 else str(i + 1), "text": r.text}
+                             for i, r in enumerate(responses)]
+        data["ranking_top_k"] = a.project.ranking_top_k
+    return data
+
+
+def _criterion_view(c) -> dict:
+    view = {"key": c.key, "name": c.name, "description": c.description, "scale": c.scale,
+            "na_allowed": c.na_allowed, "requires_rationale": c.requires_rationale}
+    for k in ("min", "max", "anchors", "error_types"):
+        if k in c.config:
+            view[k] = c.config[k]
+    return view
+
+
+class NextTaskRequest(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=[k.value for k in queue.QUEUE_KINDS], default=TaskKind.PAIRWISE.value)
+
+
+class TaskSerializer(serializers.Serializer):
+    assignment = serializers.IntegerField()
+    kind = serializers.CharField()
+    project = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    state = serializers.CharField()
+    guidelines = serializers.CharField()
+    rubric_version = serializers.DictField(allow_null=True)
+    criteria = serializers.ListField(child=serializers.DictField())
+    conversation = serializers.ListField(child=serializers.DictField())
+    responses = serializers.ListField(child=serializers.DictField())
+    ranking_top_k = serializers.IntegerField(required=False, allow_null=True)
+
+
+class SubmitRequest(serializers.Serializer):
+    """Fields per kind: pairwise uses preference/both_bad/criteria/flags/spans;
+    rating uses scores/spans; ranking uses groups. A and B mean the responses in
+    the order the task listed them."""
+
+    idempotency_key = serializers.CharField(required=False, allow_blank=True, max_length=64)
+    time_on_task_ms = serializers.IntegerField(required=False, min_value=0)
+    rationale = serializers.CharField(required=False, allow_blank=True, default="")
+    preference = serializers.IntegerField(required=False, allow_null=True, min_value=-3, max_value=3,
+                                          help_text="-3 A (listed first) much better … 0 tie … 3 B much better")
+    both_bad = serializers.BooleanField(required=False, default=False)
+    criteria = serializers.DictField(child=serializers.CharField(), required=False, default=dict)
+    flags = serializers.ListField(child=serializers.CharField(), required=False, default=list)
+    spans = serializers.ListField(child=serializers.DictField(), required=False, default=list)
+    scores = serializers.DictField(required=False, default=dict)
+    groups = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()), required=False)
+
+
+class SkipRequest(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000)
+
+
+class LabelSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.CharField()
+    assignment = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+
+
+_TASK_ERROR_STATUS = {"forbidden": 404, "expired": 409, "conflict": 409, "skipped": 409, "kind": 400, "invalid": 400}
+
+
+def _task_error(exc: queue.TaskError) -> ApiResponse:
+    if exc.code == "forbidden":
+        return ApiResponse({"detail": "Not found."}, status=404)
+    return ApiResponse({"detail": str(exc), "code": exc.code, "errors": exc.errors}, status=_TASK_ERROR_STATUS[exc.code])
+
+
+def _own_assignment(request, assignment_id: int) -> Assignment:
+    a = queue.assignment_for(annotator=request.user, assignment_id=assignment_id)
+    if a is None:
+        raise Http404("No such task.")
+    return a
+
+
+@extend_schema(request=NextTaskRequest, responses={200: TaskSerializer, 204: None})
+@api_view(["POST"])
+def task_next(request, slug: str):
+    """Lease the next task of a kind (or get back your unfinished one); 204 when none is left for you."""
+    project, _ = get_project_for(request.user, slug)
+    body = NextTaskRequest(data=request.data)
+    body.is_valid(raise_exception=True)
+    try:
+        a = queue.assignment_lease(project=project, annotator=request.user, kind=body.validated_data["kind"])
+    except queue.TaskError as exc:
+        return _task_error(exc)
+    if a is None:
+        return ApiResponse(status=status.HTTP_204_NO_CONTENT)
+    return ApiResponse(task_payload(a))
+
+
+@extend_schema(responses=TaskSerializer)
+@api_view(["GET"])
+def task_detail(request, assignment_id: int):
+    return ApiResponse(task_payload(_own_assignment(request, assignment_id)))
+
+
+@extend_schema(request=SubmitRequest, responses={200: LabelSerializer, 400: None, 409: None})
+@api_view(["POST"])
+def task_submit(request, assignment_id: int):
+    """Submit an answer. Idempotent: repeating it (same assignment) returns the stored label."""
+    a = _own_assignment(request, assignment_id)
+    body = SubmitRequest(data=request.data)
+    body.is_valid(raise_exception=True)
+    d = body.validated_data
+    common = {"assignment": a, "user": request.user, "rationale": d["rationale"],
+              "time_on_task_ms": d.get("time_on_task_ms"), "idempotency_key": d.get("idempotency_key") or None}
+    try:
+        if a.kind == TaskKind.PAIRWISE:
+            label = queue.judgment_submit(preference=d.get("preference"), both_bad=d["both_bad"], criteria=d["criteria"],
+                                          flags=d["flags"], spans=d["spans"], **common)
+        elif a.kind == TaskKind.RATING:
+            label = queue.rating_submit(scores=d["scores"], spans=d["spans"], **common)
+        else:
+            common.pop("spans", None)
+            label = queue.ranking_submit(groups=d.get("groups") or [], **common)
+    except queue.TaskError as exc:
+        return _task_error(exc)
+    return ApiResponse({"id": label.pk, "kind": a.kind, "assignment": a.pk, "created_at": label.created_at})
+
+
+@extend_schema(request=SkipRequest, responses={200: None})
+@api_view(["POST"])
+def task_skip(request, assignment_id: int):
+    a = _own_assignment(request, assignment_id)
+    body = SkipRequest(data=request.data)
+    body.is_valid(raise_exception=True)
+    try:
+        queue.assignment_skip(assignment=a, user=request.user, reason=body.validated_data["reason"])
+    except queue.TaskError as exc:
+        return _task_error(exc)
+    return ApiResponse({"assignment": a.pk, "state": "skipped"})

@@ -84,6 +84,13 @@ class Project(models.Model):
     gold_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     selection_strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.COVERAGE)
     reward_model_settings = models.JSONField(default=dict, blank=True)
+    max_tasks_per_annotator = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Most tasks one annotator may submit in this project (empty: no cap)."
+    )
+    ranking_top_k = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)],
+        help_text="Rank only the best k responses (empty: rank them all).",
+    )
     show_others_labels = models.BooleanField(
         default=False, help_text="Let annotators see other annotators' labels (off: they never do)."
     )
@@ -117,11 +124,16 @@ class Prompt(models.Model):
     external_id = models.CharField(max_length=255)
     conversation = models.JSONField(help_text='List of {"role", "content"} turns.')
     metadata = models.JSONField(default=dict, blank=True)
+    # Queue counter for ranking tasks: overlap − submitted − live leases (see annotate.queue).
+    ranking_slots = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["project", "external_id"], name="prompt_external_id_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "external_id"], name="prompt_external_id_unique"),
+            models.CheckConstraint(condition=Q(ranking_slots__gte=0), name="prompt_ranking_slots_nonnegative"),
+        ]
 
     def __str__(self) -> str:
         last = self.conversation[-1]["content"] if self.conversation else ""
@@ -134,11 +146,16 @@ class Response(models.Model):
     text = models.TextField()
     source = models.CharField(max_length=200, blank=True, help_text="Model or policy that wrote it.")
     metadata = models.JSONField(default=dict, blank=True)
+    # Queue counter for rating tasks: overlap − submitted − live leases (see annotate.queue).
+    rating_slots = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["prompt", "external_id"], name="response_external_id_unique")]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "external_id"], name="response_external_id_unique"),
+            models.CheckConstraint(condition=Q(rating_slots__gte=0), name="response_rating_slots_nonnegative"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.external_id} ({self.source or 'unknown'})"
@@ -158,6 +175,9 @@ class Comparison(models.Model):
     response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     priority = models.FloatField(default=0.0, help_text="Higher is handed out first (written by active learning).")
+    # overlap − submitted − live leases; the lease decrements it with a conditional
+    # UPDATE, so the row itself arbitrates races (see annotate.queue).
+    open_slots = models.IntegerField(default=0)
     is_gold = models.BooleanField(default=False)
     gold_choice = models.CharField(max_length=16, choices=Choice.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -168,8 +188,14 @@ class Comparison(models.Model):
             models.UniqueConstraint(fields=["response_a", "response_b"], name="comparison_pair_unique"),
             models.CheckConstraint(condition=Q(response_a__lt=models.F("response_b")), name="comparison_canonical"),
             models.CheckConstraint(condition=Q(is_gold=False) | ~Q(gold_choice=""), name="comparison_gold_has_answer"),
+            models.CheckConstraint(condition=Q(open_slots__gte=0), name="comparison_open_slots_nonnegative"),
         ]
-        indexes = [models.Index(fields=["project", "-priority", "id"], name="comparison_queue_idx")]
+        indexes = [
+            models.Index(fields=["project", "-priority", "id"], name="comparison_queue_idx"),
+            models.Index(
+                fields=["project", "-priority", "id"], condition=Q(open_slots__gt=0, is_gold=False), name="comparison_open_idx"
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk}: {self.response_a_id} vs {self.response_b_id}"
@@ -195,12 +221,31 @@ class Assignment(models.Model):
     state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
     leased_at = models.DateTimeField()
     expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True, help_text="When it was submitted or skipped.")
     strategy = models.CharField(max_length=16, blank=True)
     selection_probability = models.FloatField(null=True, blank=True)
     skip_reason = models.TextField(blank=True)
 
+    LIVE_STATES = (State.ACTIVE, State.SUBMITTED)
+
     class Meta:
+        constraints = [
+            # a task is never live twice for the same annotator (two tabs, a retried lease)
+            models.UniqueConstraint(
+                fields=["comparison", "annotator"], condition=Q(state__in=["active", "submitted"], comparison__isnull=False),
+                name="assignment_live_comparison_once",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "response", "annotator"], condition=Q(state__in=["active", "submitted"], response__isnull=False),
+                name="assignment_live_response_once",
+            ),
+            models.UniqueConstraint(
+                fields=["kind", "prompt", "annotator"], condition=Q(state__in=["active", "submitted"], prompt__isnull=False),
+                name="assignment_live_prompt_once",
+            ),
+        ]
         indexes = [
+            models.Index(fields=["state", "expires_at"], name="assignment_state_expiry"),
             models.Index(fields=["comparison", "state"], name="assignment_comparison_state"),
             models.Index(fields=["annotator", "state"], name="assignment_annotator_state"),
         ]

@@ -76,7 +76,7 @@ def comparisons_generate(*, project: Project, max_pairs_per_prompt: int = 45, se
         if len(pairs) > max_pairs_per_prompt:
             pairs = rng.sample(pairs, max_pairs_per_prompt)
         new.extend(
-            Comparison(project=project, prompt_id=prompt_id, response_a_id=a, response_b_id=b)
+            Comparison(project=project, prompt_id=prompt_id, response_a_id=a, response_b_id=b, open_slots=project.overlap)
             for a, b in pairs
             if (a, b) not in existing
         )
@@ -259,7 +259,7 @@ def _write(job: ImportJob, records: list[Record]) -> dict[str, int]:
             )
     counts["prompts_existing"] = len(prompts)
     new_prompts = [
-        Prompt(project=project, external_id=ext, conversation=r.conversation, metadata=r.prompt_metadata)
+        Prompt(project=project, external_id=ext, conversation=r.conversation, metadata=r.prompt_metadata, ranking_slots=project.overlap)
         for ext, r in first_by_prompt.items()
         if ext not in prompts
     ]
@@ -298,7 +298,7 @@ def _write(job: ImportJob, records: list[Record]) -> dict[str, int]:
                 field="responses",
             )
     new_responses = [
-        Response(prompt_id=key[0], external_id=key[1], text=rr.text, source=rr.source, metadata=rr.metadata)
+        Response(prompt_id=key[0], external_id=key[1], text=rr.text, source=rr.source, metadata=rr.metadata, rating_slots=project.overlap)
         for key, (_, rr) in wanted.items()
         if key not in responses
     ]
@@ -321,7 +321,7 @@ def _write(job: ImportJob, records: list[Record]) -> dict[str, int]:
         for c in Comparison.objects.filter(response_a_id__in=chunk):
             comparisons[(c.response_a_id, c.response_b_id)] = c
     new_comparisons = [
-        Comparison(project=project, prompt_id=ppk, response_a_id=a, response_b_id=b)
+        Comparison(project=project, prompt_id=ppk, response_a_id=a, response_b_id=b, open_slots=project.overlap)
         for (a, b), ppk in pairs.items()
         if (a, b) not in comparisons
     ]

@@ -13,4 +13,8 @@ urlpatterns = [
     path("api/v1/projects/<slug:slug>/", api.project_detail, name="api-project-detail"),
     path("api/v1/projects/<slug:slug>/imports/", api.project_imports, name="api-project-imports"),
     path("api/v1/projects/<slug:slug>/imports/<int:job_id>/", api.import_detail, name="api-import-detail"),
+    path("api/v1/projects/<slug:slug>/tasks/next/", api.task_next, name="api-task-next"),
+    path("api/v1/tasks/<int:assignment_id>/", api.task_detail, name="api-task-detail"),
+    path("api/v1/tasks/<int:assignment_id>/submit/", api.task_submit, name="api-task-submit"),
+    path("api/v1/tasks/<int:assignment_id>/skip/", api.task_skip, name="api-task-skip"),
 ]

@@ -81,3 +81,46 @@ def test_one_job_id_given_to_two_workers_runs_once(postgres, project, tmp_path):
     # exactly one of the two calls claimed the job and wrote the counts
     assert sum(1 for r in results if r.counts) >= 1
     assert Prompt.objects.filter(project=project).count() == 1
+
+
+def test_32_concurrent_annotators_drain_100_comparisons_with_overlap_3(postgres, project):
+    """Exact overlap under real concurrency: 300 labels, no duplicates, nothing
+    over quota; every annotator also double-submits each answer."""
+    from annotate import queue
+    from annotate.models import Assignment, Comparison
+
+    from .factories import annotators
+
+    project.overlap = 3
+    project.save()
+    for i in range(100):
+        p = Prompt.objects.create(project=project, external_id=f"p{i}", conversation=[{"role": "user", "content": "q"}])
+        Response.objects.bulk_create([Response(prompt=p, external_id=e, text=e) for e in ("a", "b")])
+    services.comparisons_generate(project=project)
+    assert Comparison.objects.filter(project=project).count() == 100
+    users = annotators(project, 32)
+
+    def drain(user):
+        def run():
+            done = 0
+            while (a := queue.assignment_lease(project=project, annotator=user)) is not None:
+                key = f"{user.pk}-{a.pk}"
+                first = queue.judgment_submit(assignment=a, user=user, preference=1, idempotency_key=key)
+                again = queue.judgment_submit(assignment=a, user=user, preference=1, idempotency_key=key)
+                assert first.pk == again.pk
+                done += 1
+            return done
+        return run
+
+    done = _run_in_threads(*[drain(u) for u in users])
+
+    judgments = Judgment.objects.filter(comparison__project=project)
+    assert sum(done) == 300 == judgments.count()
+    pairs = list(judgments.values_list("comparison_id", "annotator_id"))
+    assert len(set(pairs)) == 300
+    from collections import Counter
+
+    per_comparison = Counter(c for c, _ in pairs)
+    assert set(per_comparison.values()) == {3} and len(per_comparison) == 100
+    assert not Assignment.objects.filter(project=project, state="active").exists()
+    assert set(Comparison.objects.filter(project=project).values_list("open_slots", flat=True)) == {0}

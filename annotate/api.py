@@ -40,18 +40,22 @@ class ImportRequestSerializer(serializers.Serializer):
     file = serializers.FileField()
 
 
+@extend_schema(responses=ProjectSerializer(many=True))
 @api_view(["GET"])
 def project_list(request):
     projects = Project.objects.visible_to(request.user).order_by("name")
     return ApiResponse(ProjectSerializer(projects, many=True).data)
 
 
+@extend_schema(responses=ProjectSerializer)
 @api_view(["GET"])
 def project_detail(request, slug: str):
     project, _ = get_project_for(request.user, slug)
     return ApiResponse(ProjectSerializer(project).data)
 
 
+@extend_schema(methods=["GET"], responses=ImportJobSerializer(many=True))
+@extend_schema(methods=["POST"], request={"multipart/form-data": ImportRequestSerializer}, responses={202: ImportJobSerializer})
 @api_view(["GET", "POST"])
 @parser_classes([MultiPartParser, FormParser])
 def project_imports(request, slug: str):
@@ -70,6 +74,7 @@ def project_imports(request, slug: str):
     return ApiResponse(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
+@extend_schema(responses=ImportJobSerializer)
 @api_view(["GET"])
 def import_detail(request, slug: str, job_id: int):
     project, _ = get_project_for(request.user, slug, role="researcher")

@@ -10,8 +10,13 @@ from django.http import JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import services
+import uuid
+
+from django.http import Http404
+
+from . import forms, queue, services, stats
 from .access import can_manage, get_project_for
+from .api import task_payload
 from .forms import FORMAT_HELP, ImportForm
 from .models import Comparison, ImportJob, Judgment, Project, Prompt, Response
 
@@ -30,15 +35,13 @@ def healthz(request):
 @login_required
 @require_GET
 def home(request):
-    projects = (
-        Project.objects.visible_to(request.user)
-        .annotate(
-            n_prompts=Count("prompts", distinct=True),
-            n_comparisons=Count("comparisons", distinct=True),
-        )
-        .order_by("name")
-    )
-    return render(request, "annotate/home.html", {"projects": projects})
+    projects = list(Project.objects.visible_to(request.user).order_by("name"))
+    rows = [
+        {"project": p, "progress": queue.annotator_progress(project=p, annotator=request.user),
+         "kinds": [k for k in p.task_kinds if k in queue.QUEUE_KINDS]}
+        for p in projects
+    ]
+    return render(request, "annotate/home.html", {"rows": rows})
 
 
 def _project_stats(project: Project) -> dict[str, int]:
@@ -103,3 +106,95 @@ def import_cancel(request, slug: str, job_id: int):
     if services.import_job_cancel(job=job):
         messages.info(request, f"Import #{job.pk}: cancel requested.")
     return redirect("project-detail", slug=project.slug)
+
+
+# --- annotation ----------------------------------------------------------------------
+
+
+def _task_context(request, project: Project, kind: str, assignment=None, **extra) -> dict:
+    if assignment is None:
+        try:
+            assignment = queue.assignment_lease(project=project, annotator=request.user, kind=kind)
+        except queue.TaskError:
+            raise Http404("This project has no such tasks.") from None
+    return {
+        "project": project,
+        "kind": kind,
+        "assignment": assignment,
+        "task": task_payload(assignment) if assignment else None,
+        # one key per rendering of the form: a double click or a retried POST repeats it
+        "idempotency_key": uuid.uuid4().hex,
+        "progress": queue.annotator_progress(project=project, annotator=request.user),
+        "flags": queue.FLAGS,
+        "scale": PREFERENCE_SCALE,
+        "errors": {},
+        "values": {},
+        **extra,
+    }
+
+
+PREFERENCE_SCALE = [
+    (-3, "A much better", "1"), (-2, "A better", "2"), (-1, "A slightly better", "3"), (0, "Tie", "4"),
+    (1, "B slightly better", "5"), (2, "B better", "6"), (3, "B much better", "7"),
+]
+
+
+@login_required
+@require_GET
+def work(request, slug: str, kind: str):
+    project, _ = get_project_for(request.user, slug)
+    return render(request, "annotate/work.html", _task_context(request, project, kind))
+
+
+@login_required
+@require_POST
+def task_submit(request, slug: str, assignment_id: int):
+    project, _ = get_project_for(request.user, slug)
+    assignment = queue.assignment_for(annotator=request.user, assignment_id=assignment_id)
+    if assignment is None or assignment.project_id != project.pk:
+        raise Http404("No such task.")
+    ctx_extra = {}
+    try:
+        forms.task_submit_from_post(assignment=assignment, user=request.user, data=request.POST)
+    except queue.TaskError as exc:
+        if exc.code in ("invalid",):
+            # same task again, with the answers kept and the problems named
+            ctx = _task_context(request, project, assignment.kind, assignment, errors=exc.errors,
+                                values=request.POST, notice=str(exc))
+            return _task_response(request, ctx)
+        ctx_extra["notice"] = str(exc)
+    ctx = _task_context(request, project, assignment.kind, **ctx_extra)
+    return _task_response(request, ctx)
+
+
+@login_required
+@require_POST
+def task_skip(request, slug: str, assignment_id: int):
+    project, _ = get_project_for(request.user, slug)
+    assignment = queue.assignment_for(annotator=request.user, assignment_id=assignment_id)
+    if assignment is None or assignment.project_id != project.pk:
+        raise Http404("No such task.")
+    try:
+        queue.assignment_skip(assignment=assignment, user=request.user, reason=request.POST.get("reason", ""))
+    except queue.TaskError as exc:
+        ctx = _task_context(request, project, assignment.kind, assignment, errors={"reason": str(exc)},
+                            values=request.POST, notice=str(exc))
+        return _task_response(request, ctx)
+    return _task_response(request, _task_context(request, project, assignment.kind, notice="Skipped."))
+
+
+def _task_response(request, ctx):
+    if request.htmx:
+        return render(request, "annotate/partials/task.html", ctx)
+    if ctx.get("notice"):
+        messages.info(request, ctx["notice"])
+    return render(request, "annotate/work.html", ctx)
+
+
+@login_required
+@require_GET
+def progress(request, slug: str):
+    project, _ = get_project_for(request.user, slug, role="researcher")
+    ctx = {"project": project, **stats.project_progress(project=project)}
+    template = "annotate/partials/progress.html" if request.htmx else "annotate/progress.html"
+    return render(request, template, ctx)

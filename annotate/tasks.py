@@ -17,3 +17,12 @@ def run_import(job_id: int) -> str:
 @shared_task(name="annotate.tasks.import_jobs_sweep")
 def import_jobs_sweep() -> int:
     return services.import_jobs_sweep()
+
+
+@shared_task(name="annotate.tasks.assignments_expire")
+def assignments_expire() -> int:
+    """Leases also expire lazily when a task is handed out; this sweep keeps the
+    progress page honest when nobody is asking for work."""
+    from . import queue
+
+    return queue.assignments_expire()

@@ -17,6 +17,7 @@ value stops start-up with a message naming the variable instead of failing later
 | PREFLAB_DATA_DIR | ./var | models, exports, uploads, broker files |
 | PREFLAB_SECURE | 0 | HTTPS-only cookies, HSTS, SSL redirect (behind TLS) |
 | PREFLAB_IMPORT_MAX_MB | 512 | largest accepted upload |
+| PREFLAB_LOGIN_MAX_FAILURES | 5 | failed log-ins per username per 15 min before 429 |
 | PREFLAB_STATIC_ROOT | $PREFLAB_DATA_DIR/staticfiles | where collectstatic writes |
 """
 
@@ -242,7 +243,18 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "expire-stale-import-jobs": {"task": "annotate.tasks.import_jobs_sweep", "schedule": 300.0},
+    "expire-leases": {"task": "annotate.tasks.assignments_expire", "schedule": 60.0},
 }
+
+# --- Cache (login throttling) -----------------------------------------------------
+# Shared between processes when Redis is configured; per-process memory otherwise
+# (the embedded default runs one web process).
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CELERY_BROKER_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+LOGIN_MAX_FAILURES = _env_int("PREFLAB_LOGIN_MAX_FAILURES", 5, minimum=1)
+LOGIN_WINDOW_SECONDS = 900
 
 # --- Security (production) ------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

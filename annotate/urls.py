@@ -11,6 +11,7 @@ urlpatterns = [
     path("p/<slug:slug>/tasks/<int:assignment_id>/submit/", views.task_submit, name="task-submit"),
     path("p/<slug:slug>/tasks/<int:assignment_id>/skip/", views.task_skip, name="task-skip"),
     path("p/<slug:slug>/progress/", views.progress, name="progress"),
+    path("p/<slug:slug>/mine/", views.my_labels, name="my-labels"),
     path("p/<slug:slug>/imports/", views.import_jobs_partial, name="import-jobs"),
     path("p/<slug:slug>/imports/<int:job_id>/cancel/", views.import_cancel, name="import-cancel"),
     path("api/v1/projects/", api.project_list, name="api-project-list"),

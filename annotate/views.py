@@ -18,7 +18,7 @@ from . import forms, queue, services, stats
 from .access import can_manage, get_project_for
 from .api import task_payload
 from .forms import FORMAT_HELP, ImportForm
-from .models import Comparison, ImportJob, Judgment, Project, Prompt, Response
+from .models import Comparison, ImportJob, Judgment, Project, Prompt, Rating, Response
 
 
 @require_GET
@@ -198,3 +198,21 @@ def progress(request, slug: str):
     ctx = {"project": project, **stats.project_progress(project=project)}
     template = "annotate/partials/progress.html" if request.htmx else "annotate/progress.html"
     return render(request, template, ctx)
+
+
+@login_required
+@require_GET
+def my_labels(request, slug: str):
+    """The annotator's own recent labels, spans shown back on the text; nobody else's."""
+    project, _ = get_project_for(request.user, slug)
+    judgments = (
+        Judgment.objects.filter(comparison__project=project, annotator=request.user)
+        .select_related("comparison__response_a", "comparison__response_b", "comparison__prompt")
+        .order_by("-created_at")[:50]
+    )
+    ratings = (
+        Rating.objects.filter(response__prompt__project=project, annotator=request.user)
+        .select_related("response__prompt")
+        .order_by("-created_at")[:50]
+    )
+    return render(request, "annotate/my_labels.html", {"project": project, "judgments": judgments, "ratings": ratings})

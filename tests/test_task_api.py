@@ -135,3 +135,27 @@ def test_openapi_schema_lists_the_queue_endpoints(annotator):
     for path in ("/api/v1/projects/{slug}/tasks/next/", "/api/v1/tasks/{assignment_id}/submit/", "/api/v1/tasks/{assignment_id}/skip/"):
         assert path in text
     assert schema is None or "SubmitRequest" in schema["components"]["schemas"]
+
+
+def test_tagged_spans_are_shown_back_to_their_annotator_only(project, annotator):
+    from annotate import queue
+    from annotate.models import TaskKind
+
+    from .factories import pin_rubric
+
+    project.task_kinds = ["pairwise", "rating"]
+    project.save()
+    pin_rubric(project, criteria=[{"key": "errs", "name": "Errors", "scale": "spans",
+                                   "error_types": [{"key": "factual", "name": "Factual"}]}])
+    fill(project, prompts=1, responses=2)
+    a = queue.assignment_lease(project=project, annotator=annotator, kind=TaskKind.RATING)
+    queue.rating_submit(assignment=a, user=annotator, scores={},
+                        spans=[{"response": a.response_id, "start": 7, "end": 8, "type": "factual"}])
+    web = Client()
+    web.force_login(annotator)
+    html = web.get("/p/helpfulness/mine/").content.decode()
+    text = a.response.text
+    assert f'{text[:7]}<mark data-type="factual" title="factual">{text[7:8]}</mark>{text[8:]}' in html
+    (other,) = annotators(project, 1, prefix="other")
+    web.force_login(other)
+    assert "<mark" not in web.get("/p/helpfulness/mine/").content.decode()

@@ -35,3 +35,23 @@ def levels(criterion):
         return [(lvl, lvl.capitalize(), anchors.get(lvl, ""), str(i + 1))
                 for i, lvl in enumerate(("none", "minor", "moderate", "severe"))]
     return []
+
+
+@register.filter
+def highlight_spans(text, spans):
+    """The raw text, escaped, with each stored span wrapped in <mark> (offsets are
+    character positions in the raw text; overlapping spans keep the first)."""
+    from django.utils.html import escape
+    from django.utils.safestring import mark_safe
+
+    text = text or ""
+    out, at = [], 0
+    for s in sorted(spans or [], key=lambda s: (s.get("start", 0), s.get("end", 0))):
+        start, end = s.get("start"), s.get("end")
+        if not (isinstance(start, int) and isinstance(end, int)) or start < at or end > len(text) or start >= end:
+            continue
+        out.append(escape(text[at:start]))
+        out.append(f'<mark data-type="{escape(s.get("type", ""))}" title="{escape(s.get("type", ""))}">{escape(text[start:end])}</mark>')
+        at = end
+    out.append(escape(text[at:]))
+    return mark_safe("".join(out))

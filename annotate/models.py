@@ -240,7 +240,8 @@ class Assignment(models.Model):
                 name="assignment_live_response_once",
             ),
             models.UniqueConstraint(
-                fields=["kind", "prompt", "annotator"], condition=Q(state__in=["active", "submitted"], prompt__isnull=False),
+                fields=["kind", "prompt", "annotator"],
+                condition=Q(state__in=["active", "submitted"], kind="ranking", prompt__isnull=False),
                 name="assignment_live_prompt_once",
             ),
         ]

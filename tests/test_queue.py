@@ -222,3 +222,17 @@ def test_rating_and_ranking_tasks(project, annotator):
     ranking = queue.ranking_submit(assignment=k, user=annotator, groups=[[ids[2]], [ids[0], ids[1]]])
     assert ranking.groups == [[ids[2]], [ids[0], ids[1]]]
     assert Rating.objects.count() == 1 and Ranking.objects.count() == 1
+
+
+def test_one_annotator_gets_every_pair_and_every_response_of_one_prompt(project, annotator):
+    project.task_kinds = ["pairwise", "rating"]
+    project.save()
+    fill(project, prompts=1, responses=3)  # 3 pairs, 3 responses
+    pairs, rated = set(), set()
+    while (a := queue.assignment_lease(project=project, annotator=annotator)) is not None:
+        pairs.add(a.comparison_id)
+        _answer(a, annotator)
+    while (a := queue.assignment_lease(project=project, annotator=annotator, kind=TaskKind.RATING)) is not None:
+        rated.add(a.response_id)
+        queue.rating_submit(assignment=a, user=annotator, scores={})
+    assert len(pairs) == 3 and len(rated) == 3

@@ -7,7 +7,7 @@
 
   const form = () => document.getElementById("task-form");
   const help = () => document.getElementById("help");
-  const typing = (el) => el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type === "text") || el.tagName === "SELECT" && false);
+  const typing = (el) => el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type === "text") || false);
 
   function initTask() {
     startedAt = performance.now();
@@ -43,11 +43,18 @@
     return true;
   }
 
+  let beforeHelp = null; // what had the focus when the help opened
   function toggleHelp(show) {
     const h = help();
     if (!h) return;
     h.hidden = show === undefined ? !h.hidden : !show;
-    if (!h.hidden) h.focus(); else form()?.querySelector("input, .rank-item")?.focus();
+    if (!h.hidden) { beforeHelp = document.activeElement; h.focus(); return; }
+    // Back to where the annotator was; "input" alone would pick the hidden CSRF field,
+    // which cannot take focus, and leave the focus on <body>.
+    const back = beforeHelp && beforeHelp.isConnected && beforeHelp !== document.body ? beforeHelp
+      : form()?.querySelector("input[type=radio], .rank-item");
+    beforeHelp = null;
+    back?.focus();
   }
 
   document.addEventListener("keydown", (e) => {

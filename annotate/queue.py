@@ -24,6 +24,7 @@ assignment (double click, retry) returns the label already stored, and the
 from __future__ import annotations
 
 import random
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -51,6 +52,7 @@ QUEUE_KINDS = (TaskKind.PAIRWISE, TaskKind.RATING, TaskKind.RANKING)
 FLAGS = ("unsafe", "unanswerable", "broken")
 SEVERITY_LEVELS = ("none", "minor", "moderate", "severe")
 MAX_RATIONALE = 20_000
+LEASE_RETRIES = 50
 
 
 class TaskError(Exception):
@@ -256,12 +258,21 @@ def assignment_lease(*, project: Project, annotator, kind: str = TaskKind.PAIRWI
     ).count()
     if project.max_tasks_per_annotator is not None and served >= project.max_tasks_per_annotator:
         return None
-    try:
-        with transaction.atomic():
-            return _lease(project, annotator, kind, served)
-    except IntegrityError:
-        # the same annotator leased in another tab at the same moment: use that lease
-        return assignment_active(project=project, annotator=annotator, kind=kind)
+    for attempt in range(LEASE_RETRIES):
+        try:
+            with transaction.atomic():
+                lease = _lease(project, annotator, kind, served)
+        except IntegrityError:
+            # the same annotator leased in another tab at the same moment: use that lease
+            return assignment_active(project=project, annotator=annotator, kind=kind)
+        if lease is not None:
+            return lease
+        # SKIP LOCKED passes over rows other annotators are leasing right now; "none
+        # left" is only true when no candidate exists even counting those.
+        if not _candidates(project, kind, annotator).exists():
+            return None
+        time.sleep(min(0.002 * (attempt + 1), 0.05))
+    return None
 
 
 def _lease(project: Project, annotator, kind: str, served: int) -> Assignment | None:

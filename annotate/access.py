@@ -31,3 +31,14 @@ def get_project_for(user, slug: str, *, role: str | None = None) -> tuple[Projec
 
 def can_manage(role: str | None) -> bool:
     return role in ("admin", Role.RESEARCHER)
+
+
+def get_assignment_for(user, assignment_id: int, *, project: Project | None = None):
+    """The user's own assignment (in ``project`` when given), or 404: another
+    annotator's task is indistinguishable from one that does not exist."""
+    from .queue import assignment_for
+
+    assignment = assignment_for(annotator=user, assignment_id=assignment_id)
+    if assignment is None or (project is not None and assignment.project_id != project.pk):
+        raise Http404("No such task.")
+    return assignment

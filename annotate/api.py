@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 
-from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
@@ -13,7 +12,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response as ApiResponse
 
 from . import queue, services
-from .access import get_project_for
+from .access import get_assignment_for, get_project_for
 from .importers import PARSERS
 from .models import Assignment, ImportJob, Project, TaskKind
 
@@ -189,13 +188,6 @@ def _task_error(exc: queue.TaskError) -> ApiResponse:
     return ApiResponse({"detail": str(exc), "code": exc.code, "errors": exc.errors}, status=_TASK_ERROR_STATUS[exc.code])
 
 
-def _own_assignment(request, assignment_id: int) -> Assignment:
-    a = queue.assignment_for(annotator=request.user, assignment_id=assignment_id)
-    if a is None:
-        raise Http404("No such task.")
-    return a
-
-
 @extend_schema(request=NextTaskRequest, responses={200: TaskSerializer, 204: None})
 @api_view(["POST"])
 def task_next(request, slug: str):
@@ -215,14 +207,14 @@ def task_next(request, slug: str):
 @extend_schema(responses=TaskSerializer)
 @api_view(["GET"])
 def task_detail(request, assignment_id: int):
-    return ApiResponse(task_payload(_own_assignment(request, assignment_id)))
+    return ApiResponse(task_payload(get_assignment_for(request.user, assignment_id)))
 
 
 @extend_schema(request=SubmitRequest, responses={200: LabelSerializer, 400: None, 409: None})
 @api_view(["POST"])
 def task_submit(request, assignment_id: int):
     """Submit an answer. Idempotent: repeating it (same assignment) returns the stored label."""
-    a = _own_assignment(request, assignment_id)
+    a = get_assignment_for(request.user, assignment_id)
     body = SubmitRequest(data=request.data)
     body.is_valid(raise_exception=True)
     d = body.validated_data
@@ -245,7 +237,7 @@ def task_submit(request, assignment_id: int):
 @extend_schema(request=SkipRequest, responses={200: None})
 @api_view(["POST"])
 def task_skip(request, assignment_id: int):
-    a = _own_assignment(request, assignment_id)
+    a = get_assignment_for(request.user, assignment_id)
     body = SkipRequest(data=request.data)
     body.is_valid(raise_exception=True)
     try:

@@ -47,6 +47,7 @@ from .models import (
     Response,
     TaskKind,
 )
+from .services import FLIP
 
 QUEUE_KINDS = (TaskKind.PAIRWISE, TaskKind.RATING, TaskKind.RANKING)
 FLAGS = ("unsafe", "unanswerable", "broken")
@@ -351,16 +352,39 @@ def _claim_slot_for_late_submit(assignment: Assignment) -> None:
     assignment.state = Assignment.State.ACTIVE  # about to become SUBMITTED
 
 
-def _begin_submit(assignment: Assignment, user, idempotency_key: str | None):
-    """Lock, check ownership and state. Returns (assignment, existing label or None)."""
+def _begin_submit(assignment: Assignment, user, kind: str):
+    """Lock, check ownership, state and kind. Returns (assignment, the label already
+    stored for it or None)."""
     a = _lock_for_submit(assignment, user)
     if a.state == Assignment.State.SUBMITTED:
         return a, _existing_label(a)
+    if a.kind != kind:
+        raise TaskError(f"not a {kind} task", code="kind")
     if a.state == Assignment.State.SKIPPED:
         raise TaskError("this task was skipped; it cannot be submitted", code="skipped")
     if a.state == Assignment.State.EXPIRED:
         _claim_slot_for_late_submit(a)
     return a, None
+
+
+def _store(model, a: Assignment, user, *, time_on_task_ms, idempotency_key, **fields):
+    """Insert the label and close the assignment. A unique-constraint hit is the
+    same request replayed on another connection (return the stored label) or a
+    real conflict."""
+    try:
+        with transaction.atomic():
+            label = model.objects.create(
+                annotator=user,
+                rubric_version_id=a.rubric_version_id,
+                assignment=a,
+                time_on_task_ms=_clean_time(time_on_task_ms),
+                idempotency_key=idempotency_key or None,
+                **fields,
+            )
+    except IntegrityError:
+        return _replay_or_conflict(model, idempotency_key, a)
+    _finish(a)
+    return label
 
 
 def _finish(a: Assignment) -> None:
@@ -428,12 +452,11 @@ def judgment_submit(
     better) … 0 (tie) … +3 (right much better); per-criterion answers ``A`` (left),
     ``B`` (right), ``tie`` or ``na``. Stored canonically (see annotate.models)."""
     with transaction.atomic():
-        a, existing = _begin_submit(assignment, user, idempotency_key)
+        a, existing = _begin_submit(assignment, user, TaskKind.PAIRWISE)
         if existing is not None:
             return existing
-        if a.kind != TaskKind.PAIRWISE:
-            raise TaskError("not a pairwise task", code="kind")
         c = a.comparison
+        swapped = a.shown_left_id != c.response_a_id  # answers come in shown terms
         errors: dict[str, str] = {}
         version = a.rubric_version
         ask_overall = version is None or version.ask_overall_preference
@@ -447,7 +470,6 @@ def judgment_submit(
             errors["preference"] = "must be a whole number from -3 to 3"
             choice, strength = Comparison.Choice.TIE, 0
         else:
-            swapped = a.shown_left_id != c.response_a_id
             strength = -preference if swapped else preference
             choice = Comparison.Choice.A if strength < 0 else Comparison.Choice.B if strength > 0 else Comparison.Choice.TIE
         crit_rows = _criteria(a, ("pairwise",))
@@ -462,8 +484,7 @@ def judgment_submit(
             if value not in ("A", "B", "tie", "na") or (value == "na" and not crit.na_allowed):
                 errors[f"criteria.{crit.key}"] = "must be A, B or tie" + (" or na" if crit.na_allowed else "")
                 continue
-            swapped = a.shown_left_id != c.response_a_id
-            clean_criteria[crit.key] = {"A": "B", "B": "A"}.get(value, value) if swapped else value
+            clean_criteria[crit.key] = FLIP[value] if swapped else value
             needs_rationale |= crit.requires_rationale
         stray = sorted(set(given) - {c.key for c in crit_rows})
         if stray:
@@ -476,28 +497,11 @@ def judgment_submit(
         clean_spans = _clean_spans(a, spans, texts, errors)
         if errors:
             raise TaskError("the answer is incomplete or invalid", errors)
-        try:
-            with transaction.atomic():
-                judgment = Judgment.objects.create(
-                    comparison=c,
-                    annotator=user,
-                    rubric_version_id=a.rubric_version_id,
-                    assignment=a,
-                    choice=choice,
-                    strength=strength,
-                    criteria=clean_criteria,
-                    rationale=text,
-                    spans=clean_spans,
-                    flags=sorted(set(flags or [])),
-                    shown_left_id=a.shown_left_id,
-                    time_on_task_ms=_clean_time(time_on_task_ms),
-                    idempotency_key=idempotency_key or None,
-                    source="human",
-                )
-        except IntegrityError:
-            return _replay_or_conflict(Judgment, idempotency_key, a)
-        _finish(a)
-        return judgment
+        return _store(
+            Judgment, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
+            comparison=c, choice=choice, strength=strength, criteria=clean_criteria, rationale=text,
+            spans=clean_spans, flags=sorted(set(flags or [])), shown_left_id=a.shown_left_id, source="human",
+        )
 
 
 def _clean_time(ms: Any) -> int | None:
@@ -531,11 +535,9 @@ def rating_submit(
     """Scores per criterion: Likert integers in range, binary true/false, severity
     none/minor/moderate/severe, or None for N/A where the criterion allows it."""
     with transaction.atomic():
-        a, existing = _begin_submit(assignment, user, idempotency_key)
+        a, existing = _begin_submit(assignment, user, TaskKind.RATING)
         if existing is not None:
             return existing
-        if a.kind != TaskKind.RATING:
-            raise TaskError("not a rating task", code="kind")
         errors: dict[str, str] = {}
         clean: dict[str, Any] = {}
         needs_rationale = False
@@ -572,23 +574,10 @@ def rating_submit(
         clean_spans = _clean_spans(a, spans, {a.response_id: a.response.text}, errors)
         if errors:
             raise TaskError("the answer is incomplete or invalid", errors)
-        try:
-            with transaction.atomic():
-                rating = Rating.objects.create(
-                    response=a.response,
-                    annotator=user,
-                    rubric_version_id=a.rubric_version_id,
-                    assignment=a,
-                    scores=clean,
-                    rationale=text,
-                    spans=clean_spans,
-                    time_on_task_ms=_clean_time(time_on_task_ms),
-                    idempotency_key=idempotency_key or None,
-                )
-        except IntegrityError:
-            return _replay_or_conflict(Rating, idempotency_key, a)
-        _finish(a)
-        return rating
+        return _store(
+            Rating, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
+            response=a.response, scores=clean, rationale=text, spans=clean_spans,
+        )
 
 
 def ranking_submit(
@@ -603,11 +592,9 @@ def ranking_submit(
     """``groups`` orders response ids best first; ids in one group are tied. All
     responses must be ranked unless the project asks only for the top k."""
     with transaction.atomic():
-        a, existing = _begin_submit(assignment, user, idempotency_key)
+        a, existing = _begin_submit(assignment, user, TaskKind.RANKING)
         if existing is not None:
             return existing
-        if a.kind != TaskKind.RANKING:
-            raise TaskError("not a ranking task", code="kind")
         errors: dict[str, str] = {}
         ids = set(Response.objects.filter(prompt_id=a.prompt_id).values_list("id", flat=True))
         flat: list[int] = []
@@ -627,22 +614,10 @@ def ranking_submit(
         text = _clean_rationale(rationale, False, errors)
         if errors:
             raise TaskError("the answer is incomplete or invalid", errors)
-        try:
-            with transaction.atomic():
-                ranking = Ranking.objects.create(
-                    prompt_id=a.prompt_id,
-                    annotator=user,
-                    rubric_version_id=a.rubric_version_id,
-                    assignment=a,
-                    groups=groups,
-                    rationale=text,
-                    time_on_task_ms=_clean_time(time_on_task_ms),
-                    idempotency_key=idempotency_key or None,
-                )
-        except IntegrityError:
-            return _replay_or_conflict(Ranking, idempotency_key, a)
-        _finish(a)
-        return ranking
+        return _store(
+            Ranking, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
+            prompt_id=a.prompt_id, groups=groups, rationale=text,
+        )
 
 
 def assignment_skip(*, assignment: Assignment, user, reason: str) -> Assignment:

@@ -12,7 +12,6 @@ import logging
 import shutil
 import uuid
 from collections import defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.db.models import Count, Q
-from django.http import JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-import uuid
-
-from django.http import Http404
-
 from . import forms, queue, services, stats
-from .access import can_manage, get_project_for
+from .access import can_manage, get_assignment_for, get_project_for
 from .api import task_payload
 from .forms import FORMAT_HELP, ImportForm
 from .models import Comparison, ImportJob, Judgment, Project, Prompt, Rating, Response
@@ -150,9 +147,7 @@ def work(request, slug: str, kind: str):
 @require_POST
 def task_submit(request, slug: str, assignment_id: int):
     project, _ = get_project_for(request.user, slug)
-    assignment = queue.assignment_for(annotator=request.user, assignment_id=assignment_id)
-    if assignment is None or assignment.project_id != project.pk:
-        raise Http404("No such task.")
+    assignment = get_assignment_for(request.user, assignment_id, project=project)
     ctx_extra = {}
     try:
         forms.task_submit_from_post(assignment=assignment, user=request.user, data=request.POST)
@@ -171,9 +166,7 @@ def task_submit(request, slug: str, assignment_id: int):
 @require_POST
 def task_skip(request, slug: str, assignment_id: int):
     project, _ = get_project_for(request.user, slug)
-    assignment = queue.assignment_for(annotator=request.user, assignment_id=assignment_id)
-    if assignment is None or assignment.project_id != project.pk:
-        raise Http404("No such task.")
+    assignment = get_assignment_for(request.user, assignment_id, project=project)
     try:
         queue.assignment_skip(assignment=assignment, user=request.user, reason=request.POST.get("reason", ""))
     except queue.TaskError as exc:

@@ -7,7 +7,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
-from annotate.models import Assignment, Judgment, Membership, Role
+from annotate.models import Assignment, Judgment
 
 from .factories import annotators, fill, make_gold
 

@@ -7,7 +7,7 @@
 
   const form = () => document.getElementById("task-form");
   const help = () => document.getElementById("help");
-  const typing = (el) => el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type === "text") || false);
+  const typing = (el) => el && (el.tagName === "TEXTAREA" || (el.tagName === "INPUT" && el.type === "text"));
 
   function initTask() {
     startedAt = performance.now();

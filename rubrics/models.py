@@ -101,6 +101,7 @@ class Criterion(models.Model):
     threshold = models.FloatField(null=True, blank=True)
     na_allowed = models.BooleanField(default=False)
     requires_rationale = models.BooleanField(default=False)
+    principle = models.TextField(blank=True, help_text="One-sentence principle for LLM judges and exports.")
 
     class Meta:
         ordering = ["version", "position", "id"]
@@ -124,6 +125,7 @@ class Criterion(models.Model):
             "threshold": self.threshold,
             "na_allowed": self.na_allowed,
             "requires_rationale": self.requires_rationale,
+            "principle": self.principle,
         }
         data.update(self.config)
         return data

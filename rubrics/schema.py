@@ -16,6 +16,7 @@ KEY_PATTERN = r"^[a-z][a-z0-9_]{0,63}$"
 MAX_NAME = 200
 MAX_DESCRIPTION = 10_000
 MAX_ANCHOR = 2_000
+MAX_PRINCIPLE = 1_000
 MAX_LIKERT_LEVELS = 11
 SEVERITY_LEVELS = ("none", "minor", "moderate", "severe")
 BINARY_LEVELS = ("yes", "no")
@@ -38,6 +39,10 @@ class _Common(BaseModel):
     threshold: float | None = Field(default=None, description="Constraint value, if any.")
     na_allowed: bool = False
     requires_rationale: bool = False
+    principle: str = Field(
+        default="", max_length=MAX_PRINCIPLE,
+        description="One sentence for LLM judges; compiled from the other fields when left empty.",
+    )
 
 
 class LikertCriterion(_Common):
@@ -150,6 +155,8 @@ def validate_criterion(data: dict[str, Any]) -> BaseModel:
             loc = [str(p) for p in err["loc"]]
             if loc and loc[0] == data.get("scale"):
                 loc = loc[1:]
+            if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
+                loc = ["scale"]
             field = ".".join(loc) or "__all__"
             errors.setdefault(field, err["msg"].removeprefix("Value error, "))
         raise CriterionError(errors) from None

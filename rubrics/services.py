@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from .models import Criterion, Rubric, RubricVersion
+from .principles import compile_principle
 from .schema import COMMON_FIELDS, CriterionError, split_spec, validate_criterion
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates_data"
@@ -57,6 +58,7 @@ def rubric_create(
     aggregation: str = RubricVersion.Aggregation.WEIGHTED_SUM,
     ask_overall_preference: bool = True,
     criteria: list[dict[str, Any]] | None = None,
+    changelog: str = "Created.",
 ) -> RubricVersion:
     """Create a rubric with a first draft version holding ``criteria``; returns the draft."""
     rubric = Rubric.objects.create(
@@ -68,7 +70,7 @@ def rubric_create(
         guidelines=guidelines,
         aggregation=aggregation,
         ask_overall_preference=ask_overall_preference,
-        changelog="Created.",
+        changelog=changelog,
     )
     for data in criteria or []:
         criterion_add(version=version, data=data)
@@ -91,10 +93,22 @@ def rubric_create_from_template(*, template: str, slug: str | None = None, name:
     )
 
 
+def _validated(data: dict[str, Any], previous: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Validate and split; fill the principle sentence unless a person wrote one.
+    A sentence that was compiled before is compiled again, so it follows edits."""
+    columns, config = split_spec(validate_criterion(data))
+    written = columns["principle"]
+    if previous is not None and written == previous.get("principle") == compile_principle(previous):
+        written = ""
+    if not written:
+        columns["principle"] = compile_principle({**columns, **config})
+    return columns, config
+
+
 @transaction.atomic
 def criterion_add(*, version: RubricVersion, data: dict[str, Any]) -> Criterion:
     version = _lock_version(version)
-    columns, config = split_spec(validate_criterion(data))
+    columns, config = _validated(data)
     if version.criteria.filter(key=columns["key"]).exists():
         raise CriterionError({"key": f"a criterion with key {columns['key']!r} already exists in this version"})
     last = version.criteria.order_by("-position").values_list("position", flat=True).first()
@@ -102,13 +116,15 @@ def criterion_add(*, version: RubricVersion, data: dict[str, Any]) -> Criterion:
 
 
 @transaction.atomic
-def criterion_update(*, criterion: Criterion, data: dict[str, Any]) -> Criterion:
+def criterion_update(*, criterion: Criterion, data: dict[str, Any], replace: bool = False) -> Criterion:
+    """Change some fields (``data`` merges over the current ones), or with
+    ``replace`` set every field from ``data`` (the editor's form sends them all)."""
     _lock_version(criterion.version)
-    merged = {**criterion.as_spec(), **data}
+    merged = dict(data) if replace else {**criterion.as_spec(), **data}
     if merged.get("scale") != criterion.scale:
         # Settings of the old scale (min/max, anchors, error types) do not carry over.
         merged = {k: v for k, v in merged.items() if k in COMMON_FIELDS or k in data}
-    columns, config = split_spec(validate_criterion(merged))
+    columns, config = _validated(merged, previous=criterion.as_spec())
     if columns["key"] != criterion.key and criterion.version.criteria.filter(key=columns["key"]).exists():
         raise CriterionError({"key": f"a criterion with key {columns['key']!r} already exists in this version"})
     for field, value in columns.items():
@@ -182,3 +198,145 @@ def rubric_version_new_draft(*, version: RubricVersion, changelog: str = "") -> 
         ]
     )
     return draft
+
+
+@transaction.atomic
+def rubric_version_delete_draft(*, version: RubricVersion) -> None:
+    """Throw away an unpublished, unreferenced draft (its parent stays as it was)."""
+    version = _lock_version(version)
+    rubric = version.rubric
+    version.delete()
+    if not rubric.versions.exists():
+        rubric.delete()
+
+
+@transaction.atomic
+def rubric_clone(*, version: RubricVersion, name: str, slug: str, created_by=None) -> RubricVersion:
+    """A new rubric whose first draft copies ``version``; the source is untouched."""
+    source = version.rubric
+    return rubric_create(
+        name=name,
+        slug=slug,
+        description=source.description,
+        tags=list(source.tags),
+        created_by=created_by,
+        guidelines=version.guidelines,
+        aggregation=version.aggregation,
+        ask_overall_preference=version.ask_overall_preference,
+        criteria=[c.as_spec() for c in version.criteria.all()],
+        changelog=f"Cloned from {source.name} v{version.number}.",
+    )
+
+
+@transaction.atomic
+def project_pin_rubric(*, project, version: RubricVersion):
+    """Point the project's new tasks at ``version``. Labels already made keep the
+    version they were made under (their own foreign key), and tasks already handed
+    out finish under the version they were shown with."""
+    version = RubricVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status != RubricVersion.Status.PUBLISHED:
+        raise ValueError(f"{version} is not published; publish it before pinning it on a project")
+    project.rubric_version = version
+    project.save(update_fields=["rubric_version"])
+    return project
+
+
+@transaction.atomic
+def rubric_version_import(*, document: dict[str, Any], slug: str | None = None, name: str | None = None,
+                          created_by=None) -> RubricVersion:
+    """Create a draft from an exported document (see ``rubrics.portable``).
+
+    Into the rubric with that slug when it exists (as its next version), else into
+    a new rubric. Validation happens before any write; a bad document changes
+    nothing and the error names the field (``criteria[2].min``)."""
+    from .portable import parse_document
+
+    doc = parse_document(document)
+    meta, ver = doc["rubric"], doc["version"]
+    slug = slug or meta["slug"]
+    rubric = Rubric.objects.select_for_update().filter(slug=slug).first()
+    if rubric is None:
+        return rubric_create(
+            name=name or meta["name"], slug=slug, description=meta.get("description", ""),
+            tags=meta.get("tags", []), created_by=created_by, guidelines=ver.get("guidelines", ""),
+            aggregation=ver.get("aggregation", RubricVersion.Aggregation.WEIGHTED_SUM),
+            ask_overall_preference=ver.get("ask_overall_preference", True),
+            criteria=doc["criteria"], changelog=ver.get("changelog", ""),
+        )
+    number = (rubric.versions.order_by("-number").values_list("number", flat=True).first() or 0) + 1
+    version = RubricVersion.objects.create(
+        rubric=rubric, number=number, changelog=ver.get("changelog", ""),
+        guidelines=ver.get("guidelines", ""),
+        aggregation=ver.get("aggregation", RubricVersion.Aggregation.WEIGHTED_SUM),
+        ask_overall_preference=ver.get("ask_overall_preference", True),
+    )
+    for data in doc["criteria"]:
+        criterion_add(version=version, data=data)
+    return version
+
+
+def derivation_user(rule: str):
+    """The inactive system account that owns judgments derived by ``rule``: one per
+    rule keeps the (comparison, annotator) uniqueness meaningful and keeps derived
+    labels apart from every person's."""
+    from django.contrib.auth import get_user_model
+
+    user, created = get_user_model().objects.get_or_create(
+        username=f"preflab-derived-{rule.replace('_', '-')}", defaults={"is_active": False}
+    )
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+@transaction.atomic
+def derived_judgments_refresh(*, project, rule: str | None = None, version: RubricVersion | None = None) -> dict[str, int]:
+    """Derive a pairwise judgment for every comparison whose two responses both have
+    ratings, from the mean rating per criterion, by ``rule`` (default: the version's
+    aggregation). Replaces this rule's earlier derived judgments in the project;
+    never touches human, imported or model labels.
+
+    Ratings count when they were made under any version of the same rubric: criteria
+    are matched by key, and a value outside the current scale is ignored."""
+    from annotate.models import Comparison, Judgment, LabelSource, Rating
+
+    from . import derive
+
+    version = version or project.rubric_version
+    if version is None:
+        raise ValueError("the project has no rubric version pinned")
+    rule = rule or version.aggregation
+    if rule not in derive.RULES:
+        raise ValueError(f"unknown aggregation {rule!r}; choose one of {', '.join(derive.RULES)}")
+    rules = derive.rules_from_specs(c.as_spec() for c in version.criteria.all())
+    if not rules:
+        raise ValueError(f"{version} has no rated criteria (Likert, binary, severity, spans) to derive from")
+    user = derivation_user(rule)
+
+    per_response: dict[int, list] = {}
+    ratings = Rating.objects.filter(
+        response__prompt__project=project,
+        source__in=[LabelSource.HUMAN, LabelSource.IMPORTED],
+        rubric_version__rubric_id=version.rubric_id,
+    ).values_list("response_id", "scores", "spans")
+    for response_id, scores, spans in ratings.iterator(chunk_size=2000):
+        per_response.setdefault(response_id, []).append((scores, spans))
+    means = {rid: derive.mean_scores(rows, rules) for rid, rows in per_response.items()}
+
+    Judgment.objects.filter(comparison__project=project, annotator=user, source=LabelSource.DERIVED).delete()
+    made = []
+    counts = {"A": 0, "B": 0, "tie": 0}
+    pairs = Comparison.objects.filter(project=project, response_a_id__in=means, response_b_id__in=means)
+    for cid, ra, rb in pairs.values_list("id", "response_a_id", "response_b_id").iterator(chunk_size=2000):
+        decision = derive.derive(rule, means[ra], means[rb], rules)
+        counts[decision.choice] += 1
+        made.append(Judgment(
+            comparison_id=cid, annotator=user, rubric_version=version, choice=decision.choice,
+            strength=0 if decision.choice == "tie" else None, source=LabelSource.DERIVED,
+            derivation_rule=rule,
+            metadata={"decided_by": decision.decided_by, "rubric_version": version.number,
+                      "scores": [decision.score_a, decision.score_b] if decision.score_a is not None else None},
+        ))
+    Judgment.objects.bulk_create(made, batch_size=1000)
+    return {"derived": len(made), "responses_rated": len(means), **counts}

@@ -1,0 +1,172 @@
+"""Which comparisons to label next (DESIGN §5): pure functions over ensemble outputs.
+
+Inputs are numpy arrays; nothing here touches Django or torch, so the simulation
+harness (benchmarks/active_learning.py) and the rescoring task share one code path.
+
+For a candidate pair with ensemble reward differences d_m = r_m(a) − r_m(b),
+m = 1..M, and p_m = σ(d_m), p̄ = mean_m p_m:
+
+* ``uncertainty``: u = p̄(1 − p̄)  (``entropy``: H(p̄), the same ordering)
+* ``bald``: H(p̄) − mean_m H(p_m) — disagreement between members; zero when they
+  agree, however unsure each is (aleatoric noise is not worth a label)
+* ``variance``: Var_m d_m
+* ``random``: a uniform draw
+
+with H(p) = −p log p − (1 − p) log(1 − p). A batch is then picked greedily, with an
+optional diversity penalty (pairs close in embedding space to ones already chosen
+lose score), a per-prompt cap, per-prompt successive elimination, and
+ε-exploration; each pick carries the probability with which it was chosen, so a
+later estimate can re-weight by 1/π.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+STRATEGIES = ("random", "uncertainty", "entropy", "bald", "variance")
+EPS = 1e-12
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-np.clip(x, -60, 60)))
+
+
+def binary_entropy(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, EPS, 1 - EPS)
+    return -(p * np.log(p) + (1 - p) * np.log(1 - p))
+
+
+def _members(diffs: np.ndarray) -> np.ndarray:
+    d = np.asarray(diffs, dtype=np.float64)
+    return d[None, :] if d.ndim == 1 else d  # (M, N)
+
+
+def mean_probability(diffs: np.ndarray) -> np.ndarray:
+    return sigmoid(_members(diffs)).mean(axis=0)
+
+
+def score(strategy: str, diffs: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Acquisition score per pair (higher = more worth a label). ``diffs`` is (M, N)."""
+    d = _members(diffs)
+    if strategy == "random":
+        return (rng or np.random.default_rng()).random(d.shape[1])
+    p = sigmoid(d)
+    p_bar = p.mean(axis=0)
+    if strategy == "uncertainty":
+        return p_bar * (1 - p_bar)
+    if strategy == "entropy":
+        return binary_entropy(p_bar)
+    if strategy == "bald":
+        return np.maximum(binary_entropy(p_bar) - binary_entropy(p).mean(axis=0), 0.0)
+    if strategy == "variance":
+        return d.var(axis=0)
+    raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+
+
+def resolved_prompts(
+    p_bar: np.ndarray, labels: np.ndarray, prompt_ids: Sequence, *, delta: float = 0.3, min_labels: int = 2
+) -> set:
+    """Per-prompt successive elimination: a prompt is resolved when every one of its
+    pairs has at least ``min_labels`` labels and a confident model, |p̄ − ½| > δ.
+    Its pairs are then not worth more labels."""
+    confident = (np.abs(np.asarray(p_bar) - 0.5) > delta) & (np.asarray(labels) >= min_labels)
+    unresolved = {pid for pid, ok in zip(prompt_ids, confident) if not ok}
+    return set(prompt_ids) - unresolved
+
+
+@dataclass(frozen=True)
+class Pick:
+    index: int
+    probability: float  # with which this pair was the one chosen at its step
+    explored: bool
+
+
+def select_batch(
+    scores: np.ndarray,
+    k: int,
+    *,
+    prompt_ids: Sequence | None = None,
+    embeddings: np.ndarray | None = None,
+    diversity: float = 0.0,
+    per_prompt_cap: int | None = None,
+    epsilon: float = 0.0,
+    exclude: Sequence[int] | np.ndarray = (),
+    rng: np.random.Generator | None = None,
+) -> list[Pick]:
+    """Greedy batch of ``k`` pair indices.
+
+    At each step, with probability ε a uniform draw among the eligible pairs, else
+    the best adjusted score. Adjusted score = score − diversity · max cosine
+    similarity to the pairs already chosen (embeddings: one vector per pair, e.g.
+    the difference of the two responses' embeddings). ``per_prompt_cap`` bounds how
+    many pairs of one prompt a batch may hold."""
+    rng = rng or np.random.default_rng()
+    s = np.asarray(scores, dtype=np.float64).copy()
+    n = len(s)
+    eligible = np.ones(n, dtype=bool)
+    eligible[np.asarray(exclude, dtype=int)] = False
+    unit = None
+    if embeddings is not None and diversity > 0:
+        e = np.asarray(embeddings, dtype=np.float64)
+        unit = e / np.maximum(np.linalg.norm(e, axis=1, keepdims=True), EPS)
+        closest = np.full(n, -np.inf)
+    per_prompt: dict = {}
+    members: dict = {}
+    if prompt_ids is not None and per_prompt_cap is not None:
+        for i, pid in enumerate(prompt_ids):
+            members.setdefault(pid, []).append(i)
+    picks: list[Pick] = []
+    while len(picks) < k and eligible.any():
+        candidates = np.flatnonzero(eligible)
+        adjusted = s[candidates] if unit is None or not picks else s[candidates] - diversity * np.maximum(closest[candidates], 0)
+        best = candidates[int(np.argmax(adjusted))]
+        explore = epsilon > 0 and rng.random() < epsilon
+        choice = candidates[rng.integers(len(candidates))] if explore else best
+        uniform = epsilon / len(candidates)
+        probability = uniform + (1 - epsilon) * (choice == best)
+        picks.append(Pick(int(choice), float(probability), bool(explore)))
+        eligible[choice] = False
+        if prompt_ids is not None and per_prompt_cap is not None:
+            pid = prompt_ids[choice]
+            per_prompt[pid] = per_prompt.get(pid, 0) + 1
+            if per_prompt[pid] >= per_prompt_cap:
+                eligible[members[pid]] = False
+        if unit is not None:
+            closest = np.maximum(closest, unit @ unit[choice])
+    return picks
+
+
+def candidate_pairs(k: int, max_pairs: int, rng: np.random.Generator | None = None) -> list[tuple[int, int]]:
+    """All K(K−1)/2 pairs of K responses, or a uniform sample of ``max_pairs`` of them
+    when there are more (drawn without listing all of them for very large K)."""
+    total = k * (k - 1) // 2
+    if total <= max_pairs:
+        return [(i, j) for i in range(k) for j in range(i + 1, k)]
+    rng = rng or np.random.default_rng()
+    chosen: set[tuple[int, int]] = set()
+    while len(chosen) < max_pairs:
+        i, j = rng.choice(k, size=2, replace=False)
+        chosen.add((int(min(i, j)), int(max(i, j))))
+    return sorted(chosen)
+
+
+def cold_start_scores(labels: np.ndarray, prompt_labels: np.ndarray, rng: np.random.Generator | None = None) -> np.ndarray:
+    """Coverage first, before any model exists: pairs with fewer labels first, then
+    pairs of prompts with fewer labels, random among equals."""
+    rng = rng or np.random.default_rng()
+    labels = np.asarray(labels, dtype=np.float64)
+    prompt_labels = np.asarray(prompt_labels, dtype=np.float64)
+    return -labels * 1e6 - prompt_labels * 1e3 + rng.random(len(labels))
+
+
+def to_priorities(scores: np.ndarray, scale: int = 1_000_000) -> np.ndarray:
+    """Integer priorities for the queue's indexed ``ORDER BY priority DESC``: ranks
+    scaled into [0, scale], so ties and the score's units do not matter."""
+    s = np.asarray(scores, dtype=np.float64)
+    if len(s) == 0:
+        return np.zeros(0, dtype=np.int64)
+    order = np.argsort(np.argsort(s, kind="stable"), kind="stable")
+    return np.round(order / max(len(s) - 1, 1) * scale).astype(np.int64)

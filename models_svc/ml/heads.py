@@ -1,0 +1,148 @@
+"""Heads on pooled embeddings: reward heads, per-criterion heads, the gate, ensembles.
+
+Head mode trains these on cached embeddings of a frozen backbone. An ensemble of M
+members (different seeds, bootstrap resamples) gives per-response rewards r_m and
+
+    μ = mean_m r_m,   σ = sqrt(mean_m (r_m − μ)²),   conservative = μ − λσ.
+
+σ is the population standard deviation, so it is exactly 0 for M = 1 or identical
+members.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import nn
+
+from .losses import gated_reward
+
+
+def make_head(kind: str, in_dim: int, out_dim: int, hidden: int, dropout: float) -> nn.Module:
+    """``linear``: r = Wx + b. ``mlp``: one GELU hidden layer with dropout (a frozen
+    embedding is not linearly separable by preference; a small MLP helps)."""
+    if kind == "linear":
+        return nn.Linear(in_dim, out_dim)
+    return nn.Sequential(
+        nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.GELU(), nn.Dropout(dropout), nn.Linear(hidden, out_dim)
+    )
+
+
+class GatingNetwork(nn.Module):
+    """ArmoRM gate: prompt embedding → softmax weights w(x) over K criteria."""
+
+    def __init__(self, prompt_dim: int, n_criteria: int, hidden: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(prompt_dim, hidden), nn.GELU(), nn.Linear(hidden, n_criteria))
+
+    def forward(self, prompt_emb: torch.Tensor) -> torch.Tensor:
+        return torch.softmax(self.net(prompt_emb), dim=-1)
+
+
+class Ensemble(nn.Module):
+    """M modules built by ``factory``, member m initialised under seed ``seed + m``
+    (without disturbing the caller's global RNG); forward stacks outputs to [M, …]."""
+
+    def __init__(self, factory: Callable[[], nn.Module], size: int, seed: int):
+        super().__init__()
+        members = []
+        for m in range(size):
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed + m)
+                members.append(factory())
+        self.members = nn.ModuleList(members)
+
+    def __len__(self) -> int:
+        return len(self.members)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([member(x) for member in self.members])
+
+
+def summarize(member_rewards: torch.Tensor, lam: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(μ, σ, μ − λσ) over the member axis of [M, N] rewards."""
+    mu = member_rewards.mean(dim=0)
+    sigma = member_rewards.std(dim=0, correction=0)
+    return mu, sigma, mu - lam * sigma
+
+
+class HeadModel(nn.Module):
+    """Everything head mode puts on top of a frozen backbone.
+
+    - ``bt``: M scalar reward heads on the features.
+    - ``multi``: M heads with one output per criterion, trained on z-scored ratings;
+      reward R = Σ_k w_k r'_k with fixed weights (equal by default).
+    - ``gated``: as multi, plus M gates on the prompt embedding; R = w(x)ᵀ r'.
+
+    r' is r after optional length decorrelation, r'_k = r_k − λ_k r_verbosity, with a
+    λ per member and criterion (0 for verbosity itself and when disabled). Buffers
+    hold the rating normalisation (mean, std) to report criteria in rating units.
+    """
+
+    def __init__(
+        self,
+        *,
+        objective: str,
+        feature_dim: int,
+        prompt_dim: int,
+        criteria: Sequence[str],
+        ensemble_size: int,
+        head: str,
+        hidden: int,
+        dropout: float,
+        seed: int,
+        criterion_weights: dict[str, float] | None = None,
+        verbosity_key: str = "verbosity",
+    ):
+        super().__init__()
+        self.objective = objective
+        self.criteria = list(criteria)
+        self.feature_dim = feature_dim
+        self.prompt_dim = prompt_dim
+        k = len(self.criteria)
+        if objective != "bt" and k == 0:
+            raise ValueError(f"objective {objective!r} needs at least one rated criterion")
+        out = 1 if objective == "bt" else k
+        self.heads = Ensemble(lambda: make_head(head, feature_dim, out, hidden, dropout), ensemble_size, seed)
+        self.gates = (
+            Ensemble(lambda: GatingNetwork(prompt_dim, k, hidden), ensemble_size, seed + 10_000)
+            if objective == "gated"
+            else None
+        )
+        weights = torch.full((k,), 1.0 / max(k, 1))
+        if criterion_weights:
+            weights = torch.tensor([float(criterion_weights.get(c, 0.0)) for c in self.criteria])
+        self.register_buffer("criterion_weights", weights)
+        self.register_buffer("criterion_mean", torch.zeros(k))
+        self.register_buffer("criterion_std", torch.ones(k))
+        self.register_buffer("decorrelation", torch.zeros(ensemble_size, k))
+        self.verbosity_index = self.criteria.index(verbosity_key) if verbosity_key in self.criteria else None
+
+    def criterion_scores(self, features: torch.Tensor) -> torch.Tensor:
+        """[M, N, K] per-criterion scores in z-score units (multi/gated)."""
+        return self.heads(features)
+
+    def decorrelate(self, scores: torch.Tensor) -> torch.Tensor:
+        """r'_k = r_k − λ_k r_verbosity on [M, N, K] scores."""
+        if self.verbosity_index is None:
+            return scores
+        v = scores[..., self.verbosity_index : self.verbosity_index + 1]
+        return scores - self.decorrelation.unsqueeze(1) * v
+
+    def combine(self, scores: torch.Tensor, prompt_emb: torch.Tensor | None) -> torch.Tensor:
+        """[M, N] rewards from [M, N, K] criterion scores."""
+        adjusted = self.decorrelate(scores)
+        if self.gates is None:
+            return adjusted @ self.criterion_weights
+        if prompt_emb is None:
+            raise ValueError("the gated objective needs prompt embeddings")
+        return gated_reward(self.gates(prompt_emb), adjusted)
+
+    def forward(self, features: torch.Tensor, prompt_emb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """(member rewards [M, N], per-criterion scores in rating units [M, N, K])."""
+        if self.objective == "bt":
+            rewards = self.heads(features).squeeze(-1)
+            return rewards, rewards.new_zeros((*rewards.shape, 0))
+        scores = self.criterion_scores(features)
+        return self.combine(scores, prompt_emb), scores * self.criterion_std + self.criterion_mean

@@ -1,0 +1,122 @@
+"""Reward-model registry: training runs and the versions they produce (DESIGN §2, §4).
+
+A run is queued, claimed by exactly one worker (a conditional UPDATE), heartbeats
+while it trains, and ends succeeded, failed or cancelled. Only a succeeded run
+records a ModelVersion, after its artifact is fully in place; a version is a
+candidate until promoted, and each project has at most one active version (a
+partial unique constraint, so even a race cannot make two)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class RewardSettings(models.Model):
+    """Per-project reward-model settings (one row per project, made on demand)."""
+
+    class Mode(models.TextChoices):
+        HEAD = "head", "head (frozen backbone, seconds)"
+        FINETUNE = "finetune", "finetune (full fine-tune, minutes on CPU)"
+
+    class Objective(models.TextChoices):
+        BT = "bt", "Bradley-Terry on pairwise labels"
+        MULTI = "multi", "multi-objective regression on ratings"
+        GATED = "gated", "ratings heads + gate trained on pairs (ArmoRM)"
+
+    project = models.OneToOneField("annotate.Project", on_delete=models.CASCADE, related_name="reward_settings")
+    mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.HEAD)
+    objective = models.CharField(max_length=16, choices=Objective.choices, default=Objective.BT)
+    backbone = models.CharField(
+        max_length=500, blank=True, help_text="Local checkpoint directory; empty: the bundled all-MiniLM-L6-v2."
+    )
+    refresh_after_labels = models.PositiveIntegerField(
+        default=0, help_text="Queue a head-mode retrain after this many new labels since the last run; 0: never."
+    )
+    auto_promote = models.BooleanField(
+        default=False, help_text="Promote a new version when it beats the active one on the fixed eval split."
+    )
+    exploration_rate = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="ε: the share of pairwise tasks drawn uniformly from the open pool instead of by priority.",
+    )
+    last_rescore = models.JSONField(
+        default=dict, blank=True, help_text="What the last rescoring did (strategy, counts, score histogram)."
+    )
+
+    def __str__(self) -> str:
+        return f"reward settings of {self.project}"
+
+
+class TrainingRun(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    class Trigger(models.TextChoices):
+        MANUAL = "manual"
+        AUTO = "auto"
+        API = "api"
+        CLI = "cli"
+
+    ACTIVE_STATES = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="training_runs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    trigger = models.CharField(max_length=16, choices=Trigger.choices, default=Trigger.MANUAL)
+    config = models.JSONField(default=dict, help_text="Resolved TrainConfig (models_svc.ml.config).")
+    data_snapshot = models.JSONField(
+        default=dict, help_text="Which labels the run sees: highest label ids at enqueue, counts, and a hash."
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    metrics = models.JSONField(default=dict, blank=True, help_text="{'final': {...}, 'curves': [...], 'live': {...}}")
+    worker = models.CharField(max_length=200, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    celery_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"run #{self.pk} {self.config.get('mode', '?')}/{self.config.get('objective', '?')} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATES
+
+
+class ModelVersion(models.Model):
+    class State(models.TextChoices):
+        CANDIDATE = "candidate"
+        ACTIVE = "active"
+        RETIRED = "retired"
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="model_versions")
+    run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="version")
+    number = models.PositiveIntegerField()
+    artifact_path = models.CharField(max_length=1000)
+    metrics = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=State.choices, default=State.CANDIDATE)
+    created_at = models.DateTimeField(auto_now_add=True)
+    promoted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-number"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "number"], name="model_version_number_unique"),
+            models.UniqueConstraint(fields=["project"], condition=Q(state="active"), name="one_active_model_per_project"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} model v{self.number} ({self.state})"

@@ -1,0 +1,165 @@
+"""Write the queue's priorities from the active reward model (DESIGN §5).
+
+After each new active version (and on demand) a Celery task calls
+``comparisons_rescore``: the project's open comparisons are scored by the
+project's selection strategy and ``Comparison.priority`` is written in bulk. The
+queue then hands out by ``ORDER BY priority DESC`` on an index: no model call ever
+happens on the request path.
+
+Before any model exists (and for the ``coverage`` and ``random`` strategies) the
+priorities are coverage-first: fewest labels first, spread over prompts.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+
+import numpy as np
+from django.db import transaction
+
+from annotate.models import Comparison, Judgment, LabelSource, Project
+
+from . import acquisition
+from .models import ModelVersion, RewardSettings
+
+MODEL_STRATEGIES = ("uncertainty", "bald", "variance")
+RESOLVED_DELTA = 0.3  # |p̄ − ½| beyond which a pair counts as settled …
+RESOLVED_MIN_LABELS = 2  # … once it has this many labels
+PER_PROMPT_CAP = 3  # at most this many of one prompt's pairs in the top batch
+TOP_BATCH = 500  # pairs placed greedily (cap applied) before the rest by score
+CHUNK = 2000
+
+
+def _label_counts(project: Project) -> tuple[dict[int, int], dict[int, int]]:
+    per_pair: dict[int, int] = defaultdict(int)
+    per_prompt: dict[int, int] = defaultdict(int)
+    rows = Judgment.objects.filter(
+        comparison__project=project, source__in=(LabelSource.HUMAN, LabelSource.IMPORTED)
+    ).values_list("comparison_id", "comparison__prompt_id")
+    for cid, pid in rows.iterator(chunk_size=10_000):
+        per_pair[cid] += 1
+        per_prompt[pid] += 1
+    return per_pair, per_prompt
+
+
+def comparisons_rescore(*, project: Project, strategy: str | None = None, seed: int = 0) -> dict:
+    """Score every open, non-gold comparison and write its priority. Returns what
+    was done (counts, strategy used, model version, seconds per phase)."""
+    from .services import load_model
+
+    started = time.perf_counter()
+    strategy = strategy or project.selection_strategy
+    rng = np.random.default_rng(seed)
+    pool = list(
+        Comparison.objects.filter(project=project, open_slots__gt=0, is_gold=False)
+        .values_list("id", "prompt_id", "response_a_id", "response_b_id").order_by("id")
+    )
+    if not pool:
+        return {"strategy": strategy, "rescored": 0}
+    ids = np.array([c[0] for c in pool])
+    prompts = [c[1] for c in pool]
+    per_pair, per_prompt = _label_counts(project)
+    labels = np.array([per_pair.get(c, 0) for c in ids])
+    active = ModelVersion.objects.filter(project=project, state=ModelVersion.State.ACTIVE).first()
+    report: dict = {"strategy": strategy, "model_version": active.number if active else None}
+
+    if strategy == "arena":
+        scores = _arena_scores(project, pool)
+        report["used"] = "arena"
+        order = np.argsort(-scores, kind="stable")
+    elif strategy not in MODEL_STRATEGIES or active is None:
+        scores = (acquisition.score("random", np.zeros((1, len(pool))), rng) if strategy == "random"
+                  else acquisition.cold_start_scores(labels, np.array([per_prompt.get(p, 0) for p in prompts]), rng))
+        report["used"] = "random" if strategy == "random" else "coverage"
+        order = np.argsort(-scores, kind="stable")
+    else:
+        model = load_model(active)
+        response_ids = sorted({r for c in pool for r in (c[2], c[3])})
+        texts = _texts(project, response_ids)
+        t0 = time.perf_counter()
+        members = model.score_items([texts[r] for r in response_ids]).members  # (M, R)
+        report["score_seconds"] = round(time.perf_counter() - t0, 2)
+        col = {r: i for i, r in enumerate(response_ids)}
+        a = np.array([col[c[2]] for c in pool])
+        b = np.array([col[c[3]] for c in pool])
+        diffs = members[:, a] - members[:, b]
+        scores = acquisition.score(strategy, diffs, rng)
+        # Successive elimination: a settled prompt's pairs go to the back of the queue.
+        settled = acquisition.resolved_prompts(acquisition.mean_probability(diffs), labels, prompts,
+                                               delta=RESOLVED_DELTA, min_labels=RESOLVED_MIN_LABELS)
+        scores = np.where([p in settled for p in prompts], scores - 1e6, scores)
+        report["used"] = strategy
+        report["settled_prompts"] = len(settled)
+        picks = acquisition.select_batch(scores, min(TOP_BATCH, len(pool)), prompt_ids=prompts,
+                                         per_prompt_cap=PER_PROMPT_CAP, rng=rng)
+        head = [p.index for p in picks]
+        rest = np.setdiff1d(np.argsort(-scores, kind="stable"), head, assume_unique=True)
+        rest = rest[np.argsort(-scores[rest], kind="stable")]
+        order = np.concatenate([np.array(head, dtype=int), rest])
+        live = scores[scores > -1e5]
+        if len(live):
+            counts, edges = np.histogram(live, bins=10)
+            report["score_histogram"], report["score_edges"] = counts.tolist(), edges.tolist()
+    priority = np.empty(len(pool), dtype=np.int64)
+    priority[order] = np.arange(len(pool), 0, -1)  # first in order → highest priority
+    _write_priorities(ids, priority)
+    report["rescored"] = len(pool)
+    report["seconds"] = round(time.perf_counter() - started, 2)
+    RewardSettings.objects.update_or_create(project=project, defaults={"last_rescore": report})
+    return report
+
+
+def source_battles(project: Project, limit: int = 50_000) -> list[tuple[str, str, str]]:
+    """(source of A, source of B, outcome) of the most recent human/imported labels."""
+    rows = (
+        Judgment.objects.filter(comparison__project=project, source__in=(LabelSource.HUMAN, LabelSource.IMPORTED),
+                                choice__in=("A", "B", "tie"))
+        .order_by("-id")
+        .values_list("comparison__response_a__source", "comparison__response_b__source", "choice")[:limit]
+    )
+    return [(a or "unknown", b or "unknown", c) for a, b, c in rows]
+
+
+def _arena_scores(project: Project, pool: list[tuple]) -> np.ndarray:
+    """Pairs of sources whose leaderboard intervals overlap most come first: a
+    label between two sources the ranking cannot yet separate is worth the most
+    (Chatbot Arena's adaptive sampling). Unknown or same-source pairs go last."""
+    from annotate.models import Response
+
+    from .leaderboard import leaderboard
+
+    rows = {r.source: r for r in leaderboard(source_battles(project), rounds=100)}
+    response_ids = {r for c in pool for r in (c[2], c[3])}
+    source = dict(Response.objects.filter(pk__in=response_ids).values_list("id", "source"))
+    scores = np.full(len(pool), -1e9)
+    for i, (_, _, a, b) in enumerate(pool):
+        sa, sb = source.get(a) or "unknown", source.get(b) or "unknown"
+        if sa == sb:
+            continue
+        if sa in rows and sb in rows:
+            x, y = rows[sa], rows[sb]
+            scores[i] = min(x.high, y.high) - max(x.low, y.low)
+        else:
+            scores[i] = 1e6  # a source with no battles yet: cover it first
+    return scores
+
+
+def _texts(project: Project, response_ids: list[int]) -> dict[int, tuple]:
+    from annotate.models import Response
+
+    out = {}
+    for start in range(0, len(response_ids), CHUNK):
+        chunk = response_ids[start:start + CHUNK]
+        for rid, text, conversation in Response.objects.filter(pk__in=chunk).values_list(
+                "id", "text", "prompt__conversation"):
+            out[rid] = (conversation, text)
+    return out
+
+
+def _write_priorities(ids: np.ndarray, priority: np.ndarray) -> None:
+    with transaction.atomic():
+        for start in range(0, len(ids), CHUNK):
+            batch = [Comparison(pk=int(i), priority=int(p))
+                     for i, p in zip(ids[start:start + CHUNK], priority[start:start + CHUNK])]
+            Comparison.objects.bulk_update(batch, ["priority"], batch_size=CHUNK)

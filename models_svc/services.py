@@ -1,0 +1,538 @@
+"""Reward-model lifecycle (DESIGN §4): enqueue → claim → heartbeat → complete |
+fail | cancel; promote and roll back; the stale-run sweep; automatic refresh.
+
+Writes are keyword-only services. The worker body, ``training_run_execute``, turns
+the project's labels into plain examples for ``models_svc.ml`` and records what
+comes back; the web request only ever enqueues. A version is recorded only after
+its artifact is fully in place, and nothing here changes the active version except
+``model_version_promote`` — so a failed, killed or cancelled run never does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import shutil
+import socket
+import threading
+import traceback
+import uuid
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from annotate.models import Judgment, LabelSource, Project, Rating
+
+from .models import ModelVersion, RewardSettings, TrainingRun
+
+log = logging.getLogger(__name__)
+
+LABEL_SOURCES = (LabelSource.HUMAN, LabelSource.IMPORTED)
+HEARTBEAT_SECONDS = 10
+STALE_AFTER_SECONDS = 120
+MIN_PAIRS = 4
+SEVERITY = {"none": 0.0, "minor": 1.0, "moderate": 2.0, "severe": 3.0}
+
+
+class TrainingRefused(ValueError):
+    """The run cannot be queued (no labels, one already active, bad settings)."""
+
+
+def json_safe(value: Any) -> Any:
+    """Metrics as JSON: NaN/inf (an accuracy with no pairs to measure) become null,
+    numpy scalars become floats."""
+    import math
+
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def settings_for(project: Project) -> RewardSettings:
+    obj, _ = RewardSettings.objects.get_or_create(project=project)
+    return obj
+
+
+# --- which labels a run sees ----------------------------------------------------------
+
+
+def _judgments(project: Project):
+    return Judgment.objects.filter(
+        comparison__project=project, source__in=LABEL_SOURCES, choice__in=("A", "B", "tie")
+    )
+
+
+def _ratings(project: Project):
+    return Rating.objects.filter(response__prompt__project=project, source__in=LABEL_SOURCES)
+
+
+def _snapshot(project: Project) -> dict[str, Any]:
+    """Labels up to these ids belong to the run, whatever arrives while it waits."""
+    j = _judgments(project).aggregate(n=Max("id"))["n"] or 0
+    r = _ratings(project).aggregate(n=Max("id"))["n"] or 0
+    return {
+        "max_judgment_id": j,
+        "max_rating_id": r,
+        "pairs": _judgments(project).filter(id__lte=j).count(),
+        "ratings": _ratings(project).filter(id__lte=r).count(),
+    }
+
+
+def _score_value(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return 1.0 if value else 0.0
+    if isinstance(value, (int, float)):
+        return float(value)
+    return SEVERITY.get(value)
+
+
+def training_examples(project: Project, snapshot: dict[str, Any]):
+    """(pairs, ratings, data hash) for ``models_svc.ml``. Ties are kept (the loss
+    decides what to do with them); both-bad labels say nothing about order."""
+    import hashlib
+
+    from .ml.data import PairExample, RatedExample
+
+    flip = {"A": "B", "B": "A", "tie": "tie", "na": "na"}
+    digest = hashlib.sha256()
+    pairs = []
+    rows = (
+        _judgments(project)
+        .filter(id__lte=snapshot["max_judgment_id"])
+        .select_related("comparison__prompt", "comparison__response_a", "comparison__response_b")
+        .order_by("id")
+    )
+    for j in rows.iterator(chunk_size=2000):
+        c = j.comparison
+        a_wins = j.choice != "B"
+        chosen, rejected = (c.response_a, c.response_b) if a_wins else (c.response_b, c.response_a)
+        criteria = {k: (v if a_wins else flip.get(v, v)) for k, v in (j.criteria or {}).items()}
+        pairs.append(PairExample(
+            prompt_id=str(c.prompt_id), conversation=c.prompt.conversation, chosen_text=chosen.text,
+            rejected_text=rejected.text, tie=j.choice == "tie",
+            strength=abs(j.strength) if j.strength else None, criteria=criteria,
+        ))
+        digest.update(f"j{j.pk}:{j.choice}:{j.updated_at.isoformat()};".encode())
+    ratings = []
+    rows = _ratings(project).filter(id__lte=snapshot["max_rating_id"]).select_related("response__prompt").order_by("id")
+    for r in rows.iterator(chunk_size=2000):
+        scores = {k: _score_value(v) for k, v in (r.scores or {}).items()}
+        ratings.append(RatedExample(prompt_id=str(r.response.prompt_id), conversation=r.response.prompt.conversation,
+                                    response_text=r.response.text, scores=scores))
+        digest.update(f"r{r.pk}:{r.updated_at.isoformat()};".encode())
+    return pairs, ratings, digest.hexdigest()[:16]
+
+
+# --- lifecycle ------------------------------------------------------------------------
+
+
+@transaction.atomic
+def training_run_enqueue(
+    *, project: Project, mode: str | None = None, objective: str | None = None, created_by=None,
+    trigger: str = TrainingRun.Trigger.MANUAL, overrides: dict[str, Any] | None = None,
+) -> TrainingRun:
+    """Queue a run with the project's settings (``mode``/``objective`` override
+    them). One run at a time per project; the labels it will see are fixed now."""
+    from .ml.config import TrainConfig
+
+    Project.objects.select_for_update().filter(pk=project.pk).first()  # serialise enqueues per project
+    s = settings_for(project)
+    if TrainingRun.objects.filter(project=project, status__in=TrainingRun.ACTIVE_STATES).exists():
+        raise TrainingRefused("a run is already queued or running for this project; cancel it or wait")
+    requested = {"mode": mode or s.mode, "objective": objective or s.objective, **(overrides or {})}
+    if s.backbone:
+        requested.setdefault("backbone", s.backbone)
+    try:
+        TrainConfig(**requested)  # validate now: a bad setting fails here, not on the worker
+    except (TypeError, ValueError) as exc:
+        raise TrainingRefused(str(exc)) from None
+    snapshot = _snapshot(project)
+    if requested["objective"] in ("bt", "gated") and snapshot["pairs"] < MIN_PAIRS:
+        raise TrainingRefused(f"needs at least {MIN_PAIRS} pairwise labels (A, B or tie); the project has {snapshot['pairs']}")
+    if requested["objective"] in ("multi", "gated") and snapshot["ratings"] < MIN_PAIRS:
+        raise TrainingRefused(f"needs at least {MIN_PAIRS} ratings; the project has {snapshot['ratings']}")
+    run = TrainingRun.objects.create(
+        project=project, created_by=created_by, trigger=trigger, config=requested, data_snapshot=snapshot
+    )
+    transaction.on_commit(lambda: _send(run.pk))
+    return run
+
+
+def _send(run_id: int) -> None:
+    from . import tasks
+
+    result = tasks.train_reward_model.delay(run_id)
+    TrainingRun.objects.filter(pk=run_id, celery_id="").update(celery_id=result.id or "")
+
+
+def training_run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
+    """queued → running for exactly one caller (the UPDATE's row count decides)."""
+    now = timezone.now()
+    claimed = TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.QUEUED).update(
+        status=TrainingRun.Status.RUNNING, worker=worker, started_at=now, heartbeat_at=now, progress=0.0
+    )
+    return TrainingRun.objects.get(pk=run_id) if claimed == 1 else None
+
+
+def training_run_heartbeat(*, run_id: int, progress: float | None = None, live: dict | None = None) -> bool:
+    """Record that the worker is alive; returns False when the run must stop
+    (cancel requested, or the sweep already gave up on it)."""
+    fields: dict[str, Any] = {"heartbeat_at": timezone.now()}
+    if progress is not None:
+        fields["progress"] = max(0.0, min(1.0, float(progress)))
+    if live is not None:
+        fields["metrics"] = {"live": json_safe(live)}
+    TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(**fields)
+    row = TrainingRun.objects.filter(pk=run_id).values_list("status", "cancel_requested").first()
+    return row is not None and row[0] == TrainingRun.Status.RUNNING and not row[1]
+
+
+def training_run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """A queued run is cancelled at once; a running one is asked to stop and stops
+    at its next check (within seconds), leaving no artifact."""
+    now = timezone.now()
+    if TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.QUEUED).update(
+        status=TrainingRun.Status.CANCELLED, cancel_requested=True, finished_at=now
+    ):
+        return TrainingRun.objects.get(pk=run.pk)
+    TrainingRun.objects.filter(pk=run.pk, status=TrainingRun.Status.RUNNING).update(cancel_requested=True)
+    return TrainingRun.objects.get(pk=run.pk)
+
+
+def _finish(run_id: int, status: str, **fields: Any) -> bool:
+    return bool(TrainingRun.objects.filter(pk=run_id, status=TrainingRun.Status.RUNNING).update(
+        status=status, finished_at=timezone.now(), **fields))
+
+
+def training_run_fail(*, run_id: int, error: str) -> bool:
+    return _finish(run_id, TrainingRun.Status.FAILED, error=error[-8000:])
+
+
+def training_runs_sweep(*, stale_after_seconds: int = STALE_AFTER_SECONDS) -> int:
+    """Fail running runs whose worker stopped sending heartbeats (killed, lost)."""
+    cutoff = timezone.now() - timezone.timedelta(seconds=stale_after_seconds)
+    failed = 0
+    for run in TrainingRun.objects.filter(status=TrainingRun.Status.RUNNING, heartbeat_at__lt=cutoff):
+        failed += training_run_fail(
+            run_id=run.pk,
+            error=f"the worker {run.worker or '?'} stopped sending heartbeats (last at "
+                  f"{run.heartbeat_at:%Y-%m-%d %H:%M:%S} UTC); the run was abandoned and the active model is unchanged",
+        )
+    return failed
+
+
+def _artifact_dir(run: TrainingRun) -> Path:
+    return Path(settings.MODEL_DIR) / run.project.slug / f"run-{run.pk}"
+
+
+def _move_into_place(result, run: TrainingRun) -> Path:
+    """Write to a temporary folder beside the destination, then rename: a reader
+    (or a crash) never sees half an artifact."""
+    final = _artifact_dir(run)
+    tmp = final.parent / f".tmp-{final.name}-{uuid.uuid4().hex[:8]}"
+    final.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        result.save(tmp)
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    return final
+
+
+def _compare_with_active(project: Project, result, eval_pairs) -> dict[str, Any]:
+    """Score the fixed eval split with the active version too, so "beats the
+    active one" and "agreement with the previous version" are measured on the
+    same pairs."""
+    from .ml import evaluate
+
+    active = ModelVersion.objects.filter(project=project, state=ModelVersion.State.ACTIVE).first()
+    if active is None or not eval_pairs:
+        return {}
+    try:
+        previous = load_model(active)
+    except Exception as exc:  # an unreadable old artifact must not fail the new run
+        return {"previous_version": active.number, "previous_error": str(exc)[:500]}
+    items = [(p.conversation, t) for p in eval_pairs for t in (p.chosen_text, p.rejected_text)]
+    old = previous.score_items(items).reward
+    new = result.model.score_items(items).reward
+    d_old, d_new = old[0::2] - old[1::2], new[0::2] - new[1::2]
+    ties = [p.tie for p in eval_pairs]
+    return {
+        "previous_version": active.number,
+        "previous_accuracy": evaluate.pairwise_accuracy(d_old, ties),
+        "agreement_with_previous": evaluate.agreement(d_new, d_old),
+    }
+
+
+def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingRun:
+    """The worker body: claim, train, record. Returns the run as it ended."""
+    from .ml import train as ml_train
+    from .ml.config import TrainConfig
+    from .ml.data import split_by_prompt
+
+    worker = worker or f"{socket.gethostname()}:{os.getpid()}"
+    run = training_run_claim(run_id=run_id, worker=worker)
+    if run is None:
+        return TrainingRun.objects.get(pk=run_id)
+    beat = _Heartbeat(run.pk)
+    beat.start()
+    try:
+        cfg = TrainConfig(**run.config).resolve()
+        if cfg.cache_dir is None:
+            # Embeddings are cached per backbone under the data dir: retrains and
+            # rescoring of unchanged texts cost nothing.
+            cfg = dataclasses.replace(cfg, cache_dir=str(Path(settings.MODEL_DIR) / "embeddings"))
+        config = cfg.to_dict()
+        pairs, ratings, data_hash = training_examples(run.project, run.data_snapshot)
+        snapshot = {**run.data_snapshot, "hash": data_hash, "pairs_used": len(pairs), "ratings_used": len(ratings)}
+        TrainingRun.objects.filter(pk=run.pk).update(config=config, data_snapshot=snapshot)
+        train_pairs, eval_pairs = split_by_prompt(pairs, cfg.eval_fraction, cfg.split_seed)
+        train_ratings, eval_ratings = split_by_prompt(ratings, cfg.eval_fraction, cfg.split_seed)
+
+        def progress(fraction: float, live: dict[str, Any]) -> None:
+            beat.update(fraction, live)
+
+        def should_stop() -> bool:
+            return beat.stop_requested()
+
+        if cfg.mode == "finetune":
+            result = ml_train.train_finetune(
+                cfg, train_pairs, train_ratings, eval_pairs=eval_pairs,
+                work_dir=_artifact_dir(run).parent / f".work-run-{run.pk}",
+                progress_cb=progress, should_stop_cb=should_stop,
+            )
+        else:
+            result = ml_train.train_head(
+                cfg, train_pairs, train_ratings, eval_pairs=eval_pairs, eval_ratings=eval_ratings,
+                progress_cb=progress, should_stop_cb=should_stop,
+            )
+        final = {**result.metrics, **_compare_with_active(run.project, result, eval_pairs),
+                 "train_pairs": len(train_pairs), "eval_pairs": len(eval_pairs),
+                 "train_ratings": len(train_ratings), "eval_ratings": len(eval_ratings)}
+        final = json_safe(final)
+        result.metrics = final
+        path = _move_into_place(result, run)
+        if not _record_version(run, path, final, result.curves):
+            shutil.rmtree(path, ignore_errors=True)  # cancelled or swept meanwhile: nothing recorded
+    except ml_train.Cancelled:
+        _finish(run.pk, TrainingRun.Status.CANCELLED)
+    except Exception:
+        log.exception("training run %s failed", run.pk)
+        training_run_fail(run_id=run.pk, error=traceback.format_exc())
+    finally:
+        beat.stop()
+    run = TrainingRun.objects.get(pk=run.pk)
+    if run.status == TrainingRun.Status.SUCCEEDED:
+        _maybe_auto_promote(run.version)
+    return run
+
+
+def _record_version(run: TrainingRun, path: Path, final: dict, curves: list) -> bool:
+    with transaction.atomic():
+        locked = TrainingRun.objects.select_for_update().get(pk=run.pk)
+        if locked.status != TrainingRun.Status.RUNNING or locked.cancel_requested:
+            if locked.status == TrainingRun.Status.RUNNING:
+                _finish(run.pk, TrainingRun.Status.CANCELLED)
+            return False
+        number = (ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"] or 0) + 1
+        ModelVersion.objects.create(project=run.project, run=locked, number=number, artifact_path=str(path),
+                                    metrics=final)
+        _finish(run.pk, TrainingRun.Status.SUCCEEDED, progress=1.0,
+                metrics={"final": final, "curves": json_safe(curves)})
+    return True
+
+
+def _beats(candidate: ModelVersion) -> bool:
+    acc = candidate.metrics.get("eval_accuracy")
+    prev = candidate.metrics.get("previous_accuracy")
+    return acc is not None and (prev is None or acc > prev)
+
+
+def _maybe_auto_promote(version: ModelVersion) -> None:
+    s = settings_for(version.project)
+    has_active = ModelVersion.objects.filter(project=version.project, state=ModelVersion.State.ACTIVE).exists()
+    if s.auto_promote and (not has_active or _beats(version)):
+        model_version_promote(version=version)
+
+
+@transaction.atomic
+def model_version_promote(*, version: ModelVersion) -> ModelVersion:
+    """Make ``version`` the project's one active model (the previous one retires)."""
+    Project.objects.select_for_update().filter(pk=version.project_id).first()
+    ModelVersion.objects.filter(project_id=version.project_id, state=ModelVersion.State.ACTIVE).exclude(
+        pk=version.pk).update(state=ModelVersion.State.RETIRED)
+    ModelVersion.objects.filter(pk=version.pk).update(state=ModelVersion.State.ACTIVE, promoted_at=timezone.now())
+    # The queue's priorities come from the active model: rescore with the new one.
+    transaction.on_commit(lambda: _rescore(version.project_id))
+    return ModelVersion.objects.get(pk=version.pk)
+
+
+def _rescore(project_id: int) -> None:
+    from . import tasks
+
+    tasks.rescore_comparisons.delay(project_id)
+
+
+@transaction.atomic
+def model_version_rollback(*, project: Project) -> ModelVersion:
+    """Re-activate the version that was active before the current one."""
+    current = ModelVersion.objects.filter(project=project, state=ModelVersion.State.ACTIVE).first()
+    earlier = ModelVersion.objects.filter(project=project, promoted_at__isnull=False).exclude(
+        state=ModelVersion.State.ACTIVE)
+    if current is not None:
+        earlier = earlier.filter(promoted_at__lt=current.promoted_at)
+    previous = earlier.order_by("-promoted_at").first()
+    if previous is None:
+        raise ValueError("no earlier active version to roll back to")
+    return model_version_promote(version=previous)
+
+
+def reward_models_autorefresh() -> int:
+    """Queue a head-mode retrain for projects with enough new labels since their
+    last run (the project's ``refresh_after_labels``). Run by beat, not on submit."""
+    queued = 0
+    for s in RewardSettings.objects.filter(refresh_after_labels__gt=0).select_related("project"):
+        project = s.project
+        if TrainingRun.objects.filter(project=project, status__in=TrainingRun.ACTIVE_STATES).exists():
+            continue
+        last = TrainingRun.objects.filter(project=project).order_by("-created_at").first()
+        since = (last.data_snapshot if last else {}) or {}
+        new = (_judgments(project).filter(id__gt=since.get("max_judgment_id", 0)).count()
+               + _ratings(project).filter(id__gt=since.get("max_rating_id", 0)).count())
+        if new >= s.refresh_after_labels:
+            try:
+                training_run_enqueue(project=project, mode="head", trigger=TrainingRun.Trigger.AUTO)
+                queued += 1
+            except TrainingRefused as exc:
+                log.info("auto-refresh of %s skipped: %s", project.slug, exc)
+    return queued
+
+
+# --- scoring --------------------------------------------------------------------------
+
+_LOADED: dict[str, Any] = {}
+_LOAD_LOCK = threading.Lock()
+
+
+def load_model(version: ModelVersion):
+    """The version's RewardModel, loaded once per process (the last two are kept)."""
+    from .ml.infer import RewardModel
+
+    with _LOAD_LOCK:
+        model = _LOADED.get(version.artifact_path)
+        if model is None:
+            model = RewardModel.load(version.artifact_path, cache_dir=Path(settings.MODEL_DIR) / "embeddings")
+            while len(_LOADED) >= 2:
+                _LOADED.pop(next(iter(_LOADED)))
+            _LOADED[version.artifact_path] = model
+        return model
+
+
+def rewards_score(*, project: Project, items: list[dict[str, Any]], version: ModelVersion | None = None) -> dict:
+    """Score ``items`` (each ``{"conversation": […], "responses": […]}``) with the
+    active version (or ``version``)."""
+    version = version or ModelVersion.objects.filter(project=project, state=ModelVersion.State.ACTIVE).first()
+    if version is None:
+        raise LookupError("this project has no active reward model yet; train one and promote it")
+    model = load_model(version)
+    flat = [(item["conversation"], text) for item in items for text in item["responses"]]
+    scores = model.score_items(flat).rows() if flat else []
+    out, at = [], 0
+    for item in items:
+        out.append(scores[at:at + len(item["responses"])])
+        at += len(item["responses"])
+    return {"model_version": version.number, "criteria": model.criteria, "results": out}
+
+
+class _Heartbeat:
+    """Beats from a thread every few seconds, so a long step (loading a backbone,
+    embedding a large batch) never looks like a dead worker; a SIGKILL stops it."""
+
+    def __init__(self, run_id: int):
+        self.run_id = run_id
+        self._stop = threading.Event()
+        self._keep_going = True
+        self._progress: float | None = None
+        self._live: dict | None = None
+        self._thread = threading.Thread(target=self._loop, name=f"heartbeat-run-{run_id}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def update(self, progress: float, live: dict) -> None:
+        self._progress, self._live = progress, live
+
+    def stop_requested(self) -> bool:
+        return not self._keep_going
+
+    def _loop(self) -> None:
+        try:
+            while not self._stop.is_set():
+                try:
+                    self._keep_going = training_run_heartbeat(
+                        run_id=self.run_id, progress=self._progress, live=self._live)
+                except Exception:  # a blip of the database must not silence the heartbeat for good
+                    log.warning("heartbeat of run %s failed", self.run_id, exc_info=True)
+                    close_old_connections()
+                self._stop.wait(HEARTBEAT_SECONDS if self._progress is None else 1.0)
+        finally:
+            connection.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+        close_old_connections()
+
+
+@transaction.atomic
+def reward_settings_update(*, project: Project, mode: str, objective: str, refresh_after_labels: int | str,
+                           auto_promote: bool) -> RewardSettings:
+    from .ml.config import TrainConfig
+
+    try:
+        refresh = int(refresh_after_labels)
+    except (TypeError, ValueError):
+        raise ValueError("refresh after labels must be a whole number") from None
+    if refresh < 0:
+        raise ValueError("refresh after labels must be 0 (off) or more")
+    try:
+        TrainConfig(mode=mode, objective=objective)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(str(exc)) from None
+    s = RewardSettings.objects.select_for_update().get(pk=settings_for(project).pk)
+    s.mode, s.objective, s.refresh_after_labels, s.auto_promote = mode, objective, refresh, auto_promote
+    s.save()
+    return s
+
+
+@transaction.atomic
+def selection_settings_update(*, project: Project, strategy: str, exploration_rate: float | str) -> Project:
+    """The project's selection strategy and ε; the next rescoring uses them."""
+    if strategy not in Project.Strategy.values:
+        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(Project.Strategy.values)}")
+    try:
+        epsilon = float(exploration_rate)
+    except (TypeError, ValueError):
+        raise ValueError("exploration rate must be a number from 0 to 1") from None
+    if not 0.0 <= epsilon <= 1.0:
+        raise ValueError("exploration rate must be a number from 0 to 1")
+    Project.objects.filter(pk=project.pk).update(selection_strategy=strategy)
+    RewardSettings.objects.update_or_create(project=project, defaults={"exploration_rate": epsilon})
+    project.refresh_from_db()
+    return project

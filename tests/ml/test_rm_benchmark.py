@@ -1,0 +1,83 @@
+"""benchmarks/_labels.py and benchmarks/rm_accuracy.py on small files and a tiny backbone."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from annotate.importers import LabelRecord, RankingRecord, Record, ResponseRecord
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO))
+
+from benchmarks import _labels, rm_accuracy  # noqa: E402
+
+
+def _ranked(pid: str, groups: list[list[str]]) -> Record:
+    ids = [r for g in groups for r in g]
+    responses = [ResponseRecord(r, f"text {r}") for r in ids]
+    return Record(1, pid, [{"role": "user", "content": pid}], {}, responses, rankings=[RankingRecord("x", groups)])
+
+
+def test_rankings_become_pairs_and_ties_stay_ties():
+    pairs = _labels.merge_labels([_ranked("p", [["a"], ["b", "c"], ["d"]])])
+    got = {(p.text_a, p.text_b): p.label for p in pairs}
+    assert got == {
+        ("text a", "text b"): 1, ("text a", "text c"): 1, ("text a", "text d"): 1,
+        ("text b", "text c"): 0, ("text b", "text d"): 1, ("text c", "text d"): 1,
+    }
+    examples = [_labels.to_pair_example(p) for p in pairs]
+    assert sum(e.tie for e in examples) == 1
+    assert all(e.chosen_text == "text a" for e in examples if "text a" in (e.chosen_text, e.rejected_text))
+
+
+def test_merged_label_keeps_the_winners_strength():
+    responses = [ResponseRecord("x", "X"), ResponseRecord("y", "Y")]
+    labels = [LabelRecord("x", "y", "w1", "B", 3), LabelRecord("y", "x", "w2", "A", 2), LabelRecord("x", "y", "w3", "A", 1)]
+    (pair,) = _labels.merge_labels([Record(1, "p", [{"role": "user", "content": "q"}], {}, responses, labels)])
+    example = _labels.to_pair_example(pair)
+    assert (example.chosen_text, example.rejected_text, example.strength, pair.votes) == ("Y", "X", 2, 3)
+
+
+def test_hh_alias_reads_through_the_importer():
+    assert _labels.PARSERS["hh"] is _labels.PARSERS["hh-rlhf"]
+
+
+def test_cli_prints_a_table_and_ends_with_one_json_line(tiny_backbone, tmp_path, monkeypatch, capsys):
+    rows = [
+        {"idx": i, "instruction": f"question {i % 20}", "input": "", "response1": f"a good answer {i}",
+         "response2": f"bad {i}", "annotator1": 1, "annotator2": 1 if i % 5 else 0, "annotator3": 1 if i % 7 else 2,
+         "cmp_key": "m1_m2"}
+        for i in range(60)
+    ]
+    source = tmp_path / "pandalm.json"
+    source.write_text(json.dumps(rows))
+    out = tmp_path / "r.json"
+    monkeypatch.setattr(sys, "argv", [
+        "rm_accuracy.py", "--format", "pandalm", "--path", str(source), "--backbone", str(tiny_backbone),
+        "--epochs", "3", "--max-length", "32", "--threads", "1", "--seed", "1", "--json", str(out),
+    ])
+    rm_accuracy.main()
+    lines = capsys.readouterr().out.strip().splitlines()
+    row = json.loads(lines[-1])
+    assert row["mode"] == "head" and row["seed"] == 1 and row["format"] == "pandalm"
+    assert row["train_pairs"] + row["eval_pairs"] == row["pairs"] == 60
+    assert 0.0 <= row["eval_accuracy"] <= 1.0 and row["texts_embedded"] > 0 and row["peak_rss_mb"] > 0
+    assert row["wall_s"] > 0 and row["embed_texts_per_s"] > 0
+    assert any(line.startswith("eval_accuracy") for line in lines)
+    assert json.loads(out.read_text())["result"] == row
+    assert rm_accuracy.train_module.Backbone.__dict__["load"].__func__.__name__ == "load"  # the timing wrapper is gone
+
+
+@pytest.mark.parametrize("fmt", ["csv", "nonsense"])
+def test_unknown_or_label_free_input_is_refused(fmt, tmp_path):
+    if fmt == "nonsense":
+        with pytest.raises(ValueError, match="unknown format"):
+            _labels.load_pairs(fmt, tmp_path / "x")
+    else:
+        path = tmp_path / "x.csv"
+        path.write_text("prompt,response_a,response_b\nq,a,b\n")
+        assert _labels.load_pairs(fmt, path) == []

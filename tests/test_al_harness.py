@@ -1,0 +1,160 @@
+"""Smoke test of the active-learning harness (benchmarks/active_learning.py) on a
+tiny synthetic problem: random features, no backbone, a few epochs."""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from annotate.importers import LabelRecord, Record, ResponseRecord
+from models_svc.ml.config import TrainConfig
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def al():
+    # One thread, as the harness trains its heads: tiny matmuls only lose to thread sync.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    spec = importlib.util.spec_from_file_location("al_harness", REPO / "benchmarks" / "active_learning.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["al_harness"] = module  # dataclasses look their module up by name
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("al_harness", None)
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    # A resolved config without the bundled backbone; few epochs keep the test fast.
+    return TrainConfig(backbone=str(tmp_path), epochs=3).resolve()
+
+
+def synthetic(al, seed: int = 0, items: int = 60, pool: int = 48, held: int = 30):
+    """Pairs whose label is the sign of a hidden linear reward, some ties."""
+    rng = np.random.default_rng(seed)
+    x = torch.nn.functional.normalize(torch.randn(items, 16, generator=torch.Generator().manual_seed(seed)), dim=-1)
+    w = torch.randn(16, generator=torch.Generator().manual_seed(seed + 1))
+    reward = (x @ w).numpy()
+
+    def pairs(n):
+        a, b = rng.integers(0, items, n), rng.integers(0, items, n)
+        b = np.where(a == b, (b + 1) % items, b)
+        return a, b, np.sign(reward[a] - reward[b]).astype(int)
+
+    pa, pb, pl = pairs(pool)
+    pl[:4] = 0  # a few ties in the pool
+    ea, eb, el = pairs(held)
+    return al.SimData(
+        features=x,
+        pool_a=pa,
+        pool_b=pb,
+        pool_prompts=[f"p{i // 2}" for i in range(pool)],  # two pairs per prompt: the per-prompt cap matters
+        pool_labels=pl,
+        eval_a=np.where(el < 0, eb, ea),
+        eval_b=np.where(el < 0, ea, eb),
+        eval_tie=np.zeros(held, dtype=bool),
+    )
+
+
+def test_curves_have_one_point_per_round_and_documented_keys(al, cfg):
+    data = synthetic(al)
+    result = al.simulate(data, list(al.STRATEGIES), 2, seed_labels=8, batch=6, rounds=2, cfg=cfg)
+    assert set(result) == {"strategies", "target_accuracy"}
+    documented = {
+        "labels", "accuracy", "mean", "std", "final_mean", "final_std", "auc_mean", "auc_std",
+        "auc_vs_random_mean", "auc_vs_random_std", "labels_to_target", "ratio_to_random", "round_seconds",
+    }
+    for name, s in result["strategies"].items():
+        assert set(s) == documented, name
+        assert s["labels"] == [8, 14, 20]
+        assert len(s["accuracy"]) == 2 and all(len(c) == 3 for c in s["accuracy"])
+        assert all(0.0 <= a <= 1.0 for c in s["accuracy"] for a in c)
+    # Same seed → same seed set and first model for every strategy (a paired comparison).
+    firsts = {tuple(c[0] for c in s["accuracy"]) for s in result["strategies"].values()}
+    assert len(firsts) == 1
+    assert result["target_accuracy"] == result["strategies"]["random"]["final_mean"]
+    assert result["strategies"]["random"]["auc_vs_random_mean"] == 0.0
+    json.dumps(result)  # the JSON the CLI writes
+
+
+def test_labels_are_revealed_only_for_acquired_pairs(al, cfg):
+    data = synthetic(al, seed=3)
+    oracle = al.Oracle(data.pool_labels)
+    curve = al.run_curve(data, "uncertainty", 0, seed_labels=8, batch=6, rounds=3, cfg=cfg, oracle=oracle)
+    assert len(oracle.revealed) == len(set(oracle.revealed)) == curve["labels"][-1] == 26
+    # Flip every label the learner was never shown: the run must not change at all.
+    hidden = np.setdiff1d(np.arange(len(data.pool_a)), oracle.revealed)
+    flipped = data.pool_labels.copy()
+    flipped[hidden] = -flipped[hidden]
+    again = al.run_curve(dataclasses.replace(data, pool_labels=flipped), "uncertainty", 0,
+                         seed_labels=8, batch=6, rounds=3, cfg=cfg)
+    assert again["accuracy"] == curve["accuracy"]
+
+
+def test_diverse_strategy_respects_the_per_prompt_cap(al):
+    rng = np.random.default_rng(0)
+    diffs = rng.normal(size=(4, 20))
+    prompts = [f"p{i // 5}" for i in range(20)]
+    picked = al.pick("uncertainty+diverse", diffs, 8, exclude=np.array([0, 1]), prompts=prompts,
+                     pair_embeddings=rng.normal(size=(20, 5)), rng=rng, diversity=0.5, diverse_cap=2)
+    assert len(picked) == 8 and not {0, 1} & set(picked)
+    assert max(sum(prompts[i] == p for i in picked) for p in set(prompts)) == 2
+
+
+def _record(pid, texts, votes):
+    responses = [ResponseRecord(f"id-{t}", t) for t in texts]
+    labels = [LabelRecord(responses[0].external_id, responses[1].external_id, f"w{i}", c) for i, c in enumerate(votes)]
+    return Record(1, pid, [{"role": "user", "content": pid}], {}, responses, labels)
+
+
+def test_repeated_judgments_merge_by_majority(al):
+    pairs = al.merge_labels([
+        _record("p1", ("x", "y"), ["A", "A", "tie"]),  # PandaLM-like row: 2 of 3 → A
+        _record("p2", ("x", "y"), ["A", "B", "tie"]),  # no majority → tie
+        _record("p3", ("y", "x"), ["A"]),  # summarize-like: one worker per row, responses in either order …
+        _record("p3", ("x", "y"), ["B"]),  # … both said "y"
+        _record("p3", ("x", "z"), ["A"]),
+        _record("p3", ("x", "z"), ["B"]),  # 1–1 → tie
+    ])
+    by_key = {(p.prompt_id, p.text_a, p.text_b): (p.label, p.votes) for p in pairs}
+    assert by_key == {
+        ("p1", "x", "y"): (1, 3),
+        ("p2", "x", "y"): (0, 3),
+        ("p3", "x", "y"): (-1, 2),
+        ("p3", "x", "z"): (0, 2),
+    }
+
+
+def test_cli_writes_json_and_svg(al, tmp_path, monkeypatch):
+    """The whole script on a small PandaLM-format file, random features instead of the backbone."""
+    rows = [
+        {"idx": i, "instruction": f"question {i}", "input": "", "response1": f"good {i}", "response2": f"bad {i}",
+         "annotator1": 1, "annotator2": 1 if i % 5 else 0, "annotator3": 1 if i % 7 else 2, "cmp_key": "m1_m2"}
+        for i in range(40)
+    ]
+    source = tmp_path / "pandalm.json"
+    source.write_text(json.dumps(rows))
+    monkeypatch.setattr(al, "embed", lambda items, cache_dir, threads: torch.nn.functional.normalize(
+        torch.randn(len(items), 8, generator=torch.Generator().manual_seed(0)), dim=-1))
+    out_json, out_svg = tmp_path / "r.json", tmp_path / "r.svg"
+    monkeypatch.setattr(sys, "argv", [
+        "active_learning.py", "--format", "pandalm", "--path", str(source), "--seeds", "2", "--rounds", "2",
+        "--batch", "5", "--seed-labels", "5", "--eval-fraction", "0.3", "--strategies", "random,bald",
+        "--cache-dir", str(tmp_path / "cache"), "--out-json", str(out_json), "--out-plot", str(out_svg),
+    ])
+    al.main()  # sets one thread, as the fixture does
+    report = json.loads(out_json.read_text())
+    assert set(report) == {"dataset", "config", "strategies", "target_accuracy", "wall_seconds"}
+    assert report["dataset"]["pairs"] == 40 and report["dataset"]["pool"] + report["dataset"]["eval"] == 40
+    assert set(report["strategies"]) == {"random", "bald"}
+    assert out_svg.read_text().startswith("<svg")

@@ -1,0 +1,111 @@
+"""The reward-model page and API: who may use them, retrain from the page, the
+versions table, promote, and scoring with per-criterion values."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+from rest_framework.authtoken.models import Token
+
+from models_svc import services
+from models_svc.models import ModelVersion, RewardSettings, TrainingRun
+from tests.factories import fast_training as _fast
+from tests.factories import labelled_for_training as _labelled
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def _api(client, user):
+    token, _ = Token.objects.get_or_create(user=user)
+    client.defaults["HTTP_AUTHORIZATION"] = f"Token {token.key}"
+    return client
+
+
+def _trained(project, tiny, objective="bt", **kw):
+    _labelled(project, tiny, **kw)
+    run = services.training_run_execute(run_id=services.training_run_enqueue(
+        project=project, objective=objective, overrides=_fast()).pk)
+    assert run.status == "succeeded", run.error
+    return services.model_version_promote(version=run.version)
+
+
+def test_annotators_outsiders_and_anonymous_cannot_use_models(client, project, annotator, outsider, tiny):
+    _trained(project, tiny, prompts=3)
+    body = {"prompt": "Question 0?", "responses": ["a", "b"]}
+    for user in (annotator, outsider):
+        api = _api(client, user)
+        assert api.post(reverse("api-score", args=[project.slug]), body, content_type="application/json").status_code == 404
+        assert api.get(reverse("api-models", args=[project.slug])).status_code == 404
+        client.defaults.pop("HTTP_AUTHORIZATION")
+        client.force_login(user)
+        assert client.get(reverse("model-page", args=[project.slug])).status_code == 404
+        assert client.post(reverse("model-retrain", args=[project.slug])).status_code == 404
+        client.logout()
+    assert client.post(reverse("api-score", args=[project.slug]), body,
+                       content_type="application/json").status_code in (401, 403)
+    assert TrainingRun.objects.count() == 1
+
+
+def test_score_api_returns_per_criterion_scores_from_a_multi_objective_model(client, project, owner, tiny):
+    _trained(project, tiny, objective="multi", prompts=4, ratings=True)
+    api = _api(client, owner)
+    r = api.post(reverse("api-score", args=[project.slug]),
+                 {"conversation": [{"role": "user", "content": "Question 1?"}],
+                  "responses": ["Answer 0 to question 1.", "Answer 2 to question 1."]}, content_type="application/json")
+    assert r.status_code == 200, r.content
+    data = r.json()
+    assert data["model_version"] == 1 and sorted(data["criteria"]) == ["correct", "helpful"]
+    (scores,) = data["results"]
+    assert len(scores) == 2 and all(set(s["criteria"]) == {"helpful", "correct"} for s in scores)
+    assert all(isinstance(s["reward"], float) and s["std"] >= 0 for s in scores)
+    # Batch form, and a clear error for a bad request.
+    r = api.post(reverse("api-score", args=[project.slug]), {"items": [
+        {"prompt": "Q?", "responses": ["x"]}, {"prompt": "R?", "responses": ["y", "z", "w"]}]},
+        content_type="application/json")
+    assert [len(x) for x in r.json()["results"]] == [1, 3]
+    r = api.post(reverse("api-score", args=[project.slug]), {"prompt": "Q?"}, content_type="application/json")
+    assert r.status_code == 400
+
+
+def test_score_without_an_active_model_is_409(client, project, owner):
+    r = _api(client, owner).post(reverse("api-score", args=[project.slug]), {"prompt": "Q", "responses": ["a"]},
+                                 content_type="application/json")
+    assert r.status_code == 409 and "no active reward model" in r.json()["detail"]
+
+
+def test_retrain_from_the_page_shows_the_version_and_promote(client, project, owner, tiny, celery_eager):
+    _labelled(project, tiny, prompts=12)
+    RewardSettings.objects.filter(project=project).update(objective="bt")
+    services_overrides = _fast()
+    original = services.training_run_enqueue
+
+    def fast_enqueue(**kw):  # the page uses the project's settings; keep the run short here
+        return original(**{**kw, "overrides": services_overrides})
+
+    services.training_run_enqueue = fast_enqueue
+    client.force_login(owner)
+    try:
+        r = client.post(reverse("model-retrain", args=[project.slug]), {"mode": "head", "objective": "bt"})
+    finally:
+        services.training_run_enqueue = original
+    assert r.status_code == 302
+    run = TrainingRun.objects.get()
+    assert run.status == "succeeded", run.error
+    html = client.get(reverse("model-page", args=[project.slug])).content.decode()
+    assert '<tr data-version="1">' in html and "Promote v1" in html
+    assert '<svg class="chart"' in html and "held-out pairwise accuracy" in html
+    assert f"{run.version.metrics['eval_accuracy']:.3f}" in html
+    client.post(reverse("model-promote", args=[project.slug, 1]))
+    assert ModelVersion.objects.get().state == "active"
+    html = client.get(reverse("model-page", args=[project.slug])).content.decode()
+    assert '<b id="active-version">v1</b>' in html
+
+
+def test_cli_trains_inline_and_promotes(project, tiny, capsys):
+    _labelled(project, tiny, prompts=3)
+    RewardSettings.objects.filter(project=project).update(backbone=tiny)
+    call_command("train_reward_model", project.slug, "--inline", "--promote")
+    out = capsys.readouterr().out
+    assert "queued: head/bt" in out and "model v1: held-out accuracy" in out and "v1 is now active" in out
+    assert ModelVersion.objects.get().state == "active"

@@ -1,0 +1,211 @@
+"""Queue priorities written from the active reward model (active learning wiring)."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotate import queue
+from annotate.models import Comparison, Membership, Role
+from models_svc import acquisition, services
+from models_svc.selection import comparisons_rescore
+from tests.factories import fast_training as _fast
+from tests.factories import labelled_for_training as _labelled
+
+from .conftest import make_user
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_cold_start_is_coverage_first(project):
+    from .factories import fill
+
+    fill(project, prompts=3, responses=3)
+    labelled = Comparison.objects.order_by("id").first()
+    from annotate.models import Judgment
+
+    Judgment.objects.create(comparison=labelled, annotator=make_user("early"), choice="A", source="human")
+    report = comparisons_rescore(project=project, strategy="uncertainty")  # no model yet
+    assert report["used"] == "coverage" and report["rescored"] == 9
+    lowest = Comparison.objects.order_by("priority").first()
+    assert lowest == labelled  # the only pair with a label goes last
+
+
+def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that_order(project, tiny):
+    _labelled(project, tiny, prompts=12, responses=3)
+    Comparison.objects.update(open_slots=project.overlap)
+    version = services.training_run_execute(
+        run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk).version
+    services.model_version_promote(version=version)
+    report = comparisons_rescore(project=project, strategy="uncertainty")
+    assert report["used"] == "uncertainty" and report["model_version"] == 1 and report["rescored"] == 36
+
+    # Recompute the uncertainty of every pair with the same model, by hand.
+    model = services.load_model(version)
+    pairs = list(Comparison.objects.select_related("prompt", "response_a", "response_b").order_by("id"))
+    items = [(c.prompt.conversation, r.text) for c in pairs for r in (c.response_a, c.response_b)]
+    members = model.score_items(items).members
+    diffs = members[:, 0::2] - members[:, 1::2]
+    u = acquisition.score("uncertainty", diffs)
+    top = max(pairs, key=lambda c: c.priority)
+    assert u[pairs.index(top)] == pytest.approx(u.max())
+    # Priorities are a strict order.
+    assert len({c.priority for c in pairs}) == len(pairs)
+
+    annotator = make_user("fresh-eyes")
+    Membership.objects.create(project=project, user=annotator, role=Role.ANNOTATOR)
+    a = queue.assignment_lease(project=project, annotator=annotator, kind="pairwise")
+    assert a.comparison_id == top.pk
+
+
+def _priorities(project, n_prompts=5):
+    from .factories import fill
+
+    fill(project, prompts=n_prompts, responses=3)
+    pairs = list(Comparison.objects.filter(project=project).order_by("id"))
+    for rank, c in enumerate(reversed(pairs)):  # later ids get the higher priority
+        c.priority = 1000 - rank
+        c.save(update_fields=["priority"])
+    return sorted(pairs, key=lambda c: -Comparison.objects.get(pk=c.pk).priority)
+
+
+def test_queue_hands_out_in_priority_order_and_logs_the_probability(project, annotator):
+    project.selection_strategy = "uncertainty"
+    project.save(update_fields=["selection_strategy"])
+    ordered = _priorities(project)
+    got = []
+    for _ in range(4):
+        a = queue.assignment_lease(project=project, annotator=annotator, kind="pairwise")
+        assert (a.strategy, a.selection_probability) == ("uncertainty", 1.0)
+        got.append(a.comparison_id)
+        queue.judgment_submit(assignment=a, user=annotator, preference=-1)
+    assert got == [c.pk for c in ordered[:4]]
+
+
+def test_epsilon_exploration_draws_uniformly_at_the_configured_rate(project, annotator):
+    import math
+    import random
+
+    from django.db.models import F
+
+    from annotate.models import Assignment
+    from models_svc.models import RewardSettings
+
+    project.selection_strategy = "bald"
+    project.save(update_fields=["selection_strategy"])
+    ordered = _priorities(project, n_prompts=4)  # 12 open pairs
+    n, eps, trials = len(ordered), 0.25, 600
+    RewardSettings.objects.create(project=project, exploration_rate=eps)
+    random.seed(20261123)
+    explored, hits = 0, {c.pk: 0 for c in ordered}
+    for _ in range(trials):
+        a = queue.assignment_lease(project=project, annotator=annotator, kind="pairwise")
+        if a.strategy == "explore":
+            explored += 1
+            hits[a.comparison_id] += 1
+            assert a.selection_probability == pytest.approx(eps / n)
+        else:
+            assert a.strategy == "bald" and a.comparison_id == ordered[0].pk
+            assert a.selection_probability == pytest.approx(1 - eps + eps / n)
+        # Put the task back exactly as it was, so every draw sees the same pool.
+        Assignment.objects.filter(pk=a.pk).delete()
+        Comparison.objects.filter(pk=a.comparison_id).update(open_slots=F("open_slots") + 1)
+    assert abs(explored / trials - eps) < 4 * math.sqrt(eps * (1 - eps) / trials)
+    # The explored draws are uniform over the pool (chi-square, 11 dof; 99.9% quantile 31.3).
+    expected = explored / n
+    assert sum((h - expected) ** 2 / expected for h in hits.values()) < 31.3
+
+
+def test_arena_strategy_puts_the_least_separated_sources_first(project):
+    from annotate.models import Judgment
+    from models_svc.leaderboard import leaderboard
+    from models_svc.selection import source_battles
+
+    from .factories import fill
+
+    fill(project, prompts=6, responses=3)  # sources model-0, model-1, model-2
+    raters = [make_user(f"arena-{i}") for i in range(6)]
+    for c in Comparison.objects.select_related("response_a", "response_b"):
+        for i, rater in enumerate(raters):
+            sources = {c.response_a.source, c.response_b.source}
+            if sources == {"model-0", "model-1"}:  # 0 clearly beats 1
+                winner = "model-0"
+            elif sources == {"model-1", "model-2"}:  # 1 vs 2: a coin toss
+                winner = "model-1" if i % 2 else "model-2"
+            else:
+                winner = "model-0"
+            Judgment.objects.create(comparison=c, annotator=rater, source="human",
+                                    choice="A" if c.response_a.source == winner else "B")
+    rows = {r.source: r for r in leaderboard(source_battles(project), rounds=100)}
+    report = comparisons_rescore(project=project, strategy="arena")
+    assert report["used"] == "arena"
+    top = Comparison.objects.select_related("response_a", "response_b").order_by("-priority").first()
+    overlap = {frozenset(p): min(rows[p[0]].high, rows[p[1]].high) - max(rows[p[0]].low, rows[p[1]].low)
+               for p in (("model-0", "model-1"), ("model-1", "model-2"), ("model-0", "model-2"))}
+    assert frozenset({top.response_a.source, top.response_b.source}) == max(overlap, key=overlap.get)
+    assert max(overlap, key=overlap.get) == frozenset({"model-1", "model-2"})
+
+
+def test_selection_page_shows_strategy_leaderboard_and_is_for_researchers(client, project, owner, annotator):
+    from django.urls import reverse
+
+    from models_svc.models import RewardSettings
+
+    from .factories import fill
+
+    fill(project, prompts=2, responses=3)
+    from annotate.models import Judgment
+
+    for c in Comparison.objects.select_related("response_a", "response_b"):
+        Judgment.objects.create(comparison=c, annotator=annotator, source="human", choice="A")
+    client.force_login(owner)
+    r = client.post(reverse("model-selection-update", args=[project.slug]),
+                    {"strategy": "uncertainty", "exploration_rate": "0.1"})
+    assert r.status_code == 302
+    project.refresh_from_db()
+    assert project.selection_strategy == "uncertainty"
+    assert RewardSettings.objects.get(project=project).exploration_rate == 0.1
+    comparisons_rescore(project=project)
+    html = client.get(reverse("model-selection", args=[project.slug])).content.decode()
+    assert '<b id="used-strategy">coverage</b>' in html  # no model yet: coverage first
+    assert '<table class="grid" id="leaderboard">' in html and "model-0" in html
+    assert html.count('<svg class="chart"') >= 1
+    r = client.post(reverse("model-selection-update", args=[project.slug]), {"strategy": "magic", "exploration_rate": "2"})
+    project.refresh_from_db()
+    assert project.selection_strategy == "uncertainty"
+    client.force_login(annotator)
+    assert client.get(reverse("model-selection", args=[project.slug])).status_code == 404
+
+
+def test_learning_curve_has_one_point_per_retrain_at_its_label_count(client, project, owner, tiny):
+    """The researcher page's learning curve after two retrains: two points, placed at
+    each version's number of training pairs, drawn as a polyline."""
+    import re
+
+    from django.urls import reverse
+
+    from annotate import services as annotate_services
+    from annotate.models import Judgment, Prompt, Response
+
+    _labelled(project, tiny, prompts=6)
+    first = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk)
+    assert first.status == "succeeded", first.error
+    for i in range(6, 12):  # six more prompts, labelled like the first ones
+        p = Prompt.objects.create(project=project, external_id=f"p{i}",
+                                  conversation=[{"role": "user", "content": f"Question {i}?"}])
+        for j in range(3):
+            Response.objects.create(prompt=p, external_id=f"r{j}", text=f"Answer {j} to question {i}.", source=f"model-{j}")
+    annotate_services.comparisons_generate(project=project)
+    rater = make_user("rater-c")
+    for c in Comparison.objects.filter(project=project, judgments__isnull=True):
+        Judgment.objects.create(comparison=c, annotator=rater, source="imported",
+                                choice="A" if c.response_a.external_id < c.response_b.external_id else "B")
+    second = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk)
+    assert second.status == "succeeded", second.error
+    assert second.version.metrics["train_pairs"] > first.version.metrics["train_pairs"]
+    client.force_login(owner)
+    html = client.get(reverse("model-selection", args=[project.slug])).content.decode()
+    chart = re.search(r'<svg class="chart" role="img" aria-label="learning curve".*?</svg>', html, re.S)
+    assert chart, "no learning-curve chart"
+    (points,) = re.findall(r'points="([^"]+)"', chart.group(0))
+    xs = [float(p.split(",")[0]) for p in points.split()]
+    assert len(xs) == 2 and xs[0] < xs[1]  # two versions, left to right by labels

@@ -17,10 +17,47 @@ Generic JSONL schema (``--format jsonl``), one object per line::
          "strength": 2,                              # optional, 0..3 (magnitude; sign comes from choice)
          "criteria": {"key": "A|B|tie|na"},          # optional
          "rationale": "…", "time_on_task_ms": 1234, "metadata": {…}}]}
+
+Generic flat schema (``--format csv``: UTF-8 with a header row, ``.csv.gz`` too;
+``--format parquet``: the same column names). One row per pairwise label or per
+response; rows with the same ``prompt_id`` make one prompt (they must agree on its
+conversation; the first row's metadata is kept), rows with the same response id
+under one prompt one response. Empty cells (or nulls) are absent; unknown columns
+are rejected, so a misspelt column never goes unnoticed::
+
+    prompt_id            optional; default: hash of the conversation
+    prompt               the user's text, or
+    conversation         JSON list of {"role", "content"} turns (Parquet: also a list of structs)
+    prompt_metadata      optional JSON object
+    response_a           required: a response text
+    response_a_id        optional; default: hash of the text
+    response_a_source    optional model or policy name
+    response_b, response_b_id, response_b_source
+                         the second response of a pair row; empty on a response row
+    annotator            who gave the label or the scores (stored as ext.<annotator>)
+    choice               pair rows: A | B | tie | both_bad, relative to (a, b)
+    strength             pair rows: 0..3 (magnitude; the sign comes from choice)
+    criteria             pair rows: JSON {"key": "A|B|tie|na"}
+    scores               response rows: JSON {"criterion_key": number | true/false | "text" | null}
+                         → a rating of response a (null = N/A)
+    rationale            optional, with a label or scores
+    time_on_task_ms      optional, with a label or scores
+
+A pair row with neither annotator nor choice imports the two responses only. CSV
+errors name the physical line where the row starts (a quoted field may span lines)
+and the column; Parquet errors name the 1-based row and the column.
+
+The other formats (``hh-rlhf``, ``summarize``, ``pandalm``, ``oasst``,
+``finegrained``, ``helpsteer2``, ``ultrafeedback``) follow their public releases;
+each parser's docstring says how the file maps onto prompts, responses and labels.
+Pairwise labels become judgments, ``ratings`` ratings of one response (scores,
+rationale, spans as character offsets into its text) and ``rankings`` ordered groups
+of responses (ties share a group; responses left out are unranked).
 """
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import io
@@ -29,6 +66,8 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
+
+from rubrics.schema import KEY_PATTERN
 
 ROLES = ("system", "user", "assistant")
 CHOICES = ("A", "B", "tie", "both_bad")
@@ -40,13 +79,14 @@ MAX_ID = 255
 class ImportRejected(Exception):
     """The file is rejected as a whole; nothing was written."""
 
-    def __init__(self, message: str, *, line: int | None = None, field: str = ""):
+    def __init__(self, message: str, *, line: int | None = None, field: str = "", unit: str = "line"):
         self.message = message
-        self.line = line
+        self.line = line  # for Parquet, the 1-based row number (unit "row")
         self.field = field
+        self.unit = unit
         where = []
         if line is not None:
-            where.append(f"line {line}")
+            where.append(f"{unit} {line}")
         if field:
             where.append(f"field '{field}'")
         super().__init__(f"{', '.join(where)}: {message}" if where else message)
@@ -74,6 +114,24 @@ class LabelRecord:
 
 
 @dataclass
+class RatingRecord:
+    response: str  # a response external id of the same record
+    annotator: str
+    scores: dict[str, Any]  # {criterion_key: value, or None for N/A}
+    rationale: str = ""
+    spans: list[dict[str, Any]] = field(default_factory=list)  # {start, end, type, …}: offsets into that response's text
+    metadata: dict[str, Any] = field(default_factory=dict)
+    time_on_task_ms: int | None = None
+
+
+@dataclass
+class RankingRecord:
+    annotator: str
+    groups: list[list[str]]  # response external ids, best group first; ties share a group
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
 class Record:
     line: int
     prompt_id: str
@@ -81,6 +139,9 @@ class Record:
     prompt_metadata: dict[str, Any]
     responses: list[ResponseRecord]
     labels: list[LabelRecord] = field(default_factory=list)
+    ratings: list[RatingRecord] = field(default_factory=list)
+    rankings: list[RankingRecord] = field(default_factory=list)
+    unit: str = "line"  # what ``line`` counts: file lines, or Parquet rows
 
 
 def text_id(*parts: str) -> str:
@@ -104,9 +165,8 @@ def _open_bytes(path: Path) -> io.BufferedIOBase:
     return raw  # type: ignore[return-value]
 
 
-def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) for non-blank lines, decoding UTF-8 strictly."""
-    seen_any = False
+def _iter_all_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) for every physical line, decoding UTF-8 strictly."""
     with _open_bytes(path) as fh:
         try:
             for number, raw in enumerate(fh, start=1):
@@ -117,13 +177,18 @@ def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
                         f"invalid UTF-8 (byte {exc.start + 1} of the line); save the file as UTF-8",
                         line=number,
                     ) from None
-                if number == 1:
-                    text = text.removeprefix("\ufeff")
-                if text.strip():
-                    seen_any = True
-                    yield number, text
+                yield number, text.removeprefix("\ufeff") if number == 1 else text
         except (OSError, EOFError, gzip.BadGzipFile) as exc:
             raise ImportRejected(f"cannot read the file: {exc}") from None
+
+
+def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) for non-blank lines, decoding UTF-8 strictly."""
+    seen_any = False
+    for number, text in _iter_all_lines(path):
+        if text.strip():
+            seen_any = True
+            yield number, text
     if not seen_any:
         raise ImportRejected("the file is empty: no records found")
 
@@ -290,50 +355,50 @@ def parse_jsonl(path: Path) -> Iterator[Record]:
         if not isinstance(raw_labels, list):
             raise ImportRejected("expected a list", line=line, field="labels")
         for i, lab in enumerate(raw_labels):
-            labels.append(_generic_label(lab, line, f"labels[{i}]", responses))
+            labels.append(_generic_label(lab, line, f"labels[{i}].", responses))
         yield Record(line, prompt_id, conversation, _dict(obj, "metadata", line), responses, labels)
 
 
 def _generic_label(lab: Any, line: int, where: str, responses: list[ResponseRecord]) -> LabelRecord:
     if not isinstance(lab, dict):
-        raise ImportRejected("expected an object", line=line, field=where)
+        raise ImportRejected("expected an object", line=line, field=where.rstrip("."))
     ids = [r.external_id for r in responses]
 
     def ref(key: str) -> str:
         value = lab.get(key)
         if isinstance(value, int) and not isinstance(value, bool):
             if not 0 <= value < len(responses):
-                raise ImportRejected(f"response index {value} is out of range", line=line, field=f"{where}.{key}")
+                raise ImportRejected(f"response index {value} is out of range", line=line, field=f"{where}{key}")
             return ids[value]
         if isinstance(value, str) and value in ids:
             return value
-        raise ImportRejected("must be a response index or id from this line", line=line, field=f"{where}.{key}")
+        raise ImportRejected("must be a response index or id from this line", line=line, field=f"{where}{key}")
 
     a, b = ref("a"), ref("b")
     if a == b:
-        raise ImportRejected("a label compares two different responses", line=line, field=f"{where}.b")
-    annotator = _ident(lab.get("annotator"), line, f"{where}.annotator")
+        raise ImportRejected("a label compares two different responses", line=line, field=f"{where}b")
+    annotator = _ident(lab.get("annotator"), line, f"{where}annotator")
     choice = lab.get("choice")
     if choice not in CHOICES:
-        raise ImportRejected(f"must be one of {', '.join(CHOICES)}", line=line, field=f"{where}.choice")
+        raise ImportRejected(f"must be one of {', '.join(CHOICES)}", line=line, field=f"{where}choice")
     strength = lab.get("strength")
     if strength is not None:
         if isinstance(strength, bool) or not isinstance(strength, int) or not 0 <= abs(strength) <= 3:
-            raise ImportRejected("must be an integer magnitude 0..3", line=line, field=f"{where}.strength")
+            raise ImportRejected("must be an integer magnitude 0..3", line=line, field=f"{where}strength")
         strength = abs(strength)
         if (choice == "tie") != (strength == 0) or choice == "both_bad":
-            raise ImportRejected("0 goes with a tie, 1..3 with A or B, none with both_bad", line=line, field=f"{where}.strength")
+            raise ImportRejected("0 goes with a tie, 1..3 with A or B, none with both_bad", line=line, field=f"{where}strength")
     criteria = lab.get("criteria") or {}
     if not isinstance(criteria, dict) or any(v not in CRITERION_CHOICES for v in criteria.values()):
-        raise ImportRejected(f"values must be one of {', '.join(CRITERION_CHOICES)}", line=line, field=f"{where}.criteria")
+        raise ImportRejected(f"values must be one of {', '.join(CRITERION_CHOICES)}", line=line, field=f"{where}criteria")
     rationale = lab.get("rationale") or ""
     if not isinstance(rationale, str):
-        raise ImportRejected("expected a string", line=line, field=f"{where}.rationale")
+        raise ImportRejected("expected a string", line=line, field=f"{where}rationale")
     tot = lab.get("time_on_task_ms")
     if tot is not None and (isinstance(tot, bool) or not isinstance(tot, int) or tot < 0):
-        raise ImportRejected("expected a non-negative integer", line=line, field=f"{where}.time_on_task_ms")
+        raise ImportRejected("expected a non-negative integer", line=line, field=f"{where}time_on_task_ms")
     return LabelRecord(
-        a, b, f"ext.{annotator}", choice, strength, dict(criteria), rationale, tot, _dict(lab, "metadata", line, f"{where}.")
+        a, b, f"ext.{annotator}", choice, strength, dict(criteria), rationale, tot, _dict(lab, "metadata", line, where)
     )
 
 
@@ -512,9 +577,512 @@ def parse_pandalm(path: Path) -> Iterator[Record]:
         yield Record(line, conversation_id(conversation), conversation, meta, responses, labels)
 
 
+# --- Open-Assistant trees ----------------------------------------------------------
+
+_OASST_ROLES = {"prompter": "user", "assistant": "assistant"}
+_OASST_META = ("lang", "review_count", "review_result", "synthetic", "model_name", "emojis", "labels", "created_date", "user_id")
+OASST_ANNOTATOR = "oasst.aggregated"
+
+
+def parse_oasst(path: Path) -> Iterator[Record]:
+    """Open-Assistant message trees, one tree per line (``message_tree_id``, ``prompt``).
+
+    Each prompter message whose assistant replies carry ranks becomes one prompt: the
+    conversation is the path from the root to it (prompt id: its message id), its
+    assistant replies are the responses (message ids kept) and their ranks one
+    ranking by ``oasst.aggregated`` (rank 0 first; equal ranks share a group; a reply
+    whose rank is null stays a response, unranked). Deleted messages and their
+    subtrees are left out. Ranks among prompter replies order follow-up questions,
+    not responses, and are not imported.
+    """
+    for line, obj in iter_json_lines(path):
+        tree_id = _ident(_req(obj, "message_tree_id", line, str), line, "message_tree_id")
+        root = _req(obj, "prompt", line, dict)
+        if root.get("deleted") is True:
+            continue
+        tree_meta = {"source": "oasst", "message_tree_id": tree_id, "tree_state": obj.get("tree_state")}
+        yield from _oasst_walk(root, "prompt", [], [], tree_meta, line)
+
+
+def _oasst_walk(
+    message: dict[str, Any], where: str, turns: list[dict[str, str]], ids: list[str], tree_meta: dict[str, Any], line: int
+) -> Iterator[Record]:
+    role = _OASST_ROLES.get(message.get("role"))
+    if role is None:
+        raise ImportRejected(f"must be one of {', '.join(_OASST_ROLES)}", line=line, field=f"{where}.role")
+    message_id = _ident(message.get("message_id"), line, f"{where}.message_id")
+    turns = [*turns, {"role": role, "content": _text(message.get("text"), line, f"{where}.text")}]
+    ids = [*ids, message_id]
+    replies = message.get("replies") or []
+    if not isinstance(replies, list) or not all(isinstance(r, dict) for r in replies):
+        raise ImportRejected("expected a list of messages", line=line, field=f"{where}.replies")
+    for i, reply in enumerate(replies):
+        rank = reply.get("rank")
+        if rank is not None and (isinstance(rank, bool) or not isinstance(rank, int) or rank < 0):
+            raise ImportRejected("must be a non-negative integer or null", line=line, field=f"{where}.replies[{i}].rank")
+    if role == "user":
+        record = _oasst_group(message, where, turns, ids, tree_meta, line)
+        if record is not None:
+            yield record
+    for i, reply in enumerate(replies):
+        if reply.get("deleted") is not True:
+            yield from _oasst_walk(reply, f"{where}.replies[{i}]", turns, ids, tree_meta, line)
+
+
+def _oasst_group(
+    message: dict[str, Any], where: str, turns: list[dict[str, str]], ids: list[str], tree_meta: dict[str, Any], line: int
+) -> Record | None:
+    """The ranked assistant replies of one prompter message, or None when it has none."""
+    answers = [(i, r) for i, r in enumerate(message["replies"] or []) if r.get("role") == "assistant"]
+    ranked = [(i, r) for i, r in answers if r.get("rank") is not None]
+    if not ranked:
+        return None
+    # Deleted siblings still count here: their ranks were given next to the others'.
+    if len(ranked) < 2:
+        raise ImportRejected(
+            "only one reply is ranked: a rank orders a reply among its ranked siblings, which are missing",
+            line=line, field=f"{where}.replies[{ranked[0][0]}].rank",
+        )
+    values = sorted({r["rank"] for _, r in ranked})
+    if values != list(range(len(values))):
+        gap = next(v for v in range(len(values)) if v not in values)
+        raise ImportRejected(
+            f"ranks {', '.join(map(str, values))} skip {gap}: a ranked sibling is missing", line=line, field=f"{where}.replies"
+        )
+    responses = []
+    for i, reply in answers:
+        if reply.get("deleted") is True:
+            continue
+        rw = f"{where}.replies[{i}]"
+        text = _text(reply.get("text"), line, f"{rw}.text")
+        source = reply.get("model_name") or ("synthetic" if reply.get("synthetic") else "human")
+        meta = {"rank": reply.get("rank"), **{k: reply[k] for k in _OASST_META if k in reply}}
+        responses.append(ResponseRecord(_ident(reply.get("message_id"), line, f"{rw}.message_id"), text, str(source)[:200], meta))
+    if len({r.external_id for r in responses}) != len(responses):
+        raise ImportRejected("two replies share a message_id", line=line, field=f"{where}.replies")
+    by_rank: dict[int, list[str]] = {}
+    for resp in responses:
+        if resp.metadata["rank"] is not None:
+            by_rank.setdefault(resp.metadata["rank"], []).append(resp.external_id)
+    if sum(map(len, by_rank.values())) < 2:
+        return None  # deletions left nothing to order
+    meta = {**tree_meta, "message_ids": ids, **{k: message[k] for k in _OASST_META if k in message}}
+    ranking = RankingRecord(OASST_ANNOTATOR, [by_rank[v] for v in sorted(by_rank)])
+    return Record(line, ids[-1], turns, meta, responses, rankings=[ranking])
+
+
+# --- Fine-Grained RLHF ---------------------------------------------------------------
+
+# The six pairwise preferences come in this order; 1 = the first of the pair is
+# preferred, 2 = the second, 0 = no preference (the dataset's README).
+_FG_PAIRS = ((1, 2), (1, 3), (1, 4), (2, 3), (2, 4), (3, 4))
+_FG_CHOICE = {0: "tie", 1: "A", 2: "B"}
+# Error types become span type keys in the rubric's key format.
+FINEGRAINED_ERROR_TYPES = {
+    "Irrelevant": "irrelevant",
+    "Wrong-Grounding": "wrong_grounding",
+    "Unverifiable": "unverifiable",
+    "Redundant": "redundant",
+    "Incoherent": "incoherent",
+}
+FINEGRAINED_ANNOTATOR = "finegrained-rlhf.anonymous"
+
+
+def parse_finegrained(path: Path) -> Iterator[Record]:
+    """Fine-Grained RLHF QA feedback (a JSON array or JSON Lines).
+
+    The prompt is the question followed by its grounding passages (annotators judged
+    the answers against them; the raw passages and the gold answer are also kept in
+    the prompt's metadata). ``prediction 1..4`` are responses ``prediction-1..4``;
+    the six ``preference`` values are six judgments (0 kept as a tie). The error
+    spans on prediction 1 become one rating of it with no scores: its spans keep the
+    file's character offsets, with the type as a key (``Wrong-Grounding`` →
+    ``wrong_grounding``) and any explanation; missing information and the corrected
+    prediction go into that rating's metadata. The one annotator per item is
+    unnamed: ``finegrained-rlhf.anonymous``.
+    """
+    for line, obj in iter_json_records(path):
+        question = _text(_req(obj, "question", line, str), line, "question")
+        passages = _req(obj, "passages", line, list)
+        blocks = [question]
+        for i, passage in enumerate(passages):
+            if not isinstance(passage, list) or not passage or not all(isinstance(x, str) for x in passage):
+                raise ImportRejected("expected a list of strings: title, then sentences", line=line, field=f"passages[{i}]")
+            blocks.append(f"Passage {i + 1}: {passage[0]}\n" + " ".join(passage[1:]))
+        conversation = [{"role": "user", "content": _text("\n\n".join(blocks), line, "passages")}]
+        responses = [
+            ResponseRecord(
+                f"prediction-{i}", _text(_req(obj, f"prediction {i}", line, str), line, f"prediction {i}"), "", {"prediction": i}
+            )
+            for i in range(1, 5)
+        ]
+        preference = _req(obj, "preference", line, list)
+        if len(preference) != len(_FG_PAIRS):
+            raise ImportRejected(f"expected {len(_FG_PAIRS)} values, got {len(preference)}", line=line, field="preference")
+        labels = []
+        for k, ((x, y), value) in enumerate(zip(_FG_PAIRS, preference)):
+            if value not in _FG_CHOICE or isinstance(value, bool):
+                raise ImportRejected("must be 0 (no preference), 1 or 2", line=line, field=f"preference[{k}]")
+            choice = _FG_CHOICE[value]
+            labels.append(
+                LabelRecord(f"prediction-{x}", f"prediction-{y}", FINEGRAINED_ANNOTATOR, choice, 0 if choice == "tie" else None)
+            )
+        feedback = _req(obj, "feedback", line, dict)
+        rating = _finegrained_rating(feedback, responses[0].text, line)
+        meta = {"source": "finegrained-rlhf", "question": question, "gold": obj.get("gold"), "passages": passages}
+        yield Record(line, conversation_id(conversation), conversation, meta, responses, labels, [rating])
+
+
+def _finegrained_rating(feedback: dict[str, Any], text: str, line: int) -> RatingRecord:
+    errors = feedback.get("errors") or []
+    if not isinstance(errors, list):
+        raise ImportRejected("expected a list", line=line, field="feedback.errors")
+    spans = []
+    for k, error in enumerate(errors):
+        where = f"feedback.errors[{k}]"
+        if not isinstance(error, dict):
+            raise ImportRejected("expected an object", line=line, field=where)
+        kind = error.get("error type")
+        if kind not in FINEGRAINED_ERROR_TYPES:
+            raise ImportRejected(f"must be one of {', '.join(FINEGRAINED_ERROR_TYPES)}", line=line, field=f"{where}.error type")
+        start, end = error.get("start"), error.get("end")
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in (start, end)) or not 0 <= start < end <= len(text):
+            raise ImportRejected(
+                f"start and end must satisfy 0 ≤ start < end ≤ {len(text)} (the length of prediction 1)",
+                line=line, field=f"{where}.end",
+            )
+        span = {"start": start, "end": end, "type": FINEGRAINED_ERROR_TYPES[kind]}
+        if error.get("explanation"):
+            span["explanation"] = error["explanation"]
+        spans.append(span)
+    missing = feedback.get("missing-info") or []
+    if not isinstance(missing, list):
+        raise ImportRejected("expected a list", line=line, field="feedback.missing-info")
+    corrected = feedback.get("corrected-prediction")
+    if corrected is not None and not isinstance(corrected, str):
+        raise ImportRejected("expected a string", line=line, field="feedback.corrected-prediction")
+    meta = {"missing_info": missing, "corrected_prediction": corrected}
+    return RatingRecord("prediction-1", FINEGRAINED_ANNOTATOR, {}, spans=spans, metadata=meta)
+
+
+# --- HelpSteer2 ----------------------------------------------------------------------
+
+HELPSTEER2_ATTRIBUTES = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
+# Multi-turn HelpSteer2 prompts hold the earlier turns inline, each later turn
+# opened by this marker; the first turn is the user's and has none.
+_HELPSTEER2_TURN = re.compile(r"\n?<extra_id_1>(User|Assistant)\n")
+
+
+def parse_helpsteer2(path: Path) -> Iterator[Record]:
+    """HelpSteer2 rows (JSON Lines, optionally gzipped): ``prompt``, ``response`` and
+    the five attributes as integers 0..4. Rows with the same prompt share it; each
+    row is one response with one rating by ``helpsteer2.<annotator>`` (the row's
+    ``annotator`` field if it has one, else ``helpsteer2.aggregated``: the released
+    scores combine several annotators)."""
+    for line, obj in iter_json_lines(path):
+        prompt = _text(_req(obj, "prompt", line, str), line, "prompt")
+        parts = _HELPSTEER2_TURN.split(prompt)
+        turns = [{"role": "user", "content": parts[0]}]
+        turns += [{"role": role.lower(), "content": content} for role, content in zip(parts[1::2], parts[2::2])]
+        conversation = _conversation(turns, line, "prompt")
+        text = _text(_req(obj, "response", line, str), line, "response")
+        scores = {}
+        for key in HELPSTEER2_ATTRIBUTES:
+            value = _req(obj, key, line, int)
+            if not 0 <= value <= 4:
+                raise ImportRejected(f"must be an integer 0..4, got {value}", line=line, field=key)
+            scores[key] = value
+        annotator = _ident(obj["annotator"], line, "annotator") if obj.get("annotator") is not None else "aggregated"
+        response = ResponseRecord(text_id(text), text)
+        rating = RatingRecord(response.external_id, f"helpsteer2.{annotator}", scores)
+        meta = {"source": "helpsteer2", **({"multi_turn": True} if len(conversation) > 1 else {})}
+        yield Record(line, conversation_id(conversation), conversation, meta, [response], ratings=[rating])
+
+
+# --- UltraFeedback -------------------------------------------------------------------
+
+ULTRAFEEDBACK_ASPECTS = ("instruction_following", "honesty", "truthfulness", "helpfulness")
+ULTRAFEEDBACK_ANNOTATOR = "ultrafeedback.gpt-4"  # UltraFeedback's ratings were written by GPT-4
+
+
+def parse_ultrafeedback(path: Path) -> Iterator[Record]:
+    """UltraFeedback rows (JSON Lines, optionally gzipped), as in openbmb/UltraFeedback:
+    ``instruction``, ``source``, ``completions`` of ``{model, response, annotations,
+    critique, overall_score, fine-grained_score, …}``. Each completion is a response
+    (source: its model) with one rating by ``ultrafeedback.gpt-4``: the four aspects'
+    ``Rating`` "1".."5" as scores, "N/A" as None; each aspect's other fields
+    (``Rationale``, ``Rationale For Rating``, ``Type``) and the scores are kept in the
+    rating's metadata, the critique as its rationale. An aspect may be an object or,
+    as in the GitHub release, a one-element list of it.
+    """
+    for line, obj in iter_json_lines(path):
+        instruction = _text(_req(obj, "instruction", line, str), line, "instruction")
+        conversation = [{"role": "user", "content": instruction}]
+        completions = _req(obj, "completions", line, list)
+        if not completions:
+            raise ImportRejected("needs at least one completion", line=line, field="completions")
+        responses: list[ResponseRecord] = []
+        ratings = []
+        for i, comp in enumerate(completions):
+            where = f"completions[{i}]"
+            if not isinstance(comp, dict):
+                raise ImportRejected("expected an object", line=line, field=where)
+            model = _ident(comp.get("model"), line, f"{where}.model")
+            text = _text(_req(comp, "response", line, str, prefix=f"{where}."), line, f"{where}.response", allow_empty=True)
+            response = ResponseRecord(text_id(model, text), text, model[:200], {
+                k: comp[k] for k in ("principle", "custom_system_prompt") if comp.get(k) is not None
+            })
+            if any(r.external_id == response.external_id for r in responses):
+                raise ImportRejected("another completion has the same model and response", line=line, field=where)
+            responses.append(response)
+            annotations = _req(comp, "annotations", line, dict, prefix=f"{where}.")
+            stray = sorted(set(annotations) - set(ULTRAFEEDBACK_ASPECTS))
+            if stray:
+                raise ImportRejected(
+                    f"unknown aspect; expected {', '.join(ULTRAFEEDBACK_ASPECTS)}",
+                    line=line, field=f"{where}.annotations.{stray[0]}",
+                )
+            scores: dict[str, int | None] = {}
+            notes = {}
+            for aspect in ULTRAFEEDBACK_ASPECTS:
+                if aspect not in annotations:
+                    continue
+                aw = f"{where}.annotations.{aspect}"
+                ann = annotations[aspect]
+                if isinstance(ann, list) and len(ann) == 1:
+                    ann = ann[0]
+                if not isinstance(ann, dict):
+                    raise ImportRejected("expected an object with Rating and Rationale", line=line, field=aw)
+                scores[aspect] = _ultrafeedback_rating(ann.get("Rating"), line, f"{aw}.Rating")
+                notes[aspect] = {k: v for k, v in ann.items() if k != "Rating"}
+            critique = comp.get("critique") or ""
+            if not isinstance(critique, str):
+                raise ImportRejected("expected a string", line=line, field=f"{where}.critique")
+            scored = {k: comp[k] for k in ("overall_score", "fine-grained_score") if comp.get(k) is not None}
+            meta = {"annotations": notes, **scored}
+            ratings.append(RatingRecord(response.external_id, ULTRAFEEDBACK_ANNOTATOR, scores, critique, metadata=meta))
+        # UltraFeedback's own "source" names the data set the instruction came from.
+        extra = {"subset": obj.get("source"), **{k: obj.get(k) for k in ("models", "correct_answers", "incorrect_answers")}}
+        meta = {"source": "ultrafeedback", **{k: v for k, v in extra.items() if v is not None}}
+        yield Record(line, conversation_id(conversation), conversation, meta, responses, ratings=ratings)
+
+
+def _ultrafeedback_rating(value: Any, line: int, name: str) -> int | None:
+    if value == "N/A":
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 5:
+        raise ImportRejected(f'must be "1".."5" or "N/A", got {value!r}', line=line, field=name)
+    return value
+
+
+# --- generic CSV and Parquet ---------------------------------------------------------
+
+FLAT_COLUMNS = (
+    "prompt_id", "prompt", "conversation", "prompt_metadata",
+    "response_a_id", "response_a", "response_a_source", "response_b_id", "response_b", "response_b_source",
+    "annotator", "choice", "strength", "criteria", "scores", "rationale", "time_on_task_ms",
+)
+_LABEL_COLUMNS = ("choice", "strength", "criteria")
+_ANSWER_COLUMNS = ("annotator", "rationale", "time_on_task_ms")  # with a label or with scores
+PARQUET_BATCH_ROWS = 1000
+
+
+def _flat_header(names: list[str], line: int | None) -> None:
+    unknown = [n for n in names if n not in FLAT_COLUMNS]
+    if unknown:
+        raise ImportRejected(f"unknown column; the columns are {', '.join(FLAT_COLUMNS)}", line=line, field=unknown[0])
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ImportRejected("the column appears twice", line=line, field=twice[0])
+    if "response_a" not in names:
+        raise ImportRejected("missing required column", line=line, field="response_a")
+    if "prompt" not in names and "conversation" not in names:
+        raise ImportRejected("missing required column (give 'prompt' or 'conversation')", line=line, field="prompt")
+
+
+def _json_cell(value: Any, line: int, name: str) -> Any:
+    """A JSON text (CSV, or a Parquet string column) or the value a Parquet column already holds."""
+    if not isinstance(value, str):
+        # A Parquet map column arrives as a list of (key, value) pairs.
+        if isinstance(value, list) and value and all(isinstance(p, tuple) and len(p) == 2 for p in value):
+            return dict(value)
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise ImportRejected(f"not valid JSON ({exc.msg} at column {exc.colno})", line=line, field=name) from None
+
+
+def _json_object(value: Any, line: int, name: str) -> dict[str, Any]:
+    obj = _json_cell(value, line, name)
+    if not isinstance(obj, dict):
+        raise ImportRejected(f"expected a JSON object, got {type(obj).__name__}", line=line, field=name)
+    return obj
+
+
+def _int_cell(value: Any, line: int, name: str) -> int:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # pandas stores an integer column with gaps as floats
+    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ImportRejected(f"expected an integer, got {value!r}", line=line, field=name)
+    return value
+
+
+def _flat_response(row: dict[str, Any], side: str, line: int) -> ResponseRecord:
+    text = _text(row[f"response_{side}"], line, f"response_{side}")
+    rid = row.get(f"response_{side}_id")
+    source = row.get(f"response_{side}_source") or ""
+    if not isinstance(source, str):
+        raise ImportRejected("expected a string", line=line, field=f"response_{side}_source")
+    rid = _ident(rid, line, f"response_{side}_id") if rid is not None else text_id(text)
+    return ResponseRecord(rid, text, source[:200])
+
+
+def _flat_record(raw: dict[str, Any], line: int) -> Record:
+    """One CSV or Parquet row: a pair (with an optional label) or a response (with optional scores)."""
+    row = {k: v for k, v in raw.items() if v is not None and v != ""}  # empty cells are absent
+    if "conversation" in row:
+        conversation = _conversation(_json_cell(row["conversation"], line, "conversation"), line, "conversation")
+    elif "prompt" in row:
+        conversation = [{"role": "user", "content": _text(row["prompt"], line, "prompt")}]
+    else:
+        raise ImportRejected("empty: give 'prompt' or 'conversation'", line=line, field="prompt")
+    prompt_id = _ident(row["prompt_id"], line, "prompt_id") if "prompt_id" in row else conversation_id(conversation)
+    prompt_meta = _json_object(row["prompt_metadata"], line, "prompt_metadata") if "prompt_metadata" in row else {}
+    if "response_a" not in row:
+        raise ImportRejected("missing required value", line=line, field="response_a")
+    responses = [_flat_response(row, "a", line)]
+    rationale = row.get("rationale") or ""
+    tot = _int_cell(row["time_on_task_ms"], line, "time_on_task_ms") if "time_on_task_ms" in row else None
+    labels, ratings = [], []
+    if "response_b" in row:
+        responses.append(_flat_response(row, "b", line))
+        if responses[0].external_id == responses[1].external_id:
+            raise ImportRejected(
+                "response_a and response_b have the same id (or text, when no id is given)", line=line, field="response_b"
+            )
+        if "scores" in row:
+            raise ImportRejected("scores rate one response: leave response_b empty on a rating row", line=line, field="scores")
+        if any(name in row for name in (*_ANSWER_COLUMNS, *_LABEL_COLUMNS)):
+            lab = {
+                "a": responses[0].external_id, "b": responses[1].external_id,
+                "annotator": row.get("annotator"), "choice": row.get("choice"),
+                "strength": _int_cell(row["strength"], line, "strength") if "strength" in row else None,
+                "criteria": _json_object(row["criteria"], line, "criteria") if "criteria" in row else {},
+                "rationale": rationale, "time_on_task_ms": tot,
+            }
+            labels.append(_generic_label(lab, line, "", responses))
+    else:
+        for name in ("response_b_id", "response_b_source", *_LABEL_COLUMNS):
+            if name in row:
+                raise ImportRejected("set on a row without response_b (a label compares two responses)", line=line, field=name)
+        if any(name in row for name in (*_ANSWER_COLUMNS, "scores")):
+            annotator = _ident(row.get("annotator"), line, "annotator")
+            if "scores" not in row:
+                raise ImportRejected("missing: a rating row needs scores", line=line, field="scores")
+            scores = _json_object(row["scores"], line, "scores")
+            for key, value in scores.items():
+                if not re.fullmatch(KEY_PATTERN, key):
+                    raise ImportRejected(
+                        f"criterion key {key!r} must be lower-case letters, digits and _", line=line, field="scores"
+                    )
+                if value is not None and not isinstance(value, (int, float, str)):
+                    raise ImportRejected(
+                        f"the score for {key!r} must be a number, true/false, text or null", line=line, field="scores"
+                    )
+            if tot is not None and tot < 0:
+                raise ImportRejected("expected a non-negative integer", line=line, field="time_on_task_ms")
+            if not isinstance(rationale, str):
+                raise ImportRejected("expected a string", line=line, field="rationale")
+            ratings.append(RatingRecord(responses[0].external_id, f"ext.{annotator}", scores, rationale, time_on_task_ms=tot))
+    return Record(line, prompt_id, conversation, prompt_meta, responses, labels, ratings)
+
+
+def parse_csv(path: Path) -> Iterator[Record]:
+    """The flat schema as CSV (UTF-8, comma-separated, a header row; ``.csv.gz`` too).
+    Lines are physical lines: a quoted field that spans lines counts them all."""
+    # Long responses: the csv module's default field limit (128 KiB) is below MAX_TEXT.
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_TEXT + 1))
+    consumed = 0
+
+    def physical_lines() -> Iterator[str]:
+        nonlocal consumed
+        for number, text in _iter_all_lines(path):
+            consumed = number
+            yield text
+
+    reader = csv.reader(physical_lines(), strict=True)
+    header: list[str] | None = None
+    seen_any = False
+    while True:
+        start = consumed + 1
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ImportRejected(f"malformed CSV: {exc}", line=start) from None
+        if not any(cell.strip() for cell in row):
+            continue
+        if header is None:
+            header = [name.strip() for name in row]
+            _flat_header(header, start)
+            continue
+        if len(row) != len(header):
+            raise ImportRejected(
+                f"has {len(row)} fields, the header has {len(header)} (an unquoted comma or newline?)",
+                line=start, field=header[len(row)] if len(row) < len(header) else "",
+            )
+        seen_any = True
+        yield _flat_record(dict(zip(header, row)), start)
+    if not seen_any:
+        raise ImportRejected("the file is empty: no records found" if header is None else "the file has a header but no rows")
+
+
+def parse_parquet(path: Path) -> Iterator[Record]:
+    """The flat schema as Parquet, read in record batches. Errors name the 1-based row."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise ImportRejected(f"not a readable Parquet file: {exc}") from None
+    _flat_header(parquet.schema_arrow.names, None)
+    if parquet.metadata.num_rows == 0:
+        raise ImportRejected("the file is empty: no records found")
+    number = 0
+    batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS)
+    while True:
+        try:
+            batch = next(batches)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            raise ImportRejected(f"cannot read the file after row {number}: {exc}") from None
+        for row in batch.to_pylist():
+            number += 1
+            try:
+                record = _flat_record(row, number)
+            except ImportRejected as exc:
+                raise ImportRejected(exc.message, line=number, field=exc.field, unit="row") from None
+            record.unit = "row"
+            yield record
+
+
 PARSERS: dict[str, Callable[[Path], Iterator[Record]]] = {
     "jsonl": parse_jsonl,
     "hh-rlhf": parse_hh,
     "summarize": parse_summarize,
     "pandalm": parse_pandalm,
+    "oasst": parse_oasst,
+    "finegrained": parse_finegrained,
+    "helpsteer2": parse_helpsteer2,
+    "ultrafeedback": parse_ultrafeedback,
+    "csv": parse_csv,
+    "parquet": parse_parquet,
 }

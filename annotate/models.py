@@ -8,6 +8,8 @@ means the label carries no strength (e.g. an imported chosen/rejected pair).
 
 from __future__ import annotations
 
+import secrets
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -46,6 +48,10 @@ def _default_task_kinds() -> list[str]:
     return [TaskKind.PAIRWISE.value]
 
 
+def new_annotator_salt() -> str:
+    return secrets.token_hex(16)
+
+
 class ProjectQuerySet(models.QuerySet):
     def visible_to(self, user) -> "ProjectQuerySet":
         """Staff see every project; everyone else only projects they are members of."""
@@ -68,6 +74,8 @@ class Project(models.Model):
         UNCERTAINTY = "uncertainty"
         BALD = "bald"
         VARIANCE = "variance"
+        # Pairs of response sources whose leaderboard intervals overlap most (Chatbot Arena style).
+        ARENA = "arena"
 
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=100, unique=True)
@@ -83,7 +91,6 @@ class Project(models.Model):
     lease_ttl_seconds = models.PositiveIntegerField(default=900, validators=[MinValueValidator(30)])
     gold_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     selection_strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.COVERAGE)
-    reward_model_settings = models.JSONField(default=dict, blank=True)
     max_tasks_per_annotator = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most tasks one annotator may submit in this project (empty: no cap)."
     )
@@ -94,6 +101,12 @@ class Project(models.Model):
     show_others_labels = models.BooleanField(
         default=False, help_text="Let annotators see other annotators' labels (off: they never do)."
     )
+    license = models.CharField(
+        max_length=100, blank=True, help_text="Licence of exported datasets, e.g. cc-by-4.0 (empty: unspecified)."
+    )
+    # Keys the pseudonymous annotator ids of exports; never shown, so an id cannot be
+    # traced back to a user by hashing guessed user ids.
+    annotator_salt = models.CharField(max_length=64, default=new_annotator_salt, editable=False)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -383,6 +396,51 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"import #{self.pk} {self.format} → {self.project} ({self.status})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATES
+
+
+class ExportJob(models.Model):
+    """One export: its options, the snapshot it was taken at, progress, and where
+    the finished files are (``path``: the export folder with the data and README.md;
+    ``file_path``: the file a download serves)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued"
+        RUNNING = "running"
+        SUCCEEDED = "succeeded"
+        FAILED = "failed"
+        CANCELLED = "cancelled"
+
+    ACTIVE_STATES = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    format = models.CharField(max_length=32)
+    file_format = models.CharField(max_length=16)
+    options = models.JSONField(default=dict, blank=True, help_text="aggregate, min_agreement, criterion, margin, include_derived")
+    snapshot_id = models.CharField(max_length=120)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    rows_written = models.PositiveBigIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    path = models.CharField(max_length=1000, blank=True)
+    file_path = models.CharField(max_length=1000, blank=True)
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    celery_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"export #{self.pk} {self.format}/{self.file_format} of {self.project} ({self.status})"
 
     @property
     def is_active(self) -> bool:

@@ -282,8 +282,10 @@ def _lease(project: Project, annotator, kind: str, served: int) -> Assignment | 
     if kind == TaskKind.PAIRWISE and project.gold_rate > 0:
         order = [True, False] if _wants_gold(project, annotator, served) else [False]
     for gold in order:
-        qs = _candidates(project, kind, annotator, gold=gold).select_for_update(skip_locked=True, of=("self",))
-        for obj in qs[:8]:
+        qs = _candidates(project, kind, annotator, gold=gold)
+        strategy, probability, window = _selection(project, kind, gold, qs)
+        qs = qs.select_for_update(skip_locked=True, of=("self",))
+        for obj in qs[window]:
             if not gold and not unit.model.objects.filter(pk=obj.pk, **{f"{unit.slots}__gt": 0}).update(
                 **{unit.slots: F(unit.slots) - 1}
             ):
@@ -303,10 +305,38 @@ def _lease(project: Project, annotator, kind: str, served: int) -> Assignment | 
                 state=Assignment.State.ACTIVE,
                 leased_at=now,
                 expires_at=now + timedelta(seconds=project.lease_ttl_seconds),
-                strategy=project.selection_strategy,
+                strategy=strategy,
+                selection_probability=probability,
                 **fields,
             )
     return None
+
+
+def _selection(project: Project, kind: str, gold: bool, qs) -> tuple[str, float | None, slice]:
+    """How this lease picks among the candidates: by priority (the strategy in
+    force), or, with probability ε, a uniform draw (exploration). Returns the
+    strategy to record, the probability that the handed-out task was the one
+    chosen (for importance weights later), and which slice of the ordered
+    candidates to try. Costs one COUNT only when ε > 0."""
+    if kind != TaskKind.PAIRWISE or gold:
+        return ("gold" if gold else project.selection_strategy), None, slice(0, 8)
+    epsilon = _exploration_rate(project)
+    if epsilon <= 0:
+        return project.selection_strategy, 1.0, slice(0, 8)
+    n = qs.count()
+    if n == 0:
+        return project.selection_strategy, None, slice(0, 8)
+    if random.random() < epsilon:
+        offset = random.randrange(n)
+        return "explore", epsilon / n, slice(offset, offset + 8)
+    return project.selection_strategy, (1 - epsilon) + epsilon / n, slice(0, 8)
+
+
+def _exploration_rate(project: Project) -> float:
+    from models_svc.models import RewardSettings
+
+    rate = RewardSettings.objects.filter(project=project).values_list("exploration_rate", flat=True).first()
+    return float(rate or 0.0)
 
 
 def assignment_for(*, annotator, assignment_id: int) -> Assignment | None:

@@ -1,32 +1,41 @@
 """Writes for the annotate app (keyword-only services, DESIGN §10).
 
-Imports run in two phases. Validation parses the whole file into memory-light
-records and commits progress as it goes (other requests can watch it). Writing
-happens in one transaction with the project row locked, so a file is imported
-entirely or not at all, and two imports into one project never interleave.
+Imports run in two phases. Validation parses the file once, as a stream, keeping
+only compact per-id state in memory and spilling compact rows to a temporary file;
+it commits progress as it goes (other requests can watch it). Writing reads the
+spill back in chunks inside one transaction with the project row locked, so a file
+is imported entirely or not at all, and two imports into one project never
+interleave. On PostgreSQL the big tables are written with COPY (``import_writer``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import pickle
 import shutil
+import tempfile
 import uuid
+from array import array
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .importers import PARSERS, ImportRejected, LabelRecord, Record
-from .models import Comparison, ImportJob, Judgment, LabelSource, Membership, Project, Prompt, Response, Role
+from . import import_writer
+from .importers import PARSERS, ImportRejected, Record
+from .models import (
+    Comparison, ImportJob, Judgment, LabelSource, Membership, Project, Prompt, Ranking, Rating, Response, Role,
+)
 
 log = logging.getLogger(__name__)
 User = get_user_model()
 
-PROGRESS_EVERY = 500
+PROGRESS_EVERY = 5000  # records between progress commits and cancel checks while validating
+IMPORT_CHUNK = 20_000  # records per write round (one COPY per table); tests lower it
 BATCH = 2000
 FLIP = {"A": "B", "B": "A", "tie": "tie", "both_bad": "both_bad", "na": "na"}
 
@@ -188,204 +197,363 @@ def _check_cancel(job: ImportJob) -> None:
 
 
 def _import_file(job: ImportJob) -> dict[str, int]:
+    """Validate while streaming the file into a spill file of compact rows, then
+    write those rows in chunks inside one transaction with the project row locked.
+
+    The parser runs once: at a million rows it costs as much as the writes. Only
+    small per-id state stays in memory (``_FileIndex``); the records go to a
+    temporary file, so memory does not grow with the file.
+    """
     path = Path(job.file_path)
     if not path.is_file():
         raise ImportRejected(f"the uploaded file is gone: {path.name}")
-    records: list[Record] = []
-    for record in PARSERS[job.format](path):
-        records.append(record)
-        if len(records) % PROGRESS_EVERY == 0:
-            _check_cancel(job)
-            ImportJob.objects.filter(pk=job.pk).update(records_done=len(records), heartbeat_at=timezone.now())
-    _check_duplicate_labels(records)
-    _check_cancel(job)
-    ImportJob.objects.filter(pk=job.pk).update(
-        status=ImportJob.Status.WRITING, records_done=len(records), progress=0.5, heartbeat_at=timezone.now()
-    )
-    try:
-        with transaction.atomic():
-            Project.objects.select_for_update().get(pk=job.project_id)
-            counts = _write(job, records)
-            _check_cancel(job)
-    except IntegrityError as exc:
-        raise ImportRejected(f"the data conflicts with what is already stored: {exc}") from None
+    index = _FileIndex()
+    with tempfile.TemporaryFile(prefix="preflab-import-") as spill:
+        chunk: list[tuple] = []
+        for record in PARSERS[job.format](path):
+            chunk.append(index.add(record))
+            if len(chunk) >= IMPORT_CHUNK:
+                pickle.dump(chunk, spill, protocol=pickle.HIGHEST_PROTOCOL)
+                chunk = []
+            if index.records % PROGRESS_EVERY == 0:
+                _check_cancel(job)
+                ImportJob.objects.filter(pk=job.pk).update(records_done=index.records, heartbeat_at=timezone.now())
+        if chunk:
+            pickle.dump(chunk, spill, protocol=pickle.HIGHEST_PROTOCOL)
+        del chunk
+        index.seen.clear()  # the duplicate checks are done; the writer needs the ids only
+        _check_cancel(job)
+        ImportJob.objects.filter(pk=job.pk).update(
+            status=ImportJob.Status.WRITING, records_done=index.records, progress=0.5, heartbeat_at=timezone.now()
+        )
+        spill.seek(0)
+        try:
+            with transaction.atomic():
+                project = Project.objects.select_for_update().get(pk=job.project_id)
+                writer = _ImportWriter(job=job, project=project, index=index)
+                while True:
+                    try:
+                        entries = pickle.load(spill)
+                    except EOFError:
+                        break
+                    writer.write(entries)
+                    # A SELECT only: updating the job row here would hold its lock
+                    # and make the researcher's Cancel wait for the whole write.
+                    _check_cancel(job)
+                counts = writer.finish()
+        except IntegrityError as exc:
+            raise ImportRejected(f"the data conflicts with what is already stored: {exc}") from None
     return counts
 
 
-def _check_duplicate_labels(records: list[Record]) -> None:
-    """One label per (pair, annotator): a second one in the same file is an error, not an update."""
-    seen: dict[tuple, int] = {}
-    for record in records:
+class _FileIndex:
+    """What validation keeps of a whole file instead of its records: a small integer
+    per prompt, response and annotator (with the first line that gave it and a hash of
+    its text, to catch a later line that disagrees), and one packed integer per label
+    for the one-label-per-(pair, annotator) rule. ``add`` turns a record into the
+    compact tuple the writer reads back (texts only on their first occurrence)."""
+
+    def __init__(self) -> None:
+        self.prompts: dict[str, tuple[int, int, int]] = {}  # external id → (index, first line, conversation hash)
+        self.responses: dict[tuple[int, str], tuple[int, int, int]] = {}  # (prompt index, id) → (index, first line, text hash)
+        self.annotators: dict[str, int] = {}
+        self.seen: dict[int, int] = {}  # packed (kind, keys…, annotator) → line
+        self.records = self.labels = self.ratings = self.rankings = 0
+
+    def _once(self, key: int, record: Record, annotator: str, what: str, field: str) -> None:
+        """One label per (pair, annotator), rating per (response, annotator) and ranking
+        per (prompt, annotator): a second one in the same file is an error, not an update."""
+        if key in self.seen:
+            raise ImportRejected(
+                f"a second {what} by {annotator!r} (the first is on {record.unit} {self.seen[key]})",
+                line=record.line, field=field, unit=record.unit,
+            )
+        self.seen[key] = record.line
+
+    def _annotator(self, name: str) -> int:
+        found = self.annotators.get(name)
+        if found is None:
+            found = self.annotators[name] = len(self.annotators)
+        return found
+
+    def add(self, record: Record) -> tuple:
+        self.records += 1
+        digest = hash(json.dumps(record.conversation, sort_keys=True))
+        known = self.prompts.get(record.prompt_id)
+        new_prompt = None
+        if known is None:
+            known = self.prompts[record.prompt_id] = (len(self.prompts), record.line, digest)
+            new_prompt = (record.prompt_id, record.conversation, record.prompt_metadata)
+        elif known[2] != digest:
+            raise ImportRejected(
+                f"prompt id {record.prompt_id!r} was given a different conversation on {record.unit} {known[1]}",
+                line=record.line, field="id", unit=record.unit,
+            )
+        pidx = known[0]
+        ridx: dict[str, int] = {}
+        texts: dict[str, str] = {}
+        new_responses = []
+        for resp in record.responses:
+            key = (pidx, resp.external_id)
+            digest = hash(resp.text)
+            seen = self.responses.get(key)
+            if seen is None:
+                seen = self.responses[key] = (len(self.responses), record.line, digest)
+                new_responses.append((seen[0], resp.external_id, resp.text, resp.source, resp.metadata))
+            elif seen[2] != digest:
+                raise ImportRejected(
+                    f"response id {resp.external_id!r} has a different text on {record.unit} {seen[1]}",
+                    line=record.line, field="responses", unit=record.unit,
+                )
+            ridx[resp.external_id] = seen[0]
+            texts[resp.external_id] = resp.text
+        labels = []
         for label in record.labels:
-            key = (record.prompt_id, frozenset((label.a, label.b)), label.annotator)
-            if key in seen:
+            a, b, who = ridx[label.a], ridx[label.b], self._annotator(label.annotator)
+            self._once(((min(a, b) << 32 | max(a, b)) << 32 | who) << 2, record, label.annotator,
+                       "label for the same pair", "labels")
+            labels.append((a, b, who, label.choice, label.strength, label.criteria, label.rationale,
+                           label.time_on_task_ms, label.metadata))
+        ratings = []
+        for rating in record.ratings:
+            r, who = ridx[rating.response], self._annotator(rating.annotator)
+            self._once((r << 32 | who) << 2 | 1, record, rating.annotator, "rating of the same response", "ratings")
+            text = texts[rating.response]
+            spans = [{**span, "text": text[span["start"] : span["end"]]} for span in rating.spans]
+            ratings.append((r, who, rating.scores, rating.rationale, spans, rating.time_on_task_ms, rating.metadata))
+        rankings = []
+        for ranking in record.rankings:
+            who = self._annotator(ranking.annotator)
+            self._once((pidx << 32 | who) << 2 | 2, record, ranking.annotator, "ranking of the same prompt", "rankings")
+            rankings.append((who, [[ridx[ext] for ext in group] for group in ranking.groups], ranking.metadata))
+        self.labels += len(labels)
+        self.ratings += len(ratings)
+        self.rankings += len(rankings)
+        return (record.line, record.unit, pidx, new_prompt, new_responses, labels, ratings, rankings)
+
+
+class _ImportWriter:
+    """Writes the compact rows of ``_FileIndex.add`` chunk by chunk, mapping the
+    file's small integers to row ids with arrays rather than per-row queries. Rows
+    that already exist (same external id, same text) are reused, so re-importing a
+    file adds nothing; labels are upserted on their unique keys."""
+
+    def __init__(self, *, job: ImportJob, project: Project, index: _FileIndex) -> None:
+        self.job, self.project, self.index = job, project, index
+        self.bulk = import_writer.writer_for_connection()
+        self.now = timezone.now()
+        self.prompt_ids = array("q", bytes(8 * len(index.prompts)))  # index → row id; 0 until written
+        self.prompt_existed = bytearray(len(index.prompts))
+        self.response_ids = array("q", bytes(8 * len(index.responses)))
+        self.response_existed = bytearray(len(index.responses))
+        self.comparisons: dict[int, int] = {}  # response_a_id << 32 | response_b_id → comparison id
+        self.user_ids = array("q", bytes(8 * len(index.annotators)))
+        self.names = list(index.annotators)
+        self.counts: dict[str, int] = {
+            "records": index.records, "prompts_existing": 0, "prompts_created": 0, "responses_created": 0,
+            "responses_existing": 0, "comparisons_created": 0, "comparisons_existing": 0, "annotators_created": 0,
+            "annotators": len(index.annotators),
+        }
+        # Created vs updated labels, from the row counts before and after (as bulk_create gives no such count).
+        self.scopes = {
+            "judgments": (Judgment.objects.filter(comparison__project=project), index.labels),
+            "ratings": (Rating.objects.filter(response__prompt__project=project), index.ratings),
+            "rankings": (Ranking.objects.filter(prompt__project=project), index.rankings),
+        }
+        self.before = {name: scope.count() for name, (scope, total) in self.scopes.items() if total}
+
+    def write(self, entries: list[tuple]) -> None:
+        self._prompts(entries)
+        self._responses(entries)
+        self._comparisons(entries)
+        self._annotators(entries)
+        self._judgments(entries)
+        self._ratings(entries)
+        self._rankings(entries)
+
+    def finish(self) -> dict[str, int]:
+        for name, (scope, total) in self.scopes.items():
+            created = scope.count() - self.before[name] if total else 0
+            self.counts[f"{name}_created"], self.counts[f"{name}_updated"] = created, total - created
+        return self.counts
+
+    def _prompts(self, entries: list[tuple]) -> None:
+        # A prompt's first line carries its text (see _FileIndex.add), so it is new to this import.
+        new = {e[3][0]: e for e in entries if e[3] is not None}
+        if not new:
+            return
+        existing = []
+        for batch in import_writer._batches(list(new)):
+            existing.extend(
+                Prompt.objects.filter(project=self.project, external_id__in=batch).values_list("external_id", "id", "conversation")
+            )
+        for ext, pk, conversation in existing:
+            entry = new.pop(ext)
+            if conversation != entry[3][1]:
                 raise ImportRejected(
-                    f"a second label by {label.annotator!r} for the same pair (the first is on line {seen[key]})",
-                    line=record.line,
-                    field="labels",
+                    f"prompt id {ext!r} already exists in this project with a different conversation",
+                    line=entry[0], field="id", unit=entry[1],
                 )
-            seen[key] = record.line
+            self.prompt_ids[entry[2]] = pk
+            self.prompt_existed[entry[2]] = 1
+        ids = self.bulk.insert(
+            Prompt, ["project_id", "external_id", "conversation", "metadata", "ranking_slots", "created_at"],
+            [(self.project.pk, ext, conv, meta, self.project.overlap, self.now) for ext, conv, meta in (e[3] for e in new.values())],
+            key=["external_id"],
+        )
+        for ext, entry in new.items():
+            self.prompt_ids[entry[2]] = ids[(ext,)]
+        self.counts["prompts_existing"] += len(existing)
+        self.counts["prompts_created"] += len(new)
 
+    def _responses(self, entries: list[tuple]) -> None:
+        new: dict[tuple[int, str], tuple] = {}  # (prompt id, response id) → (index, text, source, metadata, entry)
+        for e in entries:
+            prompt_id = self.prompt_ids[e[2]]
+            for ridx, ext, text, source, meta in e[4]:
+                new[(prompt_id, ext)] = (ridx, text, source, meta, e)
+        if not new:
+            return
+        # Only a prompt that was already stored can hold responses this import did not write.
+        older = sorted({self.prompt_ids[e[2]] for e in entries if e[4] and self.prompt_existed[e[2]]})
+        existing = 0
+        for batch in import_writer._batches(older):
+            for prompt_id, ext, pk, text in Response.objects.filter(prompt_id__in=batch).values_list(
+                "prompt_id", "external_id", "id", "text"
+            ):
+                found = new.pop((prompt_id, ext), None)
+                if found is None:
+                    continue
+                if found[1] != text:
+                    raise ImportRejected(
+                        f"response id {ext!r} already exists for this prompt with a different text",
+                        line=found[4][0], field="responses", unit=found[4][1],
+                    )
+                self.response_ids[found[0]] = pk
+                self.response_existed[found[0]] = 1
+                existing += 1
+        overlap = self.project.overlap
+        ids = self.bulk.insert(
+            Response, ["prompt_id", "external_id", "text", "source", "metadata", "rating_slots", "created_at"],
+            [(prompt_id, ext, text, source, meta, overlap, self.now) for (prompt_id, ext), (_, text, source, meta, _) in new.items()],
+            key=["prompt_id", "external_id"],
+        )
+        for key, found in new.items():
+            self.response_ids[found[0]] = ids[key]
+        self.counts["responses_existing"] += existing
+        self.counts["responses_created"] += len(new)
 
-def _chunks(items: list, size: int = BATCH) -> Iterable[list]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+    def _comparisons(self, entries: list[tuple]) -> None:
+        """One comparison per labelled pair, in canonical order (lower id first)."""
+        pending: dict[int, tuple[int, int, int]] = {}  # packed pair → (a, b, prompt id)
+        older: list[int] = []
+        for e in entries:
+            for label in e[5]:
+                a, b = self.response_ids[label[0]], self.response_ids[label[1]]
+                a, b = min(a, b), max(a, b)
+                key = a << 32 | b
+                if key in self.comparisons or key in pending:
+                    continue
+                pending[key] = (a, b, self.prompt_ids[e[2]])
+                if self.response_existed[label[0]] and self.response_existed[label[1]]:
+                    older.append(a)  # only a pair of stored responses can already have a comparison
+        if not pending:
+            return
+        existing = 0
+        for batch in import_writer._batches(sorted(set(older))):
+            for a, b, pk in Comparison.objects.filter(response_a_id__in=batch).values_list("response_a_id", "response_b_id", "id"):
+                if pending.pop(a << 32 | b, None) is not None:
+                    self.comparisons[a << 32 | b] = pk
+                    existing += 1
+        overlap = self.project.overlap
+        ids = self.bulk.insert(
+            Comparison,
+            ["project_id", "prompt_id", "response_a_id", "response_b_id", "priority", "open_slots", "is_gold",
+             "gold_choice", "created_at"],
+            [(self.project.pk, prompt_id, a, b, 0.0, overlap, False, "", self.now) for a, b, prompt_id in pending.values()],
+            key=["response_a_id", "response_b_id"],
+        )
+        for key, (a, b, _) in pending.items():
+            self.comparisons[key] = ids[(a, b)]
+        self.counts["comparisons_existing"] += existing
+        self.counts["comparisons_created"] += len(pending)
 
+    def _annotators(self, entries: list[tuple]) -> None:
+        """Pseudonymous annotators: inactive accounts that can never log in."""
+        wanted = {label[2] for e in entries for label in e[5]}
+        wanted.update(rating[1] for e in entries for rating in e[6])
+        wanted.update(ranking[0] for e in entries for ranking in e[7])
+        missing = sorted(i for i in wanted if not self.user_ids[i])
+        if not missing:
+            return
+        names = {self.names[i][:150]: i for i in missing}
+        for batch in import_writer._batches(list(names)):
+            for username, pk in User.objects.filter(username__in=batch).values_list("username", "id"):
+                self.user_ids[names.pop(username)] = pk
+        new = []
+        for username in names:
+            user = User(username=username, is_active=False)
+            user.set_unusable_password()
+            new.append(user)
+        User.objects.bulk_create(new)
+        if new:
+            for username, pk in User.objects.filter(username__in=list(names)).values_list("username", "id"):
+                self.user_ids[names[username]] = pk
+        self.counts["annotators_created"] += len(new)
 
-def _write(job: ImportJob, records: list[Record]) -> dict[str, int]:
-    project = job.project
-    counts: dict[str, int] = defaultdict(int)
-    counts["records"] = len(records)
-
-    # Prompts: the first record with an id wins; a later one must agree with it.
-    first_by_prompt: dict[str, Record] = {}
-    for r in records:
-        prev = first_by_prompt.setdefault(r.prompt_id, r)
-        if prev is not r and prev.conversation != r.conversation:
-            raise ImportRejected(
-                f"prompt id {r.prompt_id!r} was given a different conversation on line {prev.line}", line=r.line, field="id"
-            )
-    prompts: dict[str, Prompt] = {}
-    for chunk in _chunks(list(first_by_prompt)):
-        for p in Prompt.objects.filter(project=project, external_id__in=chunk):
-            prompts[p.external_id] = p
-    for ext, p in prompts.items():
-        if p.conversation != first_by_prompt[ext].conversation:
-            raise ImportRejected(
-                f"prompt id {ext!r} already exists in this project with a different conversation",
-                line=first_by_prompt[ext].line,
-                field="id",
-            )
-    counts["prompts_existing"] = len(prompts)
-    new_prompts = [
-        Prompt(project=project, external_id=ext, conversation=r.conversation, metadata=r.prompt_metadata, ranking_slots=project.overlap)
-        for ext, r in first_by_prompt.items()
-        if ext not in prompts
-    ]
-    for chunk in _chunks(new_prompts):
-        for p in Prompt.objects.bulk_create(chunk):
-            prompts[p.external_id] = p
-    counts["prompts_created"] = len(new_prompts)
-
-    # Responses, keyed by (prompt, response id).
-    wanted: dict[tuple[int, str], tuple[Record, object]] = {}
-    for r in records:
-        pk = prompts[r.prompt_id].pk
-        for resp in r.responses:
-            key = (pk, resp.external_id)
-            prev = wanted.setdefault(key, (r, resp))
-            if prev[1] is not resp and prev[1].text != resp.text:
-                raise ImportRejected(
-                    f"response id {resp.external_id!r} has a different text on line {prev[0].line}",
-                    line=r.line,
-                    field="responses",
-                )
-    responses: dict[tuple[int, str], Response] = {}
-    by_prompt: dict[int, list[str]] = defaultdict(list)
-    for pk, ext in wanted:
-        by_prompt[pk].append(ext)
-    new_prompt_ids = {np.external_id for np in new_prompts}
-    existing_prompt_ids = {p.pk for p in prompts.values() if p.external_id not in new_prompt_ids}
-    for chunk in _chunks(sorted(existing_prompt_ids)):
-        for resp in Response.objects.filter(prompt_id__in=chunk):
-            responses[(resp.prompt_id, resp.external_id)] = resp
-    for key, resp in responses.items():
-        if key in wanted and wanted[key][1].text != resp.text:
-            raise ImportRejected(
-                f"response id {key[1]!r} already exists for this prompt with a different text",
-                line=wanted[key][0].line,
-                field="responses",
-            )
-    new_responses = [
-        Response(prompt_id=key[0], external_id=key[1], text=rr.text, source=rr.source, metadata=rr.metadata, rating_slots=project.overlap)
-        for key, (_, rr) in wanted.items()
-        if key not in responses
-    ]
-    for chunk in _chunks(new_responses):
-        for resp in Response.objects.bulk_create(chunk):
-            responses[(resp.prompt_id, resp.external_id)] = resp
-    counts["responses_created"] = len(new_responses)
-    counts["responses_existing"] = len(wanted) - len(new_responses)
-
-    # Comparisons: one per labelled pair, in canonical order (lower id first).
-    pairs: dict[tuple[int, int], int] = {}
-    for r in records:
-        ppk = prompts[r.prompt_id].pk
-        for label in r.labels:
-            a, b = responses[(ppk, label.a)].pk, responses[(ppk, label.b)].pk
-            pairs.setdefault((min(a, b), max(a, b)), ppk)
-    comparisons: dict[tuple[int, int], Comparison] = {}
-    response_ids = sorted({x for pair in pairs for x in pair})
-    for chunk in _chunks(response_ids):
-        for c in Comparison.objects.filter(response_a_id__in=chunk):
-            comparisons[(c.response_a_id, c.response_b_id)] = c
-    new_comparisons = [
-        Comparison(project=project, prompt_id=ppk, response_a_id=a, response_b_id=b, open_slots=project.overlap)
-        for (a, b), ppk in pairs.items()
-        if (a, b) not in comparisons
-    ]
-    for chunk in _chunks(new_comparisons):
-        for c in Comparison.objects.bulk_create(chunk):
-            comparisons[(c.response_a_id, c.response_b_id)] = c
-    counts["comparisons_created"] = len(new_comparisons)
-    counts["comparisons_existing"] = len(pairs) - len(new_comparisons)
-
-    # Pseudonymous annotators: inactive accounts that can never log in.
-    usernames = sorted({label.annotator for r in records for label in r.labels})
-    users: dict[str, object] = {}
-    for chunk in _chunks(usernames):
-        for u in User.objects.filter(username__in=chunk):
-            users[u.username] = u
-    for name in usernames:
-        if name not in users:
-            u = User(username=name[:150], is_active=False)
-            u.set_unusable_password()
-            users[name] = u
-    new_users = [u for u in users.values() if u.pk is None]
-    User.objects.bulk_create(new_users)
-    if new_users:
-        users.update({u.username: u for u in User.objects.filter(username__in=[u.username for u in new_users])})
-    counts["annotators_created"] = len(new_users)
-    counts["annotators"] = len(usernames)
-
-    # Judgments: upsert on (comparison, annotator) so re-importing a file changes nothing.
-    judgments = []
-    for r in records:
-        ppk = prompts[r.prompt_id].pk
-        for label in r.labels:
-            a, b = responses[(ppk, label.a)].pk, responses[(ppk, label.b)].pk
-            judgments.append(_judgment(job, comparisons[(min(a, b), max(a, b))], users[label.annotator], label, a > b))
-    before = Judgment.objects.filter(comparison__project=project).count()
-    for chunk in _chunks(judgments):
-        Judgment.objects.bulk_create(
-            chunk,
-            update_conflicts=True,
-            unique_fields=["comparison", "annotator"],
+    def _judgments(self, entries: list[tuple]) -> None:
+        """Upsert on (comparison, annotator), mapping a label given against (a, b) as
+        in the file onto the canonical (A, B)."""
+        rows = []
+        job_id, now, flip = self.job.pk, self.now, FLIP
+        for e in entries:
+            for ra, rb, who, choice, strength, criteria, rationale, tot, meta in e[5]:
+                a, b = self.response_ids[ra], self.response_ids[rb]
+                if a > b:
+                    a, b = b, a
+                    choice = flip[choice]
+                    criteria = {k: flip[v] for k, v in criteria.items()}
+                if strength is not None:
+                    strength = {"A": -strength, "B": strength, "tie": 0}.get(choice)
+                rows.append((self.comparisons[a << 32 | b], self.user_ids[who], choice, strength, criteria, rationale,
+                             [], [], tot, LabelSource.IMPORTED, "", job_id, meta, now, now))
+        self.bulk.upsert(
+            Judgment,
+            ["comparison_id", "annotator_id", "choice", "strength", "criteria", "rationale", "spans", "flags",
+             "time_on_task_ms", "source", "derivation_rule", "import_job_id", "metadata", "created_at", "updated_at"],
+            rows, unique_fields=["comparison", "annotator"],
             update_fields=["choice", "strength", "criteria", "rationale", "time_on_task_ms", "metadata", "updated_at"],
         )
-    after = Judgment.objects.filter(comparison__project=project).count()
-    counts["judgments_created"] = after - before
-    counts["judgments_updated"] = len(judgments) - (after - before)
-    return dict(counts)
 
+    def _ratings(self, entries: list[tuple]) -> None:
+        """Upsert on (response, annotator). Spans name the response by its row id, as
+        the annotation page stores them, and carry the text they cover."""
+        rows = []
+        for e in entries:
+            for ridx, who, scores, rationale, spans, tot, meta in e[6]:
+                response_id = self.response_ids[ridx]
+                rows.append((response_id, self.user_ids[who], scores, rationale,
+                             [{"response": response_id, **span} for span in spans], tot, LabelSource.IMPORTED,
+                             self.job.pk, meta, self.now, self.now))
+        self.bulk.upsert(
+            Rating,
+            ["response_id", "annotator_id", "scores", "rationale", "spans", "time_on_task_ms", "source", "import_job_id",
+             "metadata", "created_at", "updated_at"],
+            rows, unique_fields=["response", "annotator"],
+            update_fields=["scores", "rationale", "spans", "time_on_task_ms", "metadata", "updated_at"],
+        )
 
-def _judgment(job: ImportJob, comparison: Comparison, annotator, label: LabelRecord, swapped: bool) -> Judgment:
-    """Map a label given against (a, b) as in the file onto the canonical (A, B)."""
-    choice = FLIP[label.choice] if swapped else label.choice
-    criteria = {k: (FLIP[v] if swapped else v) for k, v in label.criteria.items()}
-    strength = None
-    if label.strength is not None:
-        strength = {"A": -label.strength, "B": label.strength, "tie": 0}.get(choice)
-    return Judgment(
-        comparison=comparison,
-        annotator=annotator,
-        choice=choice,
-        strength=strength,
-        criteria=criteria,
-        rationale=label.rationale,
-        time_on_task_ms=label.time_on_task_ms,
-        source=LabelSource.IMPORTED,
-        import_job=job,
-        metadata=label.metadata,
-        updated_at=timezone.now(),
-    )
+    def _rankings(self, entries: list[tuple]) -> None:
+        """Upsert on (prompt, annotator); groups hold response row ids, best first."""
+        rows = []
+        for e in entries:
+            for who, groups, meta in e[7]:
+                rows.append((self.prompt_ids[e[2]], self.user_ids[who],
+                             [[self.response_ids[r] for r in group] for group in groups], "", LabelSource.IMPORTED,
+                             self.job.pk, meta, self.now, self.now))
+        self.bulk.upsert(
+            Ranking,
+            ["prompt_id", "annotator_id", "groups", "rationale", "source", "import_job_id", "metadata", "created_at",
+             "updated_at"],
+            rows, unique_fields=["prompt", "annotator"], update_fields=["groups", "metadata", "updated_at"],
+        )

@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import services
+from . import exports, services
 
 
 @shared_task(name="annotate.tasks.run_import", acks_late=True)
@@ -17,6 +17,20 @@ def run_import(job_id: int) -> str:
 @shared_task(name="annotate.tasks.import_jobs_sweep")
 def import_jobs_sweep() -> int:
     return services.import_jobs_sweep()
+
+
+@shared_task(name="annotate.tasks.run_export", acks_late=True)
+def run_export(job_id: int) -> str:
+    from .models import ExportJob
+
+    if not ExportJob.objects.filter(pk=job_id).exists():
+        return "gone"
+    return exports.export_job_run(job_id=job_id).status
+
+
+@shared_task(name="annotate.tasks.export_jobs_sweep")
+def export_jobs_sweep() -> int:
+    return exports.export_jobs_sweep()
 
 
 @shared_task(name="annotate.tasks.assignments_expire")

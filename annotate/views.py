@@ -7,15 +7,16 @@ import uuid
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.db import connection
-from django.http import Http404, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import forms, queue, services, stats
+from . import exports, forms, queue, services, stats
 from .access import can_manage, get_assignment_for, get_project_for
 from .api import task_payload
-from .forms import FORMAT_HELP, ImportForm
-from .models import Comparison, ImportJob, Judgment, Project, Prompt, Rating, Response
+from .forms import FORMAT_HELP, ExportForm, ImportForm
+from .models import Comparison, ExportJob, ImportJob, Judgment, Project, Prompt, Rating, Response
+from rubrics.models import RubricVersion
 
 
 @require_GET
@@ -46,7 +47,8 @@ def _project_stats(project: Project) -> dict[str, int]:
         "prompts": Prompt.objects.filter(project=project).count(),
         "responses": Response.objects.filter(prompt__project=project).count(),
         "comparisons": Comparison.objects.filter(project=project).count(),
-        "judgments": Judgment.objects.filter(comparison__project=project).count(),
+        "judgments": Judgment.objects.filter(comparison__project=project).exclude(source="derived").count(),
+        "ratings": Rating.objects.filter(response__prompt__project=project).count(),
     }
 
 
@@ -59,6 +61,8 @@ def project_detail(request, slug: str):
         ctx["stats"] = _project_stats(project)
         ctx["jobs"] = project.import_jobs.all()[:20]
         ctx["any_active"] = any(j.is_active for j in ctx["jobs"])
+        ctx["published_versions"] = RubricVersion.objects.filter(
+            status=RubricVersion.Status.PUBLISHED).select_related("rubric").order_by("rubric__name", "-number")
     else:
         ctx["my_judgments"] = Judgment.objects.filter(comparison__project=project, annotator=request.user).count()
     return render(request, "annotate/project_detail.html", ctx)
@@ -103,6 +107,58 @@ def import_cancel(request, slug: str, job_id: int):
     if services.import_job_cancel(job=job):
         messages.info(request, f"Import #{job.pk}: cancel requested.")
     return redirect("project-detail", slug=project.slug)
+
+
+# --- exports ----------------------------------------------------------------------------
+
+
+def _export_jobs(project: Project) -> dict:
+    jobs = list(project.export_jobs.all()[:20])
+    return {"project": project, "jobs": jobs, "any_active": any(j.is_active for j in jobs)}
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def exports_page(request, slug: str):
+    project, _ = get_project_for(request.user, slug, role="researcher")
+    form = ExportForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        job = exports.export_job_create(project=project, spec=form.cleaned_data["spec"], created_by=request.user)
+        exports.export_job_enqueue(job=job)
+        messages.info(request, f"Export #{job.pk} queued at snapshot {job.snapshot_id}: progress is shown below.")
+        return redirect("exports", slug=project.slug)
+    return render(request, "annotate/exports.html", {"form": form, **_export_jobs(project)})
+
+
+@login_required
+@require_GET
+def export_jobs_partial(request, slug: str):
+    project, _ = get_project_for(request.user, slug, role="researcher")
+    return render(request, "annotate/partials/export_jobs.html", _export_jobs(project))
+
+
+@login_required
+@require_POST
+def export_cancel(request, slug: str, job_id: int):
+    project, _ = get_project_for(request.user, slug, role="researcher")
+    job = get_object_or_404(ExportJob, pk=job_id, project=project)
+    if exports.export_job_cancel(job=job):
+        messages.info(request, f"Export #{job.pk}: cancel requested.")
+    return redirect("exports", slug=project.slug)
+
+
+@login_required
+@require_GET
+def export_file(request, slug: str, job_id: int, which: str):
+    project, _ = get_project_for(request.user, slug, role="researcher")
+    job = get_object_or_404(ExportJob, pk=job_id, project=project)
+    try:
+        path, name = exports.export_job_file(job=job, which=which)
+    except FileNotFoundError:
+        raise Http404("This export has no such file.") from None
+    if which == "card":  # shown in the browser as plain text, never rendered as HTML
+        return FileResponse(open(path, "rb"), content_type="text/plain; charset=utf-8", filename=name)
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=name)
 
 
 # --- annotation ----------------------------------------------------------------------
@@ -200,12 +256,13 @@ def my_labels(request, slug: str):
     project, _ = get_project_for(request.user, slug)
     judgments = (
         Judgment.objects.filter(comparison__project=project, annotator=request.user)
-        .select_related("comparison__response_a", "comparison__response_b", "comparison__prompt")
+        .select_related("comparison__response_a", "comparison__response_b", "comparison__prompt",
+                        "rubric_version__rubric")
         .order_by("-created_at")[:50]
     )
     ratings = (
         Rating.objects.filter(response__prompt__project=project, annotator=request.user)
-        .select_related("response__prompt")
+        .select_related("response__prompt", "rubric_version__rubric")
         .order_by("-created_at")[:50]
     )
     return render(request, "annotate/my_labels.html", {"project": project, "judgments": judgments, "ratings": ratings})

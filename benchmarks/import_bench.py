@@ -28,6 +28,8 @@ CASES = [
     ("hh-rlhf harmless test", "hh-rlhf", "hh-rlhf/harmless-base-test.jsonl.gz"),
     ("summarize batch13", "summarize", "summarize-from-feedback/batch13.json"),
     ("pandalm testset", "pandalm", "pandalm/testset-v1.json"),
+    ("oasst 100 trees", "oasst", "oasst/en_100_tree.jsonl"),
+    ("finegrained dev", "finegrained", "finegrained-rlhf/dev_feedback.json"),
 ]
 
 

@@ -205,10 +205,12 @@ REST_FRAMEWORK = {
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "PrefLab API",
-    "DESCRIPTION": "Projects, imports and the annotation queue (next task, submit, skip). "
+    "DESCRIPTION": "Projects, imports, exports and the annotation queue (next task, submit, skip). "
     "Authenticate with `Authorization: Token <key>` from /api/v1/auth/token/.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Export jobs and training runs share one status set; name it once.
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "annotate.models.ExportJob.Status"},
 }
 
 # --- Celery -------------------------------------------------------------------
@@ -221,10 +223,13 @@ if not CELERY_BROKER_URL.startswith(("filesystem://", "redis://", "rediss://", "
 if CELERY_BROKER_URL.startswith("filesystem://"):
     (_broker_dir / "queue").mkdir(parents=True, exist_ok=True)
     (_broker_dir / "processed").mkdir(parents=True, exist_ok=True)
+    (_broker_dir / "control").mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_broker_dir / "queue"),
         "data_folder_out": str(_broker_dir / "queue"),
         "processed_folder": str(_broker_dir / "processed"),
+        # Broadcast control (revoke, ping) files; kombu's default is ./control.
+        "control_folder": str(_broker_dir / "control"),
         "store_processed": False,
     }
 _default_backend = (
@@ -243,7 +248,12 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "expire-stale-import-jobs": {"task": "annotate.tasks.import_jobs_sweep", "schedule": 300.0},
+    "expire-stale-export-jobs": {"task": "annotate.tasks.export_jobs_sweep", "schedule": 300.0},
     "expire-leases": {"task": "annotate.tasks.assignments_expire", "schedule": 60.0},
+    # Fails training runs whose worker stopped sending heartbeats (killed, lost).
+    "sweep-training-runs": {"task": "models_svc.tasks.training_runs_sweep", "schedule": 60.0},
+    # Queues a head-mode retrain where a project asks for one after N new labels.
+    "reward-model-autorefresh": {"task": "models_svc.tasks.reward_models_autorefresh", "schedule": 60.0},
 }
 
 # --- Cache (login throttling) -----------------------------------------------------

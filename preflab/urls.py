@@ -12,5 +12,7 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("", include("rubrics.urls")),
+    path("", include("models_svc.urls")),
     path("", include("annotate.urls")),
 ]

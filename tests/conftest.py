@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -109,3 +111,78 @@ def project(owner, annotator):
 def other_project(db):
     other_owner = make_user("otto-owner")
     return services.project_create(name="Secret", slug="secret", created_by=other_owner)
+
+
+@pytest.fixture
+def celery_eager():
+    """Run Celery tasks in-process for the test (the real worker is covered by
+    tests/test_celery_worker.py)."""
+    from preflab.celery import app
+
+    app.set_current()  # shared tasks resolve through the current app
+    app.conf.task_always_eager = True
+    try:
+        yield app
+    finally:
+        app.conf.task_always_eager = False
+
+
+# --- a real Celery worker process (tests marked ``services``) -----------------------
+
+
+def _database_url() -> str:
+    from django.db import connection
+
+    s = connection.settings_dict
+    if connection.vendor == "postgresql":
+        auth = s["USER"] + (f":{s['PASSWORD']}" if s["PASSWORD"] else "")
+        return f"postgres://{auth}@{s['HOST'] or '127.0.0.1'}:{s['PORT'] or 5432}/{s['NAME']}"
+    return f"sqlite:///{s['NAME']}"
+
+
+@pytest.fixture
+def worker(redis_url, tmp_path):
+    """A Celery worker subprocess over Redis against the test database; yields
+    (a Celery client, the worker's Popen)."""
+    from celery import Celery
+    from django.db import connection
+
+    if connection.vendor == "sqlite" and (":memory:" in connection.settings_dict["NAME"] or "mode=memory" in connection.settings_dict["NAME"]):
+        pytest.skip("the worker needs an on-disk test database")
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "preflab.settings",
+        "SECRET_KEY": "worker-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
+        "DATABASE_URL": _database_url(),
+        "CELERY_BROKER_URL": redis_url,
+        "CELERY_RESULT_BACKEND": redis_url,
+        "PREFLAB_DATA_DIR": str(tmp_path / "worker-data"),
+        "PREFLAB_SECURE": "0",
+    }
+    log = open(tmp_path / "worker.log", "w")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "preflab", "worker", "--pool", "solo", "--loglevel", "INFO", "-n", "pytest@%h"],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+    )
+    # set_as_current=False: otherwise this client becomes Celery's current app and
+    # every later shared_task call in the session (celery_eager tests) goes to it.
+    client = Celery(broker=redis_url, backend=redis_url, set_as_current=False)
+    try:
+        yield client, proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+        if proc.returncode not in (0, -15, None):
+            print((tmp_path / "worker.log").read_text()[-4000:])
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory):
+    """A tiny random-weight BERT backbone (with MiniLM's tokenizer) for fast training."""
+    from tests.ml.conftest import build_tiny_backbone
+
+    return str(build_tiny_backbone(tmp_path_factory.mktemp("tiny-svc")))

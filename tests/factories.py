@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from annotate import services
-from annotate.models import Comparison, Membership, Prompt, Response, Role
+from annotate.models import Comparison, Judgment, Membership, Prompt, Rating, Response, Role
+from models_svc.models import RewardSettings
 from rubrics import services as rubric_services
 
 from .conftest import make_user
@@ -46,3 +47,27 @@ def make_gold(project, n: int, choice: str = "A") -> list[Comparison]:
     gold = list(Comparison.objects.filter(project=project).order_by("id")[:n])
     Comparison.objects.filter(pk__in=[c.pk for c in gold]).update(is_gold=True, gold_choice=choice)
     return gold
+
+
+def labelled_for_training(project, tiny, *, prompts=12, responses=3, ratings=False, criteria=("helpful", "correct")):
+    """A project whose first response of every prompt is preferred by two raters."""
+    fill(project, prompts=prompts, responses=responses)
+    RewardSettings.objects.update_or_create(project=project, defaults={"backbone": tiny})
+    raters = [make_user("rater-a"), make_user("rater-b")]
+    for c in Comparison.objects.filter(project=project):
+        for i, rater in enumerate(raters):
+            first = c.response_a.external_id < c.response_b.external_id
+            choice = "tie" if (i == 1 and c.pk % 5 == 0) else ("A" if first else "B")
+            strength = 0 if choice == "tie" else (-2 if choice == "A" else 2)
+            Judgment.objects.create(comparison=c, annotator=rater, choice=choice, strength=strength, source="imported")
+    if ratings:
+        for p in project.prompts.all():
+            for r in p.responses.all():
+                good = r.external_id == "r0"
+                Rating.objects.create(response=r, annotator=raters[0], source="imported",
+                                      scores={criteria[0]: 4 if good else 1, criteria[1]: 3 if good else None})
+    return project
+
+
+def fast_training(**extra):
+    return {"epochs": 3, "ensemble_size": 2, "max_length": 64, "eval_every": 5, **extra}

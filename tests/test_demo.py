@@ -34,3 +34,26 @@ def test_demo_creates_project_accounts_and_is_repeatable(client):
     assert client.login(username=username, password=password)
     home = client.get("/").content.decode()
     assert "PrefLab demo" in home
+
+
+def test_demo_has_simulated_labels_and_a_derived_agreement_report(client):
+    from rubrics.reports import derivation_report
+
+    call_command("demo", stdout=io.StringIO())
+    call_command("demo", stdout=io.StringIO())  # seeding happens once
+    project = Project.objects.get(slug="demo")
+    responses = sum(p.responses.count() for p in project.prompts.all())
+    pairs = project.comparisons.count()
+    from annotate.models import Judgment, Rating
+
+    assert Rating.objects.filter(response__prompt__project=project, source="imported").count() == 2 * responses
+    assert Judgment.objects.filter(comparison__project=project, source="imported").count() == 2 * pairs
+    assert all(r.metadata == {"synthetic": True} for r in Rating.objects.filter(source="imported"))
+    # Every pair has both responses rated, so every pair gets a derived label.
+    report = derivation_report(project=project, rule="weighted_sum")
+    assert report.derived == pairs and report.human_labels == 2 * pairs
+    # The simulated raters judge by the same latent quality as they rate: the
+    # derived labels agree with them far above chance (a third), yet not perfectly.
+    assert 0.5 < report.agreement < 1.0
+    # The annotators' queue is untouched by the seeded labels.
+    assert project.comparisons.filter(open_slots=project.overlap).count() == pairs

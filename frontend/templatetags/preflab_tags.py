@@ -55,3 +55,13 @@ def highlight_spans(text, spans):
         at = end
     out.append(escape(text[at:]))
     return mark_safe("".join(out))
+
+
+@register.filter
+def is_researcher(user) -> bool:
+    """Staff, or a researcher in some project: who may open the rubric library."""
+    if not getattr(user, "is_authenticated", False):
+        return False
+    from annotate.models import Membership, Role
+
+    return user.is_staff or Membership.objects.filter(user=user, role=Role.RESEARCHER).exists()

@@ -1,3 +1,4 @@
+import random
 from pathlib import Path
 
 from django.conf import settings
@@ -6,7 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from annotate import services
-from annotate.models import ImportJob, Project, Role, TaskKind
+from annotate.models import Comparison, ImportJob, Judgment, LabelSource, Project, Rating, Response, Role, TaskKind
 from rubrics import services as rubric_services
 from rubrics.models import Rubric
 
@@ -18,6 +19,17 @@ ACCOUNTS = [
     ("annotator1", "preflab-annotator1", Role.ANNOTATOR),
     ("annotator2", "preflab-annotator2", Role.ANNOTATOR),
 ]
+# Two simulated raters label every demo response and pair, so the rubric report,
+# derived labels and reward-model training have data before anyone annotates.
+# Their labels are synthetic (drawn around each response's hand-assigned quality),
+# stored as imported with metadata {"synthetic": true}, and never shown to annotators.
+SIMULATED_RATERS = ("demo-rater-1", "demo-rater-2")
+QUALITY_MEANS = {  # helpfulness, correctness, coherence, complexity, verbosity
+    "good": (3.4, 3.5, 3.5, 2.0, 2.0),
+    "mediocre": (2.0, 2.2, 2.6, 1.8, 2.6),
+    "poor": (0.8, 1.0, 1.8, 1.2, 1.4),
+}
+CRITERIA = ("helpfulness", "correctness", "coherence", "complexity", "verbosity")
 
 
 class Command(BaseCommand):
@@ -36,10 +48,13 @@ class Command(BaseCommand):
         if job.status != ImportJob.Status.SUCCEEDED:
             raise CommandError(f"demo data failed to import: {job.error}")
         created = services.comparisons_generate(project=project)
+        seeded = self._seed_labels(project)
+        derived = rubric_services.derived_judgments_refresh(project=project)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo project '{project.name}' ready: {project.prompts.count()} prompts, "
-                f"{project.comparisons.count()} comparisons ({created} new)."
+                f"{project.comparisons.count()} comparisons ({created} new); "
+                f"simulated raters' labels: {seeded}; derived pairwise labels: {derived['derived']}."
             )
         )
         self.stdout.write(f"\nOpen {url} and log in as:")
@@ -84,3 +99,37 @@ class Command(BaseCommand):
             if role != "admin":
                 services.membership_set(project=project, user=user, role=role)
         return project
+
+    @transaction.atomic
+    def _seed_labels(self, project) -> int:
+        User = get_user_model()
+        raters = []
+        for name in SIMULATED_RATERS:
+            user, created = User.objects.get_or_create(username=name, defaults={"is_active": False})
+            if created:
+                user.set_unusable_password()
+                user.save(update_fields=["password"])
+            raters.append(user)
+        if Rating.objects.filter(annotator__in=raters, response__prompt__project=project).exists():
+            return 0
+        version = project.rubric_version
+        rng = random.Random(20261123)
+        quality = {r.pk: r.metadata.get("quality", "mediocre")
+                   for r in Response.objects.filter(prompt__project=project)}
+        ratings, judgments = [], []
+        for rater in raters:
+            for rid, q in sorted(quality.items()):
+                scores = {k: min(4, max(0, round(m + rng.gauss(0, 0.6)))) for k, m in zip(CRITERIA, QUALITY_MEANS[q])}
+                ratings.append(Rating(response_id=rid, annotator=rater, rubric_version=version, scores=scores,
+                                      source=LabelSource.IMPORTED, metadata={"synthetic": True}))
+            for c in Comparison.objects.filter(project=project).order_by("id"):
+                ua, ub = (sum(QUALITY_MEANS[quality[r]][:2]) + rng.gauss(0, 0.8) for r in (c.response_a_id, c.response_b_id))
+                diff = ub - ua  # positive: B better, as in the strength scale
+                size = 0 if abs(diff) <= 0.5 else 1 if abs(diff) <= 1.5 else 2 if abs(diff) <= 3 else 3
+                strength = size if diff > 0 else -size
+                choice = "tie" if size == 0 else ("B" if diff > 0 else "A")
+                judgments.append(Judgment(comparison=c, annotator=rater, rubric_version=version, choice=choice,
+                                          strength=strength, source=LabelSource.IMPORTED, metadata={"synthetic": True}))
+        Rating.objects.bulk_create(ratings)
+        Judgment.objects.bulk_create(judgments)
+        return len(ratings) + len(judgments)

@@ -44,6 +44,8 @@ class Command(BaseCommand):
                 f"{c['prompts_created']} new prompts ({c['prompts_existing']} existing), "
                 f"{c['responses_created']} new responses, {c['comparisons_created']} new comparisons, "
                 f"{c.get('judgments_created', 0)} new judgments ({c.get('judgments_updated', 0)} already present), "
+                f"{c.get('ratings_created', 0)} new ratings ({c.get('ratings_updated', 0)} already present), "
+                f"{c.get('rankings_created', 0)} new rankings ({c.get('rankings_updated', 0)} already present), "
                 f"{c.get('annotators', 0)} annotators."
             )
         )

@@ -23,14 +23,20 @@ def _series(curves: list[dict[str, Any]], key: str) -> dict[str, list[tuple[floa
     return out
 
 
-def line_chart(curves: list[dict[str, Any]], key: str, title: str, x_label: str = "step") -> SafeString:
+def line_chart(curves: list[dict[str, Any]], key: str, title: str, x_label: str = "step",
+               y_range: tuple[float, float] | None = None) -> SafeString:
+    """``y_range`` fixes the axis (accuracies: 0–1), so a flat or one-point curve
+    is drawn where it belongs instead of stretched over an invented range."""
     series = _series(curves, key)
     if not series:
         return format_html('<p class="muted">No {} recorded.</p>', title)
     xs = [x for pts in series.values() for x, _ in pts]
     ys = [y for pts in series.values() for _, y in pts]
     x0, x1 = min(xs), max(xs) if max(xs) > min(xs) else min(xs) + 1
-    y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
+    if y_range:
+        y0, y1 = min(y_range[0], min(ys)), max(y_range[1], max(ys))
+    else:
+        y0, y1 = min(ys), max(ys) if max(ys) > min(ys) else min(ys) + 1
 
     def sx(x: float) -> float:
         return PAD + (x - x0) / (x1 - x0) * (WIDTH - 2 * PAD)
@@ -43,6 +49,13 @@ def line_chart(curves: list[dict[str, Any]], key: str, title: str, x_label: str 
         ((COLOURS[i % len(COLOURS)], " ".join(f"{sx(x):.1f},{sy(y):.1f}" for x, y in pts), stage or key)
          for i, (stage, pts) in enumerate(series.items())),
     )
+    # A dot per point: a curve of one or two points (few versions) stays visible.
+    dots = format_html_join(
+        "", '<circle cx="{}" cy="{}" r="3" fill="{}"><title>{}: {}</title></circle>',
+        ((f"{sx(x):.1f}", f"{sy(y):.1f}", COLOURS[i % len(COLOURS)], f"{x:g}", f"{y:.3g}")
+         for i, pts in enumerate(series.values()) for x, y in pts),
+    )
+    lines = format_html("{}{}", lines, dots)
     legend = format_html_join(
         " ", '<tspan fill="{}">■ {}</tspan>',
         ((COLOURS[i % len(COLOURS)], stage or key) for i, stage in enumerate(series)),

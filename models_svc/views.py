@@ -49,9 +49,11 @@ def model_page(request, slug: str):
         "settings": services.settings_for(project),
         "versions": versions,
         "active": next((v for v in versions if v.state == ModelVersion.State.ACTIVE), None),
+        # Roll back only when a version other than the active one was ever active.
+        "can_roll_back": any(v.promoted_at and v.state != ModelVersion.State.ACTIVE for v in versions),
         "shown": shown,
         "charts": [plots.line_chart(curves, "loss", "training loss"),
-                   plots.line_chart(curves, "eval_accuracy", "held-out pairwise accuracy")],
+                   plots.line_chart(curves, "eval_accuracy", "held-out pairwise accuracy", y_range=(0.0, 1.0))],
         "modes": RewardSettings.Mode.choices,
         "objectives": RewardSettings.Objective.choices,
     })
@@ -156,7 +158,7 @@ def selection_page(request, slug: str):
         "strategies": Project.Strategy.choices,
         "charts": [
             plots.bar_chart(hist, last.get("score_edges") or list(range(len(hist) + 1)), "pool acquisition scores"),
-            plots.line_chart(curve, "eval_accuracy", "learning curve", x_label="labels"),
+            plots.line_chart(curve, "eval_accuracy", "learning curve", x_label="labels", y_range=(0.0, 1.0)),
             plots.interval_chart(rows, "sources (Bradley-Terry, 95% bootstrap interval)"),
         ],
     })

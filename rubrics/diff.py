@@ -44,8 +44,19 @@ class VersionDiff:
 
 
 def _field_changes(old: dict[str, Any], new: dict[str, Any]) -> list[FieldChange]:
-    keys = list(old) + [k for k in new if k not in old]
-    return [FieldChange(k, old.get(k), new.get(k)) for k in keys if old.get(k) != new.get(k)]
+    """Changed fields; a mapping field (anchors) is compared per entry, so a
+    reworded anchor shows as ``anchors[2]`` rather than as two whole dicts."""
+    changes = []
+    for k in list(old) + [k for k in new if k not in old]:
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            subkeys = list(a) + [s for s in b if s not in a]
+            changes += [FieldChange(f"{k}[{s}]", a.get(s), b.get(s)) for s in subkeys if a.get(s) != b.get(s)]
+        else:
+            changes.append(FieldChange(k, a, b))
+    return changes
 
 
 def version_diff(old: RubricVersion, new: RubricVersion) -> VersionDiff:

@@ -51,9 +51,13 @@ def derivation_report(*, project, rule: str) -> DerivationReport:
     )
     report.derived = len(derived)
     report.derived_counts = dict(Counter(derived.values()))
+    # A score rule (weighted_sum, conjunctive) has no deciding criterion: its
+    # decisions are counted under the rule, and only real ties as ties.
     report.decided_by = Counter(
-        Judgment.objects.filter(comparison__project=project, annotator=user, source=LabelSource.DERIVED)
-        .values_list("metadata__decided_by", flat=True)
+        key or ("" if choice == "tie" else f"{rule} score")
+        for key, choice in Judgment.objects.filter(
+            comparison__project=project, annotator=user, source=LabelSource.DERIVED
+        ).values_list("metadata__decided_by", "choice")
     ).most_common()
     human = Judgment.objects.filter(
         comparison_id__in=list(derived), source__in=[LabelSource.HUMAN, LabelSource.IMPORTED]

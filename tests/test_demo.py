@@ -55,5 +55,10 @@ def test_demo_has_simulated_labels_and_a_derived_agreement_report(client):
     # The simulated raters judge by the same latent quality as they rate: the
     # derived labels agree with them far above chance (a third), yet not perfectly.
     assert 0.5 < report.agreement < 1.0
+    # A score rule has no deciding criterion: its decisions are counted under the
+    # rule, and only the derived ties as ties.
+    decided = dict(report.decided_by)
+    assert decided.get("weighted_sum score") == pairs - report.derived_counts.get("tie", 0)
+    assert decided.get("", 0) == report.derived_counts.get("tie", 0)
     # The annotators' queue is untouched by the seeded labels.
     assert project.comparisons.filter(open_slots=project.overlap).count() == pairs

@@ -100,6 +100,11 @@ def test_retrain_from_the_page_shows_the_version_and_promote(client, project, ow
     assert ModelVersion.objects.get().state == "active"
     html = client.get(reverse("model-page", args=[project.slug])).content.decode()
     assert '<b id="active-version">v1</b>' in html
+    assert "Roll back" not in html  # nothing was active before v1
+    # Accuracy is drawn on a fixed 0–1 axis, with a dot per evaluation.
+    chart = html[html.index('aria-label="held-out pairwise accuracy"'):]
+    chart = chart[:chart.index("</svg>")]
+    assert 'class="tick">1</text>' in chart and 'class="tick">0</text>' in chart and "<circle" in chart
 
 
 def test_cli_trains_inline_and_promotes(project, tiny, capsys):

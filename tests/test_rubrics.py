@@ -46,9 +46,9 @@ def test_diff_lists_exactly_the_changes():
     assert [c["key"] for c in diff.removed] == ["safer"]
     assert len(diff.changed) == 1 and diff.changed[0].key == "helpfulness"
     changed = {f.field: (f.old, f.new) for f in diff.changed[0].changes}
-    assert set(changed) == {"max", "anchors"}
+    assert set(changed) == {"max", "anchors[4]", "anchors[5]"}  # anchor "0" is unchanged, so not listed
     assert changed["max"] == (4, 5)
-    assert changed["anchors"] == ({"0": "useless", "4": "perfect"}, {"0": "useless", "5": "perfect"})
+    assert changed["anchors[4]"] == ("perfect", None) and changed["anchors[5]"] == (None, "perfect")
     assert diff.order == (["helpfulness", "no_pii", "clarity"], ["no_pii", "helpfulness", "clarity"])
     # Nothing changed → an empty diff.
     assert version_diff(v1, v1).empty

@@ -12,8 +12,9 @@ configured database, adds pairwise labels for some pairs, then times:
    runs it, and every open pair is rescored with the uncertainty strategy through
    ``comparisons_rescore`` (cached embeddings, acquisition, bulk priority write).
 
-Usage (PostgreSQL recommended; the database is created and migrated if missing):
+Usage (PostgreSQL recommended; create the database first, it is migrated here):
 
+    createdb -h 127.0.0.1 -U postgres preflab_bench_rescore
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/preflab_bench_rescore \\
         .venv/bin/python benchmarks/rescore_bench.py --prompts 2223 --responses 10 --labels 2000
 

@@ -185,20 +185,36 @@ def test_learning_curve_has_one_point_per_retrain_at_its_label_count(client, pro
 
     from annotate import services as annotate_services
     from annotate.models import Judgment, Prompt, Response
+    from models_svc.ml.config import TrainConfig
+    from models_svc.ml.data import prompt_in_eval
 
-    _labelled(project, tiny, prompts=6)
+    cfg = TrainConfig()
+    rater = make_user("rater-c")
+
+    def add_prompts(n: int) -> None:
+        # The held-out side is chosen by a hash of the prompt's id, so keep adding
+        # until this batch put at least one prompt there: each version then has an
+        # held-out accuracy to plot, whatever ids the database hands out.
+        made = 0
+        while made < n or not any(prompt_in_eval(str(p), cfg.eval_fraction, cfg.split_seed)
+                                  for p in project.prompts.values_list("pk", flat=True)):
+            i = project.prompts.count()
+            p = Prompt.objects.create(project=project, external_id=f"p{i}",
+                                      conversation=[{"role": "user", "content": f"Question {i}?"}])
+            for j in range(3):
+                Response.objects.create(prompt=p, external_id=f"r{j}", text=f"Answer {j} to question {i}.",
+                                        source=f"model-{j}")
+            made += 1
+        annotate_services.comparisons_generate(project=project)
+        for c in Comparison.objects.filter(project=project, judgments__isnull=True):
+            Judgment.objects.create(comparison=c, annotator=rater, source="imported",
+                                    choice="A" if c.response_a.external_id < c.response_b.external_id else "B")
+
+    _labelled(project, tiny, prompts=4)
+    add_prompts(2)
     first = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk)
     assert first.status == "succeeded", first.error
-    for i in range(6, 12):  # six more prompts, labelled like the first ones
-        p = Prompt.objects.create(project=project, external_id=f"p{i}",
-                                  conversation=[{"role": "user", "content": f"Question {i}?"}])
-        for j in range(3):
-            Response.objects.create(prompt=p, external_id=f"r{j}", text=f"Answer {j} to question {i}.", source=f"model-{j}")
-    annotate_services.comparisons_generate(project=project)
-    rater = make_user("rater-c")
-    for c in Comparison.objects.filter(project=project, judgments__isnull=True):
-        Judgment.objects.create(comparison=c, annotator=rater, source="imported",
-                                choice="A" if c.response_a.external_id < c.response_b.external_id else "B")
+    add_prompts(6)
     second = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk)
     assert second.status == "succeeded", second.error
     assert second.version.metrics["train_pairs"] > first.version.metrics["train_pairs"]

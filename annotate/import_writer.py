@@ -26,6 +26,28 @@ def _batches(rows: Sequence, size: int = BATCH) -> Iterable[Sequence]:
         yield rows[i : i + size]
 
 
+_JSON_MEMO: dict[tuple, str] = {}
+
+
+def _json_text(value):
+    """JSON text for a jsonb column. Labels repeat a few small objects (empty
+    metadata, the same criteria), so those are encoded once, not a million times."""
+    if value is None:
+        return None
+    if not value and type(value) in (dict, list):
+        return "{}" if type(value) is dict else "[]"
+    # Only string values: 1, 1.0 and True are equal keys but different JSON.
+    if type(value) is dict and len(value) <= 8 and all(type(v) is str for v in value.values()):
+        key = tuple(value.items())
+        found = _JSON_MEMO.get(key)
+        if found is None:
+            if len(_JSON_MEMO) >= 4096:
+                _JSON_MEMO.clear()
+            found = _JSON_MEMO[key] = json.dumps(value)
+        return found
+    return json.dumps(value)
+
+
 class BulkWriter:
     """The portable path: ``bulk_create``, which sets primary keys on SQLite and PostgreSQL."""
 
@@ -36,6 +58,11 @@ class BulkWriter:
             for obj in model.objects.bulk_create([model(**dict(zip(fields, row))) for row in batch]):
                 ids[tuple(getattr(obj, k) for k in key)] = obj.pk
         return ids
+
+    def append(self, model: type[Model], fields: list[str], rows: list[tuple]) -> None:
+        """Insert rows that cannot conflict with anything and whose ids nobody needs."""
+        for batch in _batches(rows):
+            model.objects.bulk_create([model(**dict(zip(fields, row))) for row in batch])
 
     def upsert(
         self, model: type[Model], fields: list[str], rows: list[tuple], *, unique_fields: list[str], update_fields: list[str]
@@ -49,7 +76,8 @@ class BulkWriter:
 
 
 class CopyWriter(BulkWriter):
-    """PostgreSQL: COPY into a temporary table, then one INSERT … SELECT per call.
+    """PostgreSQL: new rows are copied straight into their table; upserts go through
+    COPY into a temporary table, then one INSERT … SELECT … ON CONFLICT per call.
 
     The temporary tables live until the end of the write transaction
     (``ON COMMIT DROP``; a rollback drops them too) and are emptied before each use,
@@ -72,31 +100,53 @@ class CopyWriter(BulkWriter):
             )
             self._made.add(stage)
         cursor.execute(f"TRUNCATE {stage}")
-        as_json = [isinstance(model._meta.get_field(f), JSONField) for f in fields]
-        dumps = json.dumps
+        as_json = [i for i, f in enumerate(fields) if isinstance(model._meta.get_field(f), JSONField)]
         with cursor.copy(f"COPY {stage} (import_ord, {columns}) FROM STDIN") as copy:
-            if any(as_json):
-                for ordinal, row in enumerate(rows):
-                    copy.write_row(
-                        (ordinal, *(dumps(v) if j and v is not None else v for j, v in zip(as_json, row)))
-                    )
-            else:
-                for ordinal, row in enumerate(rows):
-                    copy.write_row((ordinal, *row))
+            for ordinal, row in enumerate(rows):
+                if as_json:
+                    row = list(row)
+                    for i in as_json:
+                        row[i] = _json_text(row[i])
+                copy.write_row((ordinal, *row))
         return stage, columns
 
     def insert(self, model, fields, rows, *, key):
+        """Rows known to be new: ids are drawn from the table's sequence first (in file
+        order, as bulk_create would number them), then the rows are copied straight
+        into the table, with no staging table or RETURNING to read back."""
         if not rows:
             return {}
-        quote = connection.ops.quote_name
-        key_columns = ", ".join(quote(model._meta.get_field(k).column) for k in key)
+        table, pk = model._meta.db_table, model._meta.pk.column
+        columns = ", ".join(connection.ops.quote_name(model._meta.get_field(f).column) for f in fields)
+        as_json = [i for i, f in enumerate(fields) if isinstance(model._meta.get_field(f), JSONField)]
+        positions = [fields.index(k) for k in key]
         with connection.wrap_database_errors, connection.cursor() as cursor:
-            stage, columns = self._stage(cursor, model, fields, rows)
             cursor.execute(
-                f"INSERT INTO {model._meta.db_table} ({columns}) SELECT {columns} FROM {stage} ORDER BY import_ord "
-                f"RETURNING {quote(model._meta.pk.column)}, {key_columns}"
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [table, pk, len(rows)]
             )
-            return {tuple(found[1:]): found[0] for found in cursor.fetchall()}
+            ids = sorted(found[0] for found in cursor.fetchall())
+            with cursor.copy(f"COPY {table} ({connection.ops.quote_name(pk)}, {columns}) FROM STDIN") as copy:
+                for pk_value, row in zip(ids, rows):
+                    if as_json:
+                        row = list(row)
+                        for i in as_json:
+                            row[i] = _json_text(row[i])
+                    copy.write_row((pk_value, *row))
+        return {tuple(row[i] for i in positions): pk_value for pk_value, row in zip(ids, rows)}
+
+    def append(self, model, fields, rows):
+        if not rows:
+            return
+        columns = ", ".join(connection.ops.quote_name(model._meta.get_field(f).column) for f in fields)
+        as_json = [i for i, f in enumerate(fields) if isinstance(model._meta.get_field(f), JSONField)]
+        with connection.wrap_database_errors, connection.cursor() as cursor:
+            with cursor.copy(f"COPY {model._meta.db_table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    if as_json:
+                        row = list(row)
+                        for i in as_json:
+                            row[i] = _json_text(row[i])
+                    copy.write_row(row)
 
     def upsert(self, model, fields, rows, *, unique_fields, update_fields):
         if not rows:

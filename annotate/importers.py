@@ -909,6 +909,8 @@ def _json_cell(value: Any, line: int, name: str) -> Any:
         if isinstance(value, list) and value and all(isinstance(p, tuple) and len(p) == 2 for p in value):
             return dict(value)
         return value
+    if value == "{}":
+        return {}  # what an export writes for empty metadata on every row: skip the decoder
     try:
         return json.loads(value)
     except json.JSONDecodeError as exc:
@@ -922,10 +924,13 @@ def _json_object(value: Any, line: int, name: str) -> dict[str, Any]:
     return obj
 
 
+_INT_TEXT = re.compile(r"\s*-?\d+\s*")
+
+
 def _int_cell(value: Any, line: int, name: str) -> int:
     if isinstance(value, float) and value.is_integer():
         return int(value)  # pandas stores an integer column with gaps as floats
-    if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+    if isinstance(value, str) and (value.isascii() and value.isdigit() or _INT_TEXT.fullmatch(value)):
         return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
         raise ImportRejected(f"expected an integer, got {value!r}", line=line, field=name)
@@ -942,11 +947,41 @@ def _flat_response(row: dict[str, Any], side: str, line: int) -> ResponseRecord:
     return ResponseRecord(rid, text, source[:200])
 
 
-def _flat_record(raw: dict[str, Any], line: int) -> Record:
+class _CellCache:
+    """Parsed JSON cells of a flat file, by their text. Rows of one prompt repeat its
+    conversation, and labels repeat a few criteria objects: parsing and checking each
+    distinct text once is a third of the parse time of a large export. Only values
+    that parsed and passed their checks are kept, so a bad cell still fails on its
+    own row; the cache is emptied when it grows (a file of all-distinct cells)."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str], Any] = {}
+
+    def get(self, name: str, text: Any, parse: Callable[[], Any]) -> Any:
+        if not isinstance(text, str):
+            return parse()  # a Parquet list or struct: not hashable, and already parsed
+        key = (name, text)
+        found = self.values.get(key)
+        if found is None:
+            found = parse()
+            if len(self.values) >= self.LIMIT:
+                self.values.clear()
+            self.values[key] = found
+        return found
+
+
+def _flat_record(raw: dict[str, Any], line: int, cache: _CellCache | None = None) -> Record:
     """One CSV or Parquet row: a pair (with an optional label) or a response (with optional scores)."""
+    cache = cache or _CellCache()
     row = {k: v for k, v in raw.items() if v is not None and v != ""}  # empty cells are absent
     if "conversation" in row:
-        conversation = _conversation(_json_cell(row["conversation"], line, "conversation"), line, "conversation")
+        # Shared between the records of one prompt: nothing downstream mutates it.
+        conversation = cache.get(
+            "conversation", row["conversation"],
+            lambda: _conversation(_json_cell(row["conversation"], line, "conversation"), line, "conversation"),
+        )
     elif "prompt" in row:
         conversation = [{"role": "user", "content": _text(row["prompt"], line, "prompt")}]
     else:
@@ -972,7 +1007,9 @@ def _flat_record(raw: dict[str, Any], line: int) -> Record:
                 "a": responses[0].external_id, "b": responses[1].external_id,
                 "annotator": row.get("annotator"), "choice": row.get("choice"),
                 "strength": _int_cell(row["strength"], line, "strength") if "strength" in row else None,
-                "criteria": _json_object(row["criteria"], line, "criteria") if "criteria" in row else {},
+                # Cached: _generic_label copies it.
+                "criteria": cache.get("criteria", row["criteria"], lambda: _json_object(row["criteria"], line, "criteria"))
+                if "criteria" in row else {},
                 "rationale": rationale, "time_on_task_ms": tot,
             }
             labels.append(_generic_label(lab, line, "", responses))
@@ -1016,6 +1053,7 @@ def parse_csv(path: Path) -> Iterator[Record]:
             yield text
 
     reader = csv.reader(physical_lines(), strict=True)
+    cache = _CellCache()
     header: list[str] | None = None
     seen_any = False
     while True:
@@ -1038,7 +1076,7 @@ def parse_csv(path: Path) -> Iterator[Record]:
                 line=start, field=header[len(row)] if len(row) < len(header) else "",
             )
         seen_any = True
-        yield _flat_record(dict(zip(header, row)), start)
+        yield _flat_record(dict(zip(header, row)), start, cache)
     if not seen_any:
         raise ImportRejected("the file is empty: no records found" if header is None else "the file has a header but no rows")
 
@@ -1056,6 +1094,7 @@ def parse_parquet(path: Path) -> Iterator[Record]:
     if parquet.metadata.num_rows == 0:
         raise ImportRejected("the file is empty: no records found")
     number = 0
+    cache = _CellCache()
     batches = parquet.iter_batches(batch_size=PARQUET_BATCH_ROWS)
     while True:
         try:
@@ -1067,7 +1106,7 @@ def parse_parquet(path: Path) -> Iterator[Record]:
         for row in batch.to_pylist():
             number += 1
             try:
-                record = _flat_record(row, number)
+                record = _flat_record(row, number, cache)
             except ImportRejected as exc:
                 raise ImportRejected(exc.message, line=number, field=exc.field, unit="row") from None
             record.unit = "row"

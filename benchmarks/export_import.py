@@ -57,8 +57,10 @@ def _child_env(data_dir: str) -> dict[str, str]:
     return env
 
 
-def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
-    """Wall seconds, peak RSS in MB (the child's own, from wait4) and its output."""
+def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, float]:
+    """Wall seconds, peak RSS in MB (the child's own, from wait4), its output and its
+    CPU seconds (user + system: on a shared machine, steadier than the wall time;
+    the database server's own CPU is not in it)."""
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     out = proc.stdout.read()
@@ -66,7 +68,7 @@ def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str]:
     elapsed = time.perf_counter() - start
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out}")
-    return elapsed, usage.ru_maxrss // 1024, out.strip()
+    return elapsed, usage.ru_maxrss // 1024, out.strip(), round(usage.ru_utime + usage.ru_stime, 1)
 
 
 def _text(rng: random.Random, words: int) -> str:
@@ -174,6 +176,7 @@ def _bench(args: argparse.Namespace, data_dir: str) -> None:
     os.environ.update(SECRET_KEY=env["SECRET_KEY"], PREFLAB_DATA_DIR=data_dir)
     os.environ.pop("DEBUG", None)
     _run([sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"], env)
+    load_before = os.getloadavg()[0]
     _setup_django()
     from annotate.models import Judgment, Project
 
@@ -203,7 +206,7 @@ def _bench(args: argparse.Namespace, data_dir: str) -> None:
         print(f"reusing {generic_csv}", flush=True)
     for name, extra in steps:
         out = Path(data_dir) / name.replace(" ", "-").replace("(", "").replace(")", "")
-        elapsed, rss, output = _run([sys.executable, "manage.py", "export_data", slug, "--out", str(out), *extra], env)
+        elapsed, rss, output, cpu = _run([sys.executable, "manage.py", "export_data", slug, "--out", str(out), *extra], env)
         rows = int(output.rsplit("Wrote ", 1)[1].split(" ", 1)[0])
         data = next(p for p in out.iterdir() if p.name != "README.md")
         if "generic" in name:
@@ -213,18 +216,18 @@ def _bench(args: argparse.Namespace, data_dir: str) -> None:
                 shutil.move(data, args.csv)
                 generic_csv = data = args.csv
         results.append({"step": name, "labels": labels, "rows": rows, "wall_s": round(elapsed, 2),
-                        "labels_per_s": round(labels / elapsed), "peak_rss_mb": rss,
+                        "labels_per_s": round(labels / elapsed), "peak_rss_mb": rss, "cpu_s": cpu,
                         "file_mb": round(data.stat().st_size / 2**20, 1)})
         print(f"{name}: {elapsed:.1f} s, {rss} MB", flush=True)
     if not args.skip_import:
         target = f"bench-import-{args.rows}-{secrets.token_hex(3)}"
         try:
-            elapsed, rss, output = _run([sys.executable, "manage.py", "import_data", target, str(generic_csv),
+            elapsed, rss, output, cpu = _run([sys.executable, "manage.py", "import_data", target, str(generic_csv),
                                          "--format", "csv", "--create-project"], env)
             results.append({"step": "import generic csv", "labels": labels, "rows": labels, "wall_s": round(elapsed, 2),
-                            "labels_per_s": round(labels / elapsed), "peak_rss_mb": rss,
+                            "labels_per_s": round(labels / elapsed), "peak_rss_mb": rss, "cpu_s": cpu,
                             "file_mb": round(generic_csv.stat().st_size / 2**20, 1)})
-            print(f"import generic csv: {elapsed:.1f} s, {rss} MB\n{output}", flush=True)
+            print(f"import generic csv: {elapsed:.1f} s, {rss} MB, {cpu} CPU s\n{output}", flush=True)
         finally:
             imported = Project.objects.filter(slug=target).first()
             if imported is not None:
@@ -237,7 +240,8 @@ def _bench(args: argparse.Namespace, data_dir: str) -> None:
     report = {
         "benchmark": "export_import", "rows": args.rows, "overlap": args.overlap, "python": platform.python_version(),
         "cpus": os.cpu_count(), "database": "postgresql", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "note": "wall time and peak RSS of each manage.py process, start-up included",
+        "note": "wall time, CPU time and peak RSS of each manage.py process, start-up included",
+        "load_average_1m": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
         "targets": {"export_1m_s": 60, "export_rss_mb": 300, "import_1m_s": 120}, "results": results,
     }
     suffix = "-import" if args.import_only or (args.csv is not None and not steps) else ""

@@ -106,9 +106,14 @@ def main() -> None:
     marks: dict[str, float] = {}
 
     def progress(fraction: float, metrics: dict) -> None:
+        now = time.perf_counter()
         if metrics.get("phase") == "embed":
-            marks["embed_last"] = time.perf_counter()
+            marks["embed_last"] = now
             marks["embedded"] = metrics["embedded"]
+        if now - marks.get("printed", 0.0) >= 60:  # a heartbeat on stderr for long (SmolLM2, finetune) runs
+            marks["printed"] = now
+            shown = {k: v for k, v in metrics.items() if k in ("phase", "embedded", "to_embed", "step", "loss")}
+            print(f"  [{now - wall_start:.0f} s] {fraction:.0%} {shown}", file=sys.stderr, flush=True)
 
     # Time the backbone load on its own (de-quantising a GGUF takes tens of seconds),
     # so that the embedding throughput counts only the forward passes.

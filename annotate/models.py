@@ -361,7 +361,28 @@ class Ranking(models.Model):
         constraints = [models.UniqueConstraint(fields=["prompt", "annotator"], name="ranking_one_per_annotator")]
 
 
-class ImportJob(models.Model):
+class BackgroundJob(models.Model):
+    """What every row of long work run by a Celery worker carries (imports,
+    exports, training runs): the cancel flag the worker polls, the heartbeat the
+    sweeps read, and the timestamps. Subclasses define ``status`` and ``ACTIVE_STATES``."""
+
+    error = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    celery_id = models.CharField(max_length=64, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in self.ACTIVE_STATES
+
+
+class ImportJob(BackgroundJob):
     class Status(models.TextChoices):
         QUEUED = "queued"
         VALIDATING = "validating"
@@ -381,15 +402,8 @@ class ImportJob(models.Model):
     progress = models.FloatField(default=0.0)
     records_done = models.PositiveIntegerField(default=0)
     counts = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     error_line = models.PositiveIntegerField(null=True, blank=True)
     error_field = models.CharField(max_length=200, blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    celery_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -397,12 +411,8 @@ class ImportJob(models.Model):
     def __str__(self) -> str:
         return f"import #{self.pk} {self.format} → {self.project} ({self.status})"
 
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE_STATES
 
-
-class ExportJob(models.Model):
+class ExportJob(BackgroundJob):
     """One export: its options, the snapshot it was taken at, progress, and where
     the finished files are (``path``: the export folder with the data and README.md;
     ``file_path``: the file a download serves)."""
@@ -428,20 +438,9 @@ class ExportJob(models.Model):
     counts = models.JSONField(default=dict, blank=True)
     path = models.CharField(max_length=1000, blank=True)
     file_path = models.CharField(max_length=1000, blank=True)
-    error = models.TextField(blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    celery_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"export #{self.pk} {self.format}/{self.file_format} of {self.project} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE_STATES

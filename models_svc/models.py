@@ -13,6 +13,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
+from annotate.models import BackgroundJob
+
 
 class RewardSettings(models.Model):
     """Per-project reward-model settings (one row per project, made on demand)."""
@@ -50,7 +52,7 @@ class RewardSettings(models.Model):
         return f"reward settings of {self.project}"
 
 
-class TrainingRun(models.Model):
+class TrainingRun(BackgroundJob):
     class Status(models.TextChoices):
         QUEUED = "queued"
         RUNNING = "running"
@@ -77,23 +79,12 @@ class TrainingRun(models.Model):
     progress = models.FloatField(default=0.0)
     metrics = models.JSONField(default=dict, blank=True, help_text="{'final': {...}, 'curves': [...], 'live': {...}}")
     worker = models.CharField(max_length=200, blank=True)
-    heartbeat_at = models.DateTimeField(null=True, blank=True)
-    cancel_requested = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
-    celery_id = models.CharField(max_length=64, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"run #{self.pk} {self.config.get('mode', '?')}/{self.config.get('objective', '?')} ({self.status})"
-
-    @property
-    def is_active(self) -> bool:
-        return self.status in self.ACTIVE_STATES
 
 
 class ModelVersion(models.Model):

@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 
 import numpy as np
-from django.db import transaction
+from django.db import connection, transaction
 
 from annotate.models import Comparison, Judgment, LabelSource, Project
 
@@ -158,6 +158,17 @@ def _texts(project: Project, response_ids: list[int]) -> dict[int, tuple]:
 
 
 def _write_priorities(ids: np.ndarray, priority: np.ndarray) -> None:
+    if connection.vendor == "postgresql":
+        # One UPDATE joined to the arrays: bulk_update's CASE WHEN per chunk took
+        # most of a 100k-pair rescore (56 s under load, of which scoring was 1.5 s).
+        table = Comparison._meta.db_table
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f'UPDATE "{table}" AS c SET priority = v.p FROM unnest(%s::bigint[], %s::double precision[]) '
+                "AS v(id, p) WHERE c.id = v.id AND c.priority IS DISTINCT FROM v.p",
+                [[int(i) for i in ids], [float(int(x)) for x in priority]],
+            )
+        return
     with transaction.atomic():
         for start in range(0, len(ids), CHUNK):
             batch = [Comparison(pk=int(i), priority=int(p))

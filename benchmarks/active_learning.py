@@ -22,9 +22,10 @@ and a penalty on cosine similarity of the pairs' embedding differences e(a) − 
         --path ../shared/data/hh-rlhf/harmless-base-test.jsonl.gz --seeds 5
 
 Every text is embedded once through an on-disk cache (``--cache-dir``), so reruns
-only train heads. Output: a JSON (``--out-json``), an SVG of accuracy against
-labels with a mean ± std band per strategy (``--out-plot``; SVG because the venv
-has no plotting library), and a table per strategy on stdout.
+only train heads. Output: a JSON (``--out-json``), a plot of accuracy against
+labels with a mean ± std band per strategy as PNG (``--out-png``, matplotlib from
+the ``bench`` extra) and/or SVG (``--out-plot``, no library), and a table per
+strategy on stdout. ``--replot JSON`` redraws the plots from a saved JSON.
 
 JSON: ``dataset`` (sizes), ``config`` (budget and head settings), ``strategies``
 → name → ``labels`` (per round), ``accuracy`` (one curve per seed), ``mean``,
@@ -482,6 +483,33 @@ def write_svg(path: Path, result: dict[str, Any], title: str) -> None:
     path.write_text("\n".join(parts) + "\n")
 
 
+def write_png(path: Path, result: dict[str, Any], title: str) -> None:
+    """The same plot as ``write_svg`` as a PNG, drawn by matplotlib (the optional
+    ``bench`` extra: ``pip install -e ".[bench]"``)."""
+    try:
+        import matplotlib
+    except ImportError:
+        sys.exit('--out-png needs matplotlib: pip install -e ".[bench]"')
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
+    for name, s in result["strategies"].items():
+        mean, std = np.asarray(s["mean"]), np.asarray(s["std"])
+        (line,) = ax.plot(s["labels"], mean, label=name, linewidth=2)
+        ax.fill_between(s["labels"], mean - std, mean + std, color=line.get_color(), alpha=0.15)
+    ax.axhline(result["target_accuracy"], color="#555", linestyle="--", linewidth=1, label="random final")
+    ax.set_xlabel("labels acquired")
+    ax.set_ylabel("held-out pairwise accuracy")
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def _escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -491,8 +519,8 @@ def _escape(text: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--format", choices=sorted(PARSERS), required=True)
-    parser.add_argument("--path", type=Path, required=True)
+    parser.add_argument("--format", choices=sorted(PARSERS))
+    parser.add_argument("--path", type=Path)
     parser.add_argument("--strategies", default="random,uncertainty,bald,variance,uncertainty+diverse")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=10)
@@ -506,7 +534,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="torch threads for embedding (the heads use one)")
     parser.add_argument("--out-json", type=Path)
     parser.add_argument("--out-plot", type=Path, help="SVG file")
+    parser.add_argument("--out-png", type=Path, help="PNG file (needs the bench extra: matplotlib)")
+    parser.add_argument("--replot", type=Path, help="only redraw the plots from a JSON this script wrote")
     args = parser.parse_args()
+    if args.replot:
+        saved = json.loads(args.replot.read_text())
+        _plots(args, saved, Path(saved["dataset"]["path"]).name, saved["config"]["seeds"])
+        return
+    if not (args.format and args.path):
+        parser.error("--format and --path are required (unless --replot)")
     strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
     unknown = sorted(set(strategies) - set(STRATEGIES))
     if unknown:
@@ -573,8 +609,15 @@ def main() -> None:
     if args.out_json:
         args.out_json.parent.mkdir(parents=True, exist_ok=True)
         args.out_json.write_text(json.dumps(result, indent=1))
+    _plots(args, result, args.path.name, args.seeds)
+
+
+def _plots(args: argparse.Namespace, result: dict[str, Any], name: str, seeds: int) -> None:
+    title = f"{name}: accuracy vs labels ({seeds} seeds, mean ± std)"
     if args.out_plot:
-        write_svg(args.out_plot, result, f"{args.path.name}: accuracy vs labels ({args.seeds} seeds, mean ± std)")
+        write_svg(args.out_plot, result, title)
+    if args.out_png:
+        write_png(args.out_png, result, title)
 
 
 if __name__ == "__main__":

@@ -135,7 +135,7 @@ def test_repeated_judgments_merge_by_majority(al):
     }
 
 
-def test_cli_writes_json_and_svg(al, tmp_path, monkeypatch):
+def test_cli_writes_json_svg_and_png(al, tmp_path, monkeypatch):
     """The whole script on a small PandaLM-format file, random features instead of the backbone."""
     rows = [
         {"idx": i, "instruction": f"question {i}", "input": "", "response1": f"good {i}", "response2": f"bad {i}",
@@ -151,6 +151,7 @@ def test_cli_writes_json_and_svg(al, tmp_path, monkeypatch):
         "active_learning.py", "--format", "pandalm", "--path", str(source), "--seeds", "2", "--rounds", "2",
         "--batch", "5", "--seed-labels", "5", "--eval-fraction", "0.3", "--strategies", "random,bald",
         "--cache-dir", str(tmp_path / "cache"), "--out-json", str(out_json), "--out-plot", str(out_svg),
+        "--out-png", str(tmp_path / "r.png"),
     ])
     al.main()  # sets one thread, as the fixture does
     report = json.loads(out_json.read_text())
@@ -158,3 +159,8 @@ def test_cli_writes_json_and_svg(al, tmp_path, monkeypatch):
     assert report["dataset"]["pairs"] == 40 and report["dataset"]["pool"] + report["dataset"]["eval"] == 40
     assert set(report["strategies"]) == {"random", "bald"}
     assert out_svg.read_text().startswith("<svg")
+    assert (tmp_path / "r.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # --replot redraws from the JSON alone, without data or a backbone.
+    monkeypatch.setattr(sys, "argv", ["active_learning.py", "--replot", str(out_json), "--out-png", str(tmp_path / "again.png")])
+    al.main()
+    assert (tmp_path / "again.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

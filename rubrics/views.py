@@ -234,6 +234,14 @@ def _editor_response(request, version: RubricVersion, status: int = 200, **extra
     return render(request, template, ctx, status=status)
 
 
+def _editor_done(request, version: RubricVersion):
+    """After a successful edit: htmx gets the re-rendered editor; a plain form post
+    is redirected (post/redirect/get), so links and forms work without JavaScript."""
+    if not request.htmx:
+        return redirect(_editor_url(version))
+    return _editor_response(request, version)
+
+
 def _draft_or_redirect(request, version: RubricVersion):
     if version.status != RubricVersion.Status.DRAFT:
         messages.info(request, f"v{version.number} is {version.status} and can no longer change. "
@@ -312,9 +320,7 @@ def criterion_add(request, slug: str, number: int):
                  "add_levels": forms.anchor_levels(data["scale"], request.POST.get("min"), request.POST.get("max"))}
         response = _editor_response(request, version, status=200 if request.htmx else 400, **extra)
         return response
-    if not request.htmx:
-        return redirect(_editor_url(version))
-    return _editor_response(request, version)
+    return _editor_done(request, version)
 
 
 @login_required
@@ -347,9 +353,7 @@ def criterion_edit(request, slug: str, number: int, key: str):
             return retarget(response, f"#crit-{crit.pk}")
         return render(request, "rubrics/editor.html", _editor_context(
             version, edit_key=key, edit_values=request.POST, edit_errors=errors, edit_levels=levels), status=400)
-    if not request.htmx:
-        return redirect(_editor_url(version))
-    return _editor_response(request, version)
+    return _editor_done(request, version)
 
 
 def _form_context(version, crit, values, errors, levels) -> dict:
@@ -378,9 +382,7 @@ def criterion_delete(request, slug: str, number: int, key: str):
         services.criterion_delete(criterion=crit)
     except services.RubricVersionLocked as exc:
         return _locked(request, version, exc)
-    if not request.htmx:
-        return redirect(_editor_url(version))
-    return _editor_response(request, version)
+    return _editor_done(request, version)
 
 
 @login_required
@@ -398,9 +400,7 @@ def criterion_move(request, slug: str, number: int, key: str):
             services.criterion_reorder(version=version, keys=keys)
         except services.RubricVersionLocked as exc:
             return _locked(request, version, exc)
-    if not request.htmx:
-        return redirect(_editor_url(version))
-    return _editor_response(request, version)
+    return _editor_done(request, version)
 
 
 # --- version lifecycle --------------------------------------------------------------------

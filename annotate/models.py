@@ -133,7 +133,8 @@ class Membership(models.Model):
 
 
 class Prompt(models.Model):
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    # No index of its own: prompt_external_id_unique (project, external_id) serves it.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts", db_index=False)
     external_id = models.CharField(max_length=255)
     conversation = models.JSONField(help_text='List of {"role", "content"} turns.')
     metadata = models.JSONField(default=dict, blank=True)
@@ -154,7 +155,8 @@ class Prompt(models.Model):
 
 
 class Response(models.Model):
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses")
+    # No index of its own: response_external_id_unique (prompt, external_id) serves it.
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="responses", db_index=False)
     external_id = models.CharField(max_length=255)
     text = models.TextField()
     source = models.CharField(max_length=200, blank=True, help_text="Model or policy that wrote it.")
@@ -183,9 +185,11 @@ class Comparison(models.Model):
         TIE = "tie"
         BOTH_BAD = "both_bad"
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons")
+    # project and response_a lead comparison_queue_idx and comparison_pair_unique,
+    # which serve their lookups: a million-row import maintains two indexes fewer.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
-    response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
+    response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+", db_index=False)
     response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
     priority = models.FloatField(default=0.0, help_text="Higher is handed out first (written by active learning).")
     # overlap − submitted − live leases; the lease decrements it with a conditional
@@ -265,17 +269,37 @@ class Assignment(models.Model):
         ]
 
 
+def _browser_only_keys(prefix: str, *extra: str) -> tuple[list[models.Index], list[models.UniqueConstraint]]:
+    """Indexes of a label table's columns that only labels given in the browser or the
+    API fill (rubric version, assignment, idempotency key, …), made partial on NOT NULL.
+    Imported labels leave them empty, so a million-row import writes no entry into
+    them; lookups by a value (``= x``, ``IN (…)``, the deletion collector's) still use
+    them. The idempotency key stays unique among the keys that are set."""
+    indexes = [
+        models.Index(fields=[name], condition=Q(**{f"{name}__isnull": False}), name=f"{prefix}_{name}_idx")
+        for name in ("rubric_version", "assignment", *extra)
+    ]
+    unique = [
+        models.UniqueConstraint(
+            fields=["idempotency_key"], condition=Q(idempotency_key__isnull=False), name=f"{prefix}_idempotency_unique"
+        )
+    ]
+    return indexes, unique
+
+
 class Judgment(models.Model):
     """A pairwise label. One per (comparison, annotator): a retry updates, never duplicates."""
 
     Choice = Comparison.Choice
 
-    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments")
+    comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments")
     rubric_version = models.ForeignKey(
-        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="judgments"
+        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="judgments", db_index=False
     )
-    assignment = models.ForeignKey(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     choice = models.CharField(max_length=16, choices=Choice.choices)
     strength = models.SmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(-3), MaxValueValidator(3)],
@@ -285,9 +309,11 @@ class Judgment(models.Model):
     rationale = models.TextField(blank=True)
     spans = models.JSONField(default=list, blank=True)
     flags = models.JSONField(default=list, blank=True)
-    shown_left = models.ForeignKey(Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    shown_left = models.ForeignKey(
+        Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
     source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.HUMAN)
     derivation_rule = models.CharField(max_length=64, blank=True)
     import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
@@ -299,6 +325,7 @@ class Judgment(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["comparison", "annotator"], name="judgment_one_per_annotator"),
+            *_browser_only_keys("judgment")[1],
             models.CheckConstraint(
                 condition=Q(strength__isnull=True)
                 | (Q(choice="A") & Q(strength__gte=-3) & Q(strength__lt=0))
@@ -307,6 +334,7 @@ class Judgment(models.Model):
                 name="judgment_strength_matches_choice",
             ),
         ]
+        indexes = [*_browser_only_keys("judgment", "shown_left")[0]]
 
     def __str__(self) -> str:
         return f"{self.annotator} on {self.comparison_id}: {self.choice}"
@@ -315,17 +343,19 @@ class Judgment(models.Model):
 class Rating(models.Model):
     """An absolute label of one response against the rubric's criteria."""
 
-    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="ratings")
+    response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="ratings", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ratings")
     rubric_version = models.ForeignKey(
-        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="ratings"
+        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="ratings", db_index=False
     )
-    assignment = models.ForeignKey(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     scores = models.JSONField(default=dict, help_text="{criterion_key: value or null for N/A}")
     rationale = models.TextField(blank=True)
     spans = models.JSONField(default=list, blank=True)
     time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
     source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.HUMAN)
     import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     metadata = models.JSONField(default=dict, blank=True)
@@ -334,22 +364,28 @@ class Rating(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["response", "annotator"], name="rating_one_per_annotator")]
+        constraints = [
+            models.UniqueConstraint(fields=["response", "annotator"], name="rating_one_per_annotator"),
+            *_browser_only_keys("rating")[1],
+        ]
+        indexes = [*_browser_only_keys("rating")[0]]
 
 
 class Ranking(models.Model):
     """Ordered groups of response ids; ties share a group; unranked ids are left out."""
 
-    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="rankings")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="rankings", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rankings")
     rubric_version = models.ForeignKey(
-        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="rankings"
+        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="rankings", db_index=False
     )
-    assignment = models.ForeignKey(Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
     groups = models.JSONField(help_text="[[best ids], [next ids], …]")
     rationale = models.TextField(blank=True)
     time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
     source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.HUMAN)
     import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     metadata = models.JSONField(default=dict, blank=True)
@@ -358,7 +394,11 @@ class Ranking(models.Model):
 
     class Meta:
         ordering = ["id"]
-        constraints = [models.UniqueConstraint(fields=["prompt", "annotator"], name="ranking_one_per_annotator")]
+        constraints = [
+            models.UniqueConstraint(fields=["prompt", "annotator"], name="ranking_one_per_annotator"),
+            *_browser_only_keys("ranking")[1],
+        ]
+        indexes = [*_browser_only_keys("ranking")[0]]
 
 
 class BackgroundJob(models.Model):

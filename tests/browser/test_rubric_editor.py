@@ -19,6 +19,9 @@ PASSWORD = "pw-for-tests-only"
 
 def _add_criterion(page, *, key, name, scale, anchors=None, kind=None, max_=None):
     form = page.locator("#add-form")
+    # htmx binds its listeners to swapped-in content during the settle step (about
+    # 20 ms after the swap): a change made before that sends no request.
+    page.wait_for_function("!document.querySelector('.htmx-request, .htmx-swapping, .htmx-settling')")
     if scale != "likert":
         # htmx re-renders the whole add form for the scale: wait for the new form
         # before typing, or the swap would wipe what was typed meanwhile.

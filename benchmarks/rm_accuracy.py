@@ -11,7 +11,10 @@ embedding throughput and peak RSS.
 
     .venv/bin/python benchmarks/rm_accuracy.py --format hh \\
         --path ../shared/data/hh-rlhf/harmless-base-test.jsonl.gz --mode head --seed 0 --threads 2
-    .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --backbone smollm2 --threads 2
+    .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --backbone smollm2 --threads 2 \
+        --pooling mean --features joint+response --standardize --l2 1 --lr 1e-3 --epochs 60
+    .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --stack smollm2:mean --standardize \
+        --l2 1 --lr 1e-3 --epochs 60   # MiniLM and SmolLM2 features side by side
     .venv/bin/python benchmarks/rm_accuracy.py --format summarize \\
         --path ../shared/data/summarize-from-feedback/batch13.json --threads 2
     .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --mode finetune --epochs 1 --limit 600
@@ -72,7 +75,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="train on the first N training pairs only (held-out side stays whole)")
     parser.add_argument("--ensemble", type=int, default=4)
     parser.add_argument("--head", choices=("linear", "mlp"), default=TrainConfig.head)
-    parser.add_argument("--features", choices=("joint", "joint+response"), default=TrainConfig.features)
+    parser.add_argument("--features", choices=("joint", "joint+response", "joint+turn+response", "turn+response"), default=TrainConfig.features)
+    parser.add_argument("--pooling", choices=("auto", "mean", "last"), default="auto",
+                        help="auto: mean for encoders, last token for decoders")
+    parser.add_argument("--stack", action="append", default=[], metavar="SPEC[:POOLING]",
+                        help="another backbone whose features go beside the main one's (repeatable), e.g. smollm2:mean")
+    parser.add_argument("--standardize", action="store_true", help="z-score head features (see TrainConfig.standardize)")
+    parser.add_argument("--l2", type=float, default=TrainConfig.l2, help="head-mode ridge penalty")
+    parser.add_argument("--lr", type=float, help="default: the config's mode default")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--cache-dir", type=Path, help="reuse an embedding cache (default: a fresh one, cold timing)")
@@ -97,6 +107,11 @@ def main() -> None:
         ensemble_size=args.ensemble,
         head=args.head,
         features=args.features,
+        pooling=args.pooling,
+        stack=tuple(args.stack),
+        standardize=args.standardize,
+        l2=args.l2,
+        lr=args.lr,
         max_length=args.max_length,
         batch_size=args.batch_size,
         seed=args.seed,
@@ -154,6 +169,11 @@ def main() -> None:
         "seed": args.seed,
         "head": args.head if args.mode == "head" else "linear (finetuned)",
         "features": args.features if args.mode == "head" else "joint",
+        "pooling": args.pooling,
+        "stack": args.stack,
+        "standardize": args.standardize,
+        "l2": args.l2,
+        "lr": result.config["lr"],
         "ensemble": result.config["ensemble_size"],
         "epochs": result.config["epochs"],
         "max_length": args.max_length,

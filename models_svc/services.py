@@ -153,6 +153,9 @@ def training_run_enqueue(
     if TrainingRun.objects.filter(project=project, status__in=TrainingRun.ACTIVE_STATES).exists():
         raise TrainingRefused("a run is already queued or running for this project; cancel it or wait")
     requested = {"mode": mode or s.mode, "objective": objective or s.objective, **(overrides or {})}
+    unknown = sorted(set(requested) - {f.name for f in dataclasses.fields(TrainConfig)})
+    if unknown:
+        raise TrainingRefused(f"unknown setting {unknown[0]!r}; the settings are TrainConfig's fields")
     if s.backbone:
         requested.setdefault("backbone", s.backbone)
     try:

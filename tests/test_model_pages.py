@@ -3,8 +3,11 @@ versions table, promote, and scoring with per-criterion values."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
@@ -114,3 +117,20 @@ def test_cli_trains_inline_and_promotes(project, tiny, capsys):
     out = capsys.readouterr().out
     assert "queued: head/bt" in out and "model v1: held-out accuracy" in out and "v1 is now active" in out
     assert ModelVersion.objects.get().state == "active"
+
+
+def test_cli_set_overrides_reach_the_run_and_its_model(project, tiny, capsys):
+    _labelled(project, tiny, prompts=3)
+    RewardSettings.objects.filter(project=project).update(backbone=tiny)
+    call_command("train_reward_model", project.slug, "--inline", "--set", "standardize=true", "--set", "l2=1",
+                 "--set", "features=turn+response", "--set", "pooling=mean")
+    run = TrainingRun.objects.get()
+    assert run.status == "succeeded", run.error
+    assert (run.config["standardize"], run.config["l2"], run.config["features"]) == (True, 1, "turn+response")
+    saved = ModelVersion.objects.get().artifact_path
+    assert json.loads((Path(saved) / "config.json").read_text())["config"]["standardize"] is True
+    with pytest.raises(CommandError, match="poolng"):
+        call_command("train_reward_model", project.slug, "--inline", "--set", "poolng=mean")
+    with pytest.raises(CommandError, match="expected KEY=VALUE"):
+        call_command("train_reward_model", project.slug, "--inline", "--set", "standardize")
+    assert TrainingRun.objects.count() == 1

@@ -8,8 +8,10 @@ the mean of the last hidden states over its attention mask,
 A decoder-only model (Llama, GPT-2, SmolLM2…) attends causally, so only its last
 real token has seen the whole text: it is pooled by that token's hidden state,
 e = h_T with T the last position whose mask is 1 (left or right padding alike).
-The pooling is fixed by the architecture, so a head trained on one backbone means
-the same thing in training, caching and scoring.
+That is the default (``pooling="auto"``); ``TrainConfig.pooling`` can force either
+for any backbone. The pooling is saved with the run's config and is part of the
+embedding cache key, so a head means the same thing in training, caching and
+scoring.
 
 A backbone is a checkpoint directory (``AutoModel``), or a GGUF file (or a
 directory holding exactly one ``.gguf`` and no ``config.json``): transformers
@@ -119,7 +121,10 @@ def backbone_identity(path: str | Path) -> str:
 class Backbone:
     """Tokenizer + ``AutoModel`` from local files, with its text encoder and pooling."""
 
-    def __init__(self, tokenizer: Any, model: nn.Module, *, path: Path, identity: str, max_length: int, device: str):
+    def __init__(
+        self, tokenizer: Any, model: nn.Module, *, path: Path, identity: str, max_length: int, device: str,
+        pooling: str = "auto",
+    ):
         _ensure_pad_token(tokenizer, model)
         self.tokenizer = tokenizer
         self.model = model
@@ -128,11 +133,15 @@ class Backbone:
         self.device = torch.device(device)
         self.text = TextEncoder(tokenizer, max_length)
         self.pad_id = _pad_id(tokenizer)
-        self.pooling = "last" if is_decoder_only(model.config) else "mean"
+        if pooling not in ("auto", "mean", "last"):
+            raise ValueError(f"pooling={pooling!r}: expected auto, mean or last")
+        if pooling == "auto":
+            pooling = "last" if is_decoder_only(model.config) else "mean"
+        self.pooling = pooling
         self.forward_calls = 0  # batches run through the transformer (tests count cache misses with it)
 
     @classmethod
-    def load(cls, path: str | Path, *, max_length: int, device: str) -> Backbone:
+    def load(cls, path: str | Path, *, max_length: int, device: str, pooling: str = "auto") -> Backbone:
         """Load from a local checkpoint directory or GGUF file; never touches a hub."""
         from transformers import AutoModel, AutoTokenizer
 
@@ -151,7 +160,10 @@ class Backbone:
             tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
             model = AutoModel.from_pretrained(root, local_files_only=True)
         model.to(device).eval()
-        return cls(tokenizer, model, path=root, identity=backbone_identity(root), max_length=max_length, device=device)
+        return cls(
+            tokenizer, model, path=root, identity=backbone_identity(root), max_length=max_length, device=device,
+            pooling=pooling,
+        )
 
     @property
     def dim(self) -> int:

@@ -27,7 +27,8 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "ties": ("half", "drop"),
     "strength": ("none", "margin", "scaled"),
     "head": ("linear", "mlp"),
-    "features": ("joint", "joint+response"),
+    "features": ("joint", "joint+response", "joint+turn+response", "turn+response"),
+    "pooling": ("auto", "mean", "last"),
     "device": ("auto", "cpu", "cuda"),
 }
 
@@ -81,6 +82,14 @@ def resolve_backbone(backbone: str | None) -> Path:
     if backbone.lower() in BACKBONE_ALIASES:
         return packaged_gguf(backbone.lower())
     return Path(backbone).expanduser().resolve()
+
+
+def split_stack_entry(entry: str) -> tuple[str, str]:
+    """'SPEC:POOLING' → (SPEC, POOLING); a SPEC without a known pooling suffix → (SPEC, 'auto')."""
+    spec, sep, pooling = entry.rpartition(":")
+    if sep and pooling in _CHOICES["pooling"]:
+        return spec, pooling
+    return entry, "auto"
 
 
 def resolve_device(device: str) -> str:
@@ -163,7 +172,29 @@ class TrainConfig:
     features: str = field(
         default="joint+response",
         metadata={
-            "help": "Head-mode input: joint = e(prompt+response); joint+response = [e(prompt+response), e(response)]."
+            "help": "Head-mode input, embeddings side by side: joint = e(conversation+response), "
+            "turn = e(last turn+response), response = e(response); e.g. joint+response = [e(conv+resp), e(resp)]."
+        },
+    )
+    pooling: str = field(
+        default="auto",
+        metadata={
+            "help": "How token states become one vector: mean (over real tokens) or last (the last real token). "
+            "auto: mean for encoders, last for decoder-only models."
+        },
+    )
+    stack: tuple[str, ...] = field(
+        default=(),
+        metadata={
+            "help": "Head mode: more backbones whose embeddings (the same views) go beside the main one's, each "
+            "'SPEC' or 'SPEC:POOLING', e.g. 'smollm2:mean'. Use with standardize (their scales differ)."
+        },
+    )
+    standardize: bool = field(
+        default=False,
+        metadata={
+            "help": "Head mode: z-score each feature with the training items' mean and std (kept with the heads). "
+            "Decoder embeddings share one dominant direction that hides their differences; use a larger l2 (≈1) with it."
         },
     )
     normalize: bool = field(
@@ -202,6 +233,11 @@ class TrainConfig:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
         if self.mode == "finetune" and self.objective != "bt":
             raise ValueError("finetune mode trains Bradley-Terry only; use head mode for multi/gated")
+        if self.stack and self.mode != "head":
+            raise ValueError("stack: only head mode puts several backbones' embeddings side by side")
+        for entry in self.stack:
+            if not isinstance(entry, str) or not split_stack_entry(entry)[0]:
+                raise ValueError(f"stack entry {entry!r}: expected 'SPEC' or 'SPEC:POOLING'")
         if len(self.margins) != 3:
             raise ValueError("margins: one value for each strength 1, 2, 3")
         if not 0.0 < self.eval_fraction < 1.0:
@@ -228,12 +264,20 @@ class TrainConfig:
         if self.cache_dir is not None:
             changes["cache_dir"] = str(Path(self.cache_dir).expanduser().resolve())
         changes["margins"] = tuple(float(m) for m in self.margins)
+        changes["stack"] = tuple(
+            f"{resolve_backbone(spec)}:{pooling}" for spec, pooling in map(split_stack_entry, self.stack)
+        )
         return dataclasses.replace(self, **changes)
+
+    def stacked(self) -> list[tuple[str, str]]:
+        """(backbone path, pooling) of each ``stack`` entry, resolved."""
+        return [(str(resolve_backbone(spec)), pooling) for spec, pooling in map(split_stack_entry, self.stack)]
 
     def to_dict(self) -> dict[str, Any]:
         """The resolved config as JSON-ready values."""
         data = dataclasses.asdict(self.resolve())
         data["margins"] = list(data["margins"])
+        data["stack"] = list(data["stack"])
         return data
 
     @classmethod
@@ -244,8 +288,9 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown config keys: {', '.join(sorted(unknown))}")
         values = dict(data)
-        if "margins" in values:
-            values["margins"] = tuple(values["margins"])
+        for name in ("margins", "stack"):
+            if name in values:
+                values[name] = tuple(values[name])
         return cls(**values)
 
     @classmethod

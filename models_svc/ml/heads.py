@@ -94,6 +94,7 @@ class HeadModel(nn.Module):
         seed: int,
         criterion_weights: dict[str, float] | None = None,
         verbosity_key: str = "verbosity",
+        standardize: bool = False,
     ):
         super().__init__()
         self.objective = objective
@@ -118,6 +119,24 @@ class HeadModel(nn.Module):
         self.register_buffer("criterion_std", torch.ones(k))
         self.register_buffer("decorrelation", torch.zeros(ensemble_size, k))
         self.verbosity_index = self.criteria.index(verbosity_key) if verbosity_key in self.criteria else None
+        # Only when asked, so that artifacts saved before standardisation existed load unchanged.
+        self.standardize = standardize
+        if standardize:
+            self.register_buffer("feature_mean", torch.zeros(feature_dim))
+            self.register_buffer("feature_std", torch.ones(feature_dim))
+
+    def fit_standardization(self, train_features: torch.Tensor) -> None:
+        """Per-feature mean and std of the training items' features (std floored so a
+        constant feature stays finite)."""
+        if self.standardize:
+            self.feature_mean.copy_(train_features.mean(dim=0))
+            self.feature_std.copy_(train_features.std(dim=0, correction=0).clamp_min(1e-6))
+
+    def scale_features(self, features: torch.Tensor) -> torch.Tensor:
+        """z = (x − mean) / std when standardising, else x unchanged."""
+        if not self.standardize:
+            return features
+        return (features - self.feature_mean) / self.feature_std
 
     def criterion_scores(self, features: torch.Tensor) -> torch.Tensor:
         """[M, N, K] per-criterion scores in z-score units (multi/gated)."""

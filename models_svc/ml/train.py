@@ -34,7 +34,7 @@ from .backbone import Backbone, Embedder, EmbeddingCache, PooledRewardModel
 from .config import TrainConfig
 from .data import Message, PairExample, RatedExample, collate, length_grouped_batches, split_by_prompt
 from .heads import HeadModel
-from .infer import RewardModel, build_head_model, embed_items
+from .infer import RewardModel, build_head_model, embed_items, load_stacked, stacked_features
 from .losses import gated_reward, masked_mse, preference_loss
 
 ProgressCb = Callable[[float, dict[str, Any]], None]
@@ -233,10 +233,11 @@ def train_head(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        backbone = Backbone.load(cfg.backbone, max_length=cfg.max_length, device=cfg.device)
+        backbone = Backbone.load(cfg.backbone, max_length=cfg.max_length, device=cfg.device, pooling=cfg.pooling)
         backbone.model.requires_grad_(False)
         cache = EmbeddingCache(cfg.cache_dir, backbone) if cfg.cache_dir else None
         embedder = Embedder(backbone, cache, cfg.embed_batch_size)
+        stacked = load_stacked(cfg)
 
         items = _Items()
         train_pi, eval_pi = _PairIndex.build(train_p, items), _PairIndex.build(eval_p, items)
@@ -257,7 +258,12 @@ def train_head(
             normalize=cfg.normalize,
             on_progress=on_embed,
         )
+        if stacked:
+            feats = torch.cat([feats, *(stacked_features(stacked, items.items, cfg, on_embed))], dim=1)
         head = build_head_model(cfg, criteria, feats.shape[1], backbone.dim)
+        trained_on = torch.cat([train_pi.a, train_pi.b, *([train_ri.item] if train_ri is not None else [])]).unique()
+        head.fit_standardization(feats[trained_on])
+        feats = head.scale_features(feats)
         head.criterion_mean.copy_(mean)
         head.criterion_std.copy_(std)
         fitter = _HeadFitter(cfg, head, feats, prompts, monitor, eval_pi, eval_ri)
@@ -277,7 +283,7 @@ def train_head(
         head.eval()
         metrics = _head_metrics(head, feats, prompts, items, train_pi, eval_pi, eval_p, eval_ri)
     monitor.report(1.0, metrics, force=True)
-    model = RewardModel(config=cfg, backbone=backbone, head=head, cache=cache)
+    model = RewardModel(config=cfg, backbone=backbone, head=head, cache=cache, stacked=stacked)
     return TrainResult(model=model, metrics=json_safe(metrics), curves=json_safe(fitter.curves), config=cfg.to_dict())
 
 
@@ -518,7 +524,7 @@ def train_finetune(
 
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed)
-        backbone = Backbone.load(cfg.backbone, max_length=cfg.max_length, device=cfg.device)
+        backbone = Backbone.load(cfg.backbone, max_length=cfg.max_length, device=cfg.device, pooling=cfg.pooling)
         model = PooledRewardModel(backbone).to(cfg.device)
         text = backbone.text
         ids_a = text.encode([text.format(p.conversation, p.chosen_text) for p in train_p])

@@ -8,6 +8,7 @@ installed (the ``smollm2`` extra plus that command).
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -21,9 +22,10 @@ from models_svc.ml.backbone import Backbone, Embedder, EmbeddingCache, backbone_
 from models_svc.ml.backbone import last_token_pool
 from models_svc.ml.config import TrainConfig, resolve_backbone
 from models_svc.ml.data import FormattedText
+from models_svc.ml.infer import RewardModel
 from models_svc.ml.train import train_head
 
-from .test_train import PAIRS, head_config
+from .test_train import PAIRS, assert_same_scores, head_config
 
 TEXTS = [FormattedText(f"User: question {i}\n\nAssistant: ", f"answer number {i} " * (i + 1)) for i in range(6)]
 
@@ -71,6 +73,54 @@ def test_tiny_decoder_trains_in_head_mode(tiny_decoder: Path, tmp_path: Path):
     assert result.model.backbone.pooling == "last"
     scores = result.model.score(PAIRS[0].conversation, [PAIRS[0].chosen_text, PAIRS[0].rejected_text])
     assert len(scores) == 2 and all(np.isfinite(s["reward"]) for s in scores)
+
+
+def test_pooling_can_be_forced_and_travels_with_the_artifact(tiny_decoder: Path, tmp_path: Path):
+    mean = Backbone.load(tiny_decoder, max_length=48, device="cpu", pooling="mean")
+    assert mean.pooling == "mean"
+    assert EmbeddingCache(tmp_path, mean).namespace.count("\0") == 2  # mean-pooled keys have no suffix
+    ids = mean.text.encode(TEXTS[:1])[0]
+    with torch.no_grad():
+        hidden = mean.model(input_ids=torch.tensor([ids])).last_hidden_state[0]
+    got = Embedder(mean, None, batch_size=4).embed(TEXTS)[0]
+    np.testing.assert_allclose(got, hidden.mean(dim=0).numpy(), rtol=0, atol=1e-5)
+    assert not np.allclose(got, hidden[-1].numpy(), atol=1e-3)
+
+    result = train_head(head_config(tiny_decoder, pooling="mean", cache_dir=str(tmp_path / "cache")), PAIRS)
+    assert result.model.backbone.pooling == "mean"
+    loaded = RewardModel.load(result.save(tmp_path / "artifact"), cache_dir=tmp_path / "cache")
+    assert loaded.backbone.pooling == "mean"
+    assert_same_scores(result.model, loaded)
+    with pytest.raises(ValueError, match="pooling"):
+        TrainConfig(pooling="max")
+
+
+def test_stacked_backbones_put_their_features_side_by_side_and_reload(tiny_backbone: Path, tiny_decoder: Path,
+                                                                     tmp_path: Path):
+    cfg = head_config(tiny_backbone, cache_dir=str(tmp_path / "cache"), stack=(f"{tiny_decoder}:mean",),
+                      standardize=True)
+    result = train_head(cfg, PAIRS)
+    model = result.model
+    (decoder,) = model.stacked
+    assert decoder.backbone.pooling == "mean" and decoder.backbone.path == tiny_decoder.resolve()
+    views = len(cfg.features.split("+"))
+    assert model.head.feature_dim == views * (model.backbone.dim + decoder.backbone.dim)
+    assert result.config["stack"] == [f"{tiny_decoder.resolve()}:mean"]
+    saved = result.save(tmp_path / "artifact")
+    loaded = RewardModel.load(saved, cache_dir=tmp_path / "cache")
+    assert [e.backbone.identity for e in loaded.stacked] == [decoder.backbone.identity]
+    assert_same_scores(model, loaded)
+    # The stacked backbone is part of what the heads mean: another one is refused.
+    other = tmp_path / "other-decoder"
+    shutil.copytree(tiny_decoder, other)
+    meta = json.loads((saved / "config.json").read_text())
+    meta["config"]["stack"] = [f"{other}:mean"]
+    (saved / "config.json").write_text(json.dumps(meta))
+    (other / "extra.txt").write_text("not the same files")
+    with pytest.raises(ValueError, match="stacked backbone"):
+        RewardModel.load(saved)
+    with pytest.raises(ValueError, match="head mode"):
+        TrainConfig(mode="finetune", stack=("smollm2",))
 
 
 def test_gguf_paths_and_identity(tmp_path: Path):

@@ -14,7 +14,7 @@ from transformers import AutoModel
 
 from models_svc.ml.config import TrainConfig, default_backbone_path
 from models_svc.ml.data import PairExample, RatedExample
-from models_svc.ml.infer import RewardModel, build_head_model
+from models_svc.ml.infer import RewardModel, build_head_model, embed_items
 from models_svc.ml.train import Cancelled, train_finetune, train_head
 
 
@@ -92,6 +92,29 @@ def test_head_mode_trains_records_curves_and_reloads_to_identical_scores(tiny_ba
     # Same embedding source on both sides: BLAS results can differ in the last bit
     # with the batch a text was embedded in, which is not what this test is about.
     assert_same_scores(result.model, RewardModel.load(path, cache_dir=tmp_path / "cache"))
+
+
+def test_standardized_features_use_training_statistics_and_reload(tiny_backbone: Path, tmp_path: Path):
+    cfg = head_config(tiny_backbone, cache_dir=str(tmp_path / "cache"), standardize=True, features="joint+turn+response")
+    train, held = PAIRS[:-2], PAIRS[-2:]
+    result = train_head(cfg, train, eval_pairs=held)
+    model = result.model
+    assert model.head.feature_dim == 3 * model.backbone.dim
+    # The statistics are the training items' (held-out responses excluded), per feature.
+    items = sorted({(tuple(map(tuple, (m.items() for m in p.conversation))), r) for p in train
+                    for r in (p.chosen_text, p.rejected_text)})
+    raw, _ = embed_items(model.backbone, model.embedder, [([dict(m) for m in c], r) for c, r in items],
+                         features=cfg.features, with_prompts=False, normalize=True)
+    torch.testing.assert_close(model.head.feature_mean, raw.mean(dim=0))
+    torch.testing.assert_close(model.head.feature_std, raw.std(dim=0, correction=0).clamp_min(1e-6))
+    z = model.head.scale_features(raw)
+    torch.testing.assert_close(z.mean(dim=0), torch.zeros(z.shape[1]), atol=1e-4, rtol=0)
+    loaded = RewardModel.load(result.save(tmp_path / "artifact"), cache_dir=tmp_path / "cache")
+    assert loaded.head.standardize
+    assert_same_scores(model, loaded)
+    # Without the option there are no such buffers, so artifacts saved before it load unchanged.
+    plain = train_head(head_config(tiny_backbone, cache_dir=str(tmp_path / "cache")), train, eval_pairs=held)
+    assert "feature_mean" not in plain.model.head.state_dict()
 
 
 def test_single_member_ensemble_has_zero_std(tiny_backbone: Path):

@@ -1,5 +1,6 @@
 """Queue (and optionally wait for) a reward-model run from the command line."""
 
+import json
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -20,14 +21,19 @@ class Command(BaseCommand):
         parser.add_argument("--inline", action="store_true",
                             help="train in this process instead of a worker (no worker needed)")
         parser.add_argument("--promote", action="store_true", help="promote the new version when the run succeeds")
+        parser.add_argument(
+            "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
+            help="a TrainConfig field for this run (repeatable; VALUE is JSON, or else a string), e.g. "
+            "--set backbone=smollm2 --set pooling=mean --set standardize=true --set l2=1",
+        )
 
-    def handle(self, *args, project, mode, objective, wait, inline, promote, **options):
+    def handle(self, *args, project, mode, objective, wait, inline, promote, overrides, **options):
         proj = Project.objects.filter(slug=project).first()
         if proj is None:
             raise CommandError(f"no project with slug {project!r}")
         try:
             run = services.training_run_enqueue(project=proj, mode=mode, objective=objective,
-                                                trigger=TrainingRun.Trigger.CLI)
+                                                trigger=TrainingRun.Trigger.CLI, overrides=_parse_overrides(overrides))
         except services.TrainingRefused as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"run #{run.pk} queued: {run.config['mode']}/{run.config['objective']}, "
@@ -55,3 +61,17 @@ class Command(BaseCommand):
         if promote:
             services.model_version_promote(version=version)
             self.stdout.write(f"model v{version.number} is now active")
+
+
+def _parse_overrides(items: list[str]) -> dict:
+    """``KEY=VALUE`` pairs: JSON values (numbers, true/false, lists), anything else a string."""
+    out = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise CommandError(f"--set {item!r}: expected KEY=VALUE")
+        try:
+            out[key.strip()] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key.strip()] = text
+    return out

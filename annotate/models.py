@@ -269,22 +269,25 @@ class Assignment(models.Model):
         ]
 
 
-def _browser_only_keys(prefix: str, *extra: str) -> tuple[list[models.Index], list[models.UniqueConstraint]]:
-    """Indexes of a label table's columns that only labels given in the browser or the
-    API fill (rubric version, assignment, idempotency key, …), made partial on NOT NULL.
-    Imported labels leave them empty, so a million-row import writes no entry into
-    them; lookups by a value (``= x``, ``IN (…)``, the deletion collector's) still use
-    them. The idempotency key stays unique among the keys that are set."""
-    indexes = [
+# A label table's columns that only labels given in the browser or the API fill
+# (rubric version, assignment, idempotency key, …) are indexed only where set:
+# imported labels leave them empty, so a million-row import writes no entry into
+# them, while lookups by a value (``= x``, ``IN (…)``, the deletion collector's)
+# still use them.
+
+
+def _where_set_indexes(prefix: str, *extra: str) -> list[models.Index]:
+    return [
         models.Index(fields=[name], condition=Q(**{f"{name}__isnull": False}), name=f"{prefix}_{name}_idx")
         for name in ("rubric_version", "assignment", *extra)
     ]
-    unique = [
-        models.UniqueConstraint(
-            fields=["idempotency_key"], condition=Q(idempotency_key__isnull=False), name=f"{prefix}_idempotency_unique"
-        )
-    ]
-    return indexes, unique
+
+
+def _idempotency_unique(prefix: str) -> models.UniqueConstraint:
+    """The idempotency key is unique among the keys that are set."""
+    return models.UniqueConstraint(
+        fields=["idempotency_key"], condition=Q(idempotency_key__isnull=False), name=f"{prefix}_idempotency_unique"
+    )
 
 
 class Judgment(models.Model):
@@ -325,7 +328,7 @@ class Judgment(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["comparison", "annotator"], name="judgment_one_per_annotator"),
-            *_browser_only_keys("judgment")[1],
+            _idempotency_unique("judgment"),
             models.CheckConstraint(
                 condition=Q(strength__isnull=True)
                 | (Q(choice="A") & Q(strength__gte=-3) & Q(strength__lt=0))
@@ -334,7 +337,7 @@ class Judgment(models.Model):
                 name="judgment_strength_matches_choice",
             ),
         ]
-        indexes = [*_browser_only_keys("judgment", "shown_left")[0]]
+        indexes = _where_set_indexes("judgment", "shown_left")
 
     def __str__(self) -> str:
         return f"{self.annotator} on {self.comparison_id}: {self.choice}"
@@ -366,9 +369,9 @@ class Rating(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["response", "annotator"], name="rating_one_per_annotator"),
-            *_browser_only_keys("rating")[1],
+            _idempotency_unique("rating"),
         ]
-        indexes = [*_browser_only_keys("rating")[0]]
+        indexes = _where_set_indexes("rating")
 
 
 class Ranking(models.Model):
@@ -396,9 +399,9 @@ class Ranking(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["prompt", "annotator"], name="ranking_one_per_annotator"),
-            *_browser_only_keys("ranking")[1],
+            _idempotency_unique("ranking"),
         ]
-        indexes = [*_browser_only_keys("ranking")[0]]
+        indexes = _where_set_indexes("ranking")
 
 
 class BackgroundJob(models.Model):

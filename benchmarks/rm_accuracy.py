@@ -75,7 +75,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, help="train on the first N training pairs only (held-out side stays whole)")
     parser.add_argument("--ensemble", type=int, default=4)
     parser.add_argument("--head", choices=("linear", "mlp"), default=TrainConfig.head)
-    parser.add_argument("--features", choices=("joint", "joint+response", "joint+turn+response", "turn+response"), default=TrainConfig.features)
+    parser.add_argument("--features", choices=("joint", "joint+response", "joint+turn+response", "turn+response"),
+                        default=TrainConfig.features)
     parser.add_argument("--pooling", choices=("auto", "mean", "last"), default="auto",
                         help="auto: mean for encoders, last token for decoders")
     parser.add_argument("--stack", action="append", default=[], metavar="SPEC[:POOLING]",

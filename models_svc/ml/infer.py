@@ -99,29 +99,35 @@ def embed_items(
     return torch.cat(parts, dim=1), prompt_emb
 
 
+def frozen_embedder(path: str | Path, pooling: str, config: TrainConfig, cache_dir: str | Path | None) -> Embedder:
+    """A frozen backbone with its embedding cache (none without ``cache_dir``)."""
+    backbone = Backbone.load(path, max_length=config.max_length, device=config.device, pooling=pooling)
+    backbone.model.requires_grad_(False)
+    cache = EmbeddingCache(cache_dir, backbone) if cache_dir else None
+    return Embedder(backbone, cache, config.embed_batch_size)
+
+
 def load_stacked(config: TrainConfig, cache_dir: str | Path | None = None) -> list[Embedder]:
     """Frozen embedders of the config's ``stack`` backbones, each with its own cache
     (under ``cache_dir``, else the config's)."""
     root = cache_dir if cache_dir is not None else config.cache_dir
-    out = []
-    for path, pooling in config.stacked():
-        backbone = Backbone.load(path, max_length=config.max_length, device=config.device, pooling=pooling)
-        backbone.model.requires_grad_(False)
-        cache = EmbeddingCache(root, backbone) if root is not None else None
-        out.append(Embedder(backbone, cache, config.embed_batch_size))
-    return out
+    return [frozen_embedder(path, pooling, config, root) for path, pooling in config.stacked()]
 
 
-def stacked_features(
-    stacked: Sequence[Embedder], items: Sequence[Item], config: TrainConfig,
+def head_inputs(
+    embedder: Embedder, stacked: Sequence[Embedder], items: Sequence[Item], config: TrainConfig,
     on_progress: Callable[[int, int], None] | None = None,
-) -> list[torch.Tensor]:
-    """The same views as the main backbone's, from each stacked backbone."""
-    return [
-        embed_items(e.backbone, e, items, features=config.features, with_prompts=False, normalize=config.normalize,
-                    on_progress=on_progress)[0]
-        for e in stacked
-    ]
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Head-mode (features, prompt embeddings) for training and scoring alike: the
+    main backbone's views, then the same views from each stacked backbone."""
+    def embed(e: Embedder, with_prompts: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return embed_items(e.backbone, e, items, features=config.features, with_prompts=with_prompts,
+                           normalize=config.normalize, on_progress=on_progress)
+
+    feats, prompts = embed(embedder, config.objective == "gated")
+    if stacked:
+        feats = torch.cat([feats, *(embed(e, False)[0] for e in stacked)], dim=1)
+    return feats, prompts
 
 
 @dataclass
@@ -189,17 +195,7 @@ class RewardModel:
             criteria_scores = members.new_zeros((1, len(items), 0))
         else:
             assert self.head is not None
-            feats, prompts = embed_items(
-                self.backbone,
-                self.embedder,
-                items,
-                features=self.config.features,
-                with_prompts=self.config.objective == "gated",
-                normalize=self.config.normalize,
-                on_progress=on_progress,
-            )
-            if self.stacked:
-                feats = torch.cat([feats, *stacked_features(self.stacked, items, self.config, on_progress)], dim=1)
+            feats, prompts = head_inputs(self.embedder, self.stacked, items, self.config, on_progress)
             members, criteria_scores = self._head_outputs(self.head.scale_features(feats), prompts)
         mu, sigma, cons = summarize(members, self.config.conservative_lambda)
         crit_mean = criteria_scores.mean(dim=0)

@@ -30,11 +30,11 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from . import evaluate
-from .backbone import Backbone, Embedder, EmbeddingCache, PooledRewardModel
+from .backbone import Backbone, PooledRewardModel
 from .config import TrainConfig
 from .data import Message, PairExample, RatedExample, collate, length_grouped_batches, split_by_prompt
 from .heads import HeadModel
-from .infer import RewardModel, build_head_model, embed_items, load_stacked, stacked_features
+from .infer import RewardModel, build_head_model, frozen_embedder, head_inputs, load_stacked
 from .losses import gated_reward, masked_mse, preference_loss
 
 ProgressCb = Callable[[float, dict[str, Any]], None]
@@ -233,10 +233,8 @@ def train_head(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
-        backbone = Backbone.load(cfg.backbone, max_length=cfg.max_length, device=cfg.device, pooling=cfg.pooling)
-        backbone.model.requires_grad_(False)
-        cache = EmbeddingCache(cfg.cache_dir, backbone) if cfg.cache_dir else None
-        embedder = Embedder(backbone, cache, cfg.embed_batch_size)
+        embedder = frozen_embedder(cfg.backbone, cfg.pooling, cfg, cfg.cache_dir)
+        backbone, cache = embedder.backbone, embedder.cache
         stacked = load_stacked(cfg)
 
         items = _Items()
@@ -249,21 +247,12 @@ def train_head(
             monitor.check()
             monitor.report(_EMBED_SHARE * done / max(todo, 1), {"phase": "embed", "embedded": done, "to_embed": todo})
 
-        feats, prompts = embed_items(
-            backbone,
-            embedder,
-            items.items,
-            features=cfg.features,
-            with_prompts=cfg.objective == "gated",
-            normalize=cfg.normalize,
-            on_progress=on_embed,
-        )
-        if stacked:
-            feats = torch.cat([feats, *(stacked_features(stacked, items.items, cfg, on_embed))], dim=1)
+        feats, prompts = head_inputs(embedder, stacked, items.items, cfg, on_embed)
         head = build_head_model(cfg, criteria, feats.shape[1], backbone.dim)
-        trained_on = torch.cat([train_pi.a, train_pi.b, *([train_ri.item] if train_ri is not None else [])]).unique()
-        head.fit_standardization(feats[trained_on])
-        feats = head.scale_features(feats)
+        if head.standardize:  # the statistics of the items trained on (a copy of their rows: only when asked)
+            trained_on = torch.cat([train_pi.a, train_pi.b, *([train_ri.item] if train_ri is not None else [])]).unique()
+            head.fit_standardization(feats[trained_on])
+            feats = head.scale_features(feats)
         head.criterion_mean.copy_(mean)
         head.criterion_std.copy_(std)
         fitter = _HeadFitter(cfg, head, feats, prompts, monitor, eval_pi, eval_ri)

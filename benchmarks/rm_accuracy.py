@@ -48,8 +48,8 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from benchmarks._labels import PARSERS, load_pairs, to_pair_example  # noqa: E402
-from models_svc.ml import train as train_module  # noqa: E402
-from models_svc.ml.config import TrainConfig  # noqa: E402
+from models_svc.ml.backbone import Backbone  # noqa: E402
+from models_svc.ml.config import TrainConfig, resolve_precision  # noqa: E402
 from models_svc.ml.data import split_by_prompt  # noqa: E402
 from models_svc.ml.train import train_finetune, train_head  # noqa: E402
 
@@ -88,6 +88,9 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int)
     parser.add_argument("--cache-dir", type=Path, help="reuse an embedding cache (default: a fresh one, cold timing)")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
+    parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
+                        help="backbone arithmetic (auto: bf16 autocast on cuda, fp32 on cpu)")
     args = parser.parse_args()
     if not args.path.exists():
         sys.exit(f"{args.path} not found (the shared data folder, see ../shared/data/README.md)")
@@ -118,6 +121,8 @@ def main() -> None:
         seed=args.seed,
         split_seed=args.seed,
         eval_fraction=EVAL_FRACTION,
+        device=args.device,
+        precision=args.precision,
     )
     marks: dict[str, float] = {}
 
@@ -133,7 +138,7 @@ def main() -> None:
 
     # Time the backbone load on its own (de-quantising a GGUF takes tens of seconds),
     # so that the embedding throughput counts only the forward passes.
-    backbone_cls = train_module.Backbone
+    backbone_cls = Backbone
     original_load = backbone_cls.__dict__["load"]  # the classmethod object, restored as it was
 
     def timed_load(cls, *a, **kw):
@@ -201,6 +206,9 @@ def main() -> None:
         "finetune_pairs_per_s": finetune_rate,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
         "threads": args.threads,
+        "device": result.config["device"],
+        "precision": resolve_precision(result.config["precision"], result.config["device"]),
+        "gpu": torch.cuda.get_device_name() if result.config["device"].startswith("cuda") else None,
         "cpu": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
     }
@@ -217,7 +225,7 @@ def main() -> None:
         print(f"{k:<{width}}  {shown}")
     out = args.json or RESULTS / (
         f"rm_accuracy-{_slug(args.path.name.split('.')[0])}-{_slug(Path(args.backbone).name if args.backbone else 'minilm')}"
-        f"-{args.mode}.json"
+        f"-{args.mode}{'' if result.config['device'] == 'cpu' else '-' + _slug(result.config['device'])}.json"
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"result": row, "curves": result.curves, "metrics": m}, indent=2))

@@ -99,6 +99,10 @@ def test_retrain_from_the_page_shows_the_version_and_promote(client, project, ow
     assert '<tr data-version="1">' in html and "Promote v1" in html
     assert '<svg class="chart"' in html and "held-out pairwise accuracy" in html
     assert f"{run.version.metrics['eval_accuracy']:.3f}" in html
+    # Where and how the run computed: "auto" precision is shown as what it came to.
+    used = run.metrics["final"]["precision"]
+    assert used in ("fp32", "bf16") and run.config["precision"] == "auto"
+    assert f'<p class="muted" id="run-compute">head mode on cpu in {used} by {run.worker}</p>' in html
     client.post(reverse("model-promote", args=[project.slug, 1]))
     assert ModelVersion.objects.get().state == "active"
     html = client.get(reverse("model-page", args=[project.slug])).content.decode()
@@ -134,3 +138,13 @@ def test_cli_set_overrides_reach_the_run_and_its_model(project, tiny, capsys):
     with pytest.raises(CommandError, match="expected KEY=VALUE"):
         call_command("train_reward_model", project.slug, "--inline", "--set", "standardize")
     assert TrainingRun.objects.count() == 1
+
+
+def test_cli_finetune_in_bf16_records_the_precision_used_and_its_speed(project, tiny):
+    _labelled(project, tiny, prompts=3)
+    RewardSettings.objects.filter(project=project).update(backbone=tiny)
+    call_command("train_reward_model", project.slug, "--inline", "--mode", "finetune", "--set", "precision=bf16")
+    run = TrainingRun.objects.get()
+    assert run.status == "succeeded", run.error
+    assert run.config["precision"] == run.metrics["final"]["precision"] == "bf16"
+    assert run.metrics["final"]["train_pairs_per_s"] > 0

@@ -36,6 +36,7 @@ from safetensors import safe_open
 from safetensors.torch import save_file
 from torch import nn
 
+from .config import resolve_precision
 from .data import FormattedText, TextEncoder, collate, sorted_batches
 
 _IDENTITY_MEMO: dict[tuple[Any, ...], str] = {}
@@ -85,10 +86,10 @@ def gguf_checkpoint(path: str | Path) -> Path | None:
     return found[0] if found else None
 
 
-def autocast(device: torch.device) -> contextlib.AbstractContextManager[Any]:
-    """bf16 autocast on CUDA; CPU runs in fp32 (CPU bf16 is slower on most hosts and less exact)."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager[Any]:
+    """bf16 autocast (matrix products in bf16, reductions and norms in fp32) or plain fp32."""
+    if precision == "bf16":
+        return torch.autocast(device.type, dtype=torch.bfloat16)
     return contextlib.nullcontext()
 
 
@@ -123,7 +124,7 @@ class Backbone:
 
     def __init__(
         self, tokenizer: Any, model: nn.Module, *, path: Path, identity: str, max_length: int, device: str,
-        pooling: str = "auto",
+        pooling: str = "auto", precision: str = "auto",
     ):
         _ensure_pad_token(tokenizer, model)
         self.tokenizer = tokenizer
@@ -131,6 +132,7 @@ class Backbone:
         self.path = path
         self.identity = identity
         self.device = torch.device(device)
+        self.precision = resolve_precision(precision, device)
         self.text = TextEncoder(tokenizer, max_length)
         self.pad_id = _pad_id(tokenizer)
         if pooling not in ("auto", "mean", "last"):
@@ -141,7 +143,9 @@ class Backbone:
         self.forward_calls = 0  # batches run through the transformer (tests count cache misses with it)
 
     @classmethod
-    def load(cls, path: str | Path, *, max_length: int, device: str, pooling: str = "auto") -> Backbone:
+    def load(
+        cls, path: str | Path, *, max_length: int, device: str, pooling: str = "auto", precision: str = "auto"
+    ) -> Backbone:
         """Load from a local checkpoint directory or GGUF file; never touches a hub."""
         from transformers import AutoModel, AutoTokenizer
 
@@ -158,28 +162,25 @@ class Backbone:
             root = gguf
         else:
             tokenizer = AutoTokenizer.from_pretrained(root, local_files_only=True)
-            model = AutoModel.from_pretrained(root, local_files_only=True)
+            # fp32 whatever the checkpoint stores (most recent ones are bf16): the fine-tune's
+            # AdamW keeps fp32 master weights, and ``precision`` decides the arithmetic.
+            model = AutoModel.from_pretrained(root, local_files_only=True, dtype=torch.float32)
         model.to(device).eval()
         return cls(
             tokenizer, model, path=root, identity=backbone_identity(root), max_length=max_length, device=device,
-            pooling=pooling,
+            pooling=pooling, precision=precision,
         )
 
     @property
     def dim(self) -> int:
         return int(self.model.config.hidden_size)
 
-    @property
-    def precision(self) -> str:
-        """What the numbers were computed in; part of the cache key (bf16 ≠ fp32 embeddings)."""
-        return "bf16" if self.device.type == "cuda" else "fp32"
-
     def pooled(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """Pooled embeddings of a collated batch: mean pooling, or the last real
         token for a decoder-only model (gradients flow when enabled)."""
         self.forward_calls += 1
         batch = {k: v.to(self.device) for k, v in batch.items()}
-        with autocast(self.device):
+        with autocast(self.device, self.precision):
             hidden = self.model(**batch).last_hidden_state
         pool = last_token_pool if self.pooling == "last" else mean_pool
         return pool(hidden.float(), batch["attention_mask"])

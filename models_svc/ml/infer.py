@@ -99,9 +99,18 @@ def embed_items(
     return torch.cat(parts, dim=1), prompt_emb
 
 
+def load_backbone(path: str | Path, config: TrainConfig, pooling: str | None = None) -> Backbone:
+    """The backbone at ``path`` with the config's length, device and precision, and
+    its pooling (or ``pooling``: a stacked backbone has its own)."""
+    return Backbone.load(
+        path, max_length=config.max_length, device=config.device, pooling=pooling or config.pooling,
+        precision=config.precision,
+    )
+
+
 def frozen_embedder(path: str | Path, pooling: str, config: TrainConfig, cache_dir: str | Path | None) -> Embedder:
     """A frozen backbone with its embedding cache (none without ``cache_dir``)."""
-    backbone = Backbone.load(path, max_length=config.max_length, device=config.device, pooling=pooling)
+    backbone = load_backbone(path, config, pooling)
     backbone.model.requires_grad_(False)
     cache = EmbeddingCache(cache_dir, backbone) if cache_dir else None
     return Embedder(backbone, cache, config.embed_batch_size)
@@ -250,24 +259,24 @@ class RewardModel:
         return target
 
     @classmethod
-    def load(cls, path: str | Path, *, device: str = "auto", cache_dir: str | Path | None = None) -> RewardModel:
-        """Load an artifact for scoring; reload gives the same scores as before saving."""
+    def load(
+        cls, path: str | Path, *, device: str = "auto", cache_dir: str | Path | None = None, precision: str | None = None
+    ) -> RewardModel:
+        """Load an artifact for scoring; reload gives the same scores as before saving.
+        ``device`` and ``precision`` (None: the trained one) pick where and how it runs."""
         root = Path(path)
         meta = json.loads((root / "config.json").read_text())
         if meta.get("format") != ARTIFACT_FORMAT:
             raise ValueError(f"{root}: not a {ARTIFACT_FORMAT} artifact")
-        config = TrainConfig.from_dict({**meta["config"], "device": resolve_device(device)}).resolve()
+        overrides = {"device": resolve_device(device)} | ({"precision": precision} if precision else {})
+        config = TrainConfig.from_dict({**meta["config"], **overrides}).resolve()
         if config.mode == "finetune":
-            backbone = Backbone.load(
-                root / "backbone", max_length=config.max_length, device=config.device, pooling=config.pooling
-            )
+            backbone = load_backbone(root / "backbone", config)
             pooled = PooledRewardModel(backbone)
             pooled.head.load_state_dict(load_file(str(root / "head.safetensors")))
             pooled.to(config.device)
             return cls(config=config, backbone=backbone, pooled=pooled)
-        backbone = Backbone.load(
-            config.backbone, max_length=config.max_length, device=config.device, pooling=config.pooling
-        )
+        backbone = load_backbone(config.backbone, config)
         if backbone.identity != meta["backbone"]["identity"]:
             raise ValueError(f"backbone at {config.backbone} is not the one these heads were trained on")
         stacked = load_stacked(config, cache_dir)

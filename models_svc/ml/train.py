@@ -30,11 +30,11 @@ from safetensors.torch import load_model, save_model
 from torch import nn
 
 from . import evaluate
-from .backbone import Backbone, PooledRewardModel
+from .backbone import PooledRewardModel
 from .config import TrainConfig
 from .data import Message, PairExample, RatedExample, collate, length_grouped_batches, split_by_prompt
 from .heads import HeadModel
-from .infer import RewardModel, build_head_model, frozen_embedder, head_inputs, load_stacked
+from .infer import RewardModel, build_head_model, frozen_embedder, head_inputs, load_backbone, load_stacked
 from .losses import gated_reward, masked_mse, preference_loss
 
 ProgressCb = Callable[[float, dict[str, Any]], None]
@@ -271,6 +271,7 @@ def train_head(
                 fitter.fit_pairs("gate", train_pi, list(head.gates.parameters()), fitter.gated_rewards)
         head.eval()
         metrics = _head_metrics(head, feats, prompts, items, train_pi, eval_pi, eval_p, eval_ri)
+        metrics["precision"] = backbone.precision  # what "auto" came to on this machine
     monitor.report(1.0, metrics, force=True)
     model = RewardModel(config=cfg, backbone=backbone, head=head, cache=cache, stacked=stacked)
     return TrainResult(model=model, metrics=json_safe(metrics), curves=json_safe(fitter.curves), config=cfg.to_dict())
@@ -489,8 +490,9 @@ def train_finetune(
     """Full fine-tune of backbone + linear head with (margin/scaled/tie) BT.
 
     AdamW (no decay on biases and norms), linear warm-up then linear decay,
-    gradient accumulation over ``grad_accum`` micro-batches, clipping, bf16 autocast
-    on CUDA. With ``work_dir``, a checkpoint (weights, optimizer, scheduler, RNG,
+    gradient accumulation over ``grad_accum`` micro-batches, clipping, and the
+    backbone under bf16 autocast or in fp32 per ``precision`` (fp32 weights either
+    way). With ``work_dir``, a checkpoint (weights, optimizer, scheduler, RNG,
     curves) is written every ``checkpoint_every`` optimizer steps and the run resumes
     from the latest one if present, provided it belongs to the same config and data
     (a fingerprint is checked). A cancel deletes the checkpoints: the run is
@@ -513,7 +515,7 @@ def train_finetune(
 
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed)
-        backbone = Backbone.load(cfg.backbone, max_length=cfg.max_length, device=cfg.device, pooling=cfg.pooling)
+        backbone = load_backbone(cfg.backbone, cfg)
         model = PooledRewardModel(backbone).to(cfg.device)
         text = backbone.text
         ids_a = text.encode([text.format(p.conversation, p.chosen_text) for p in train_p])
@@ -586,7 +588,10 @@ def train_finetune(
                 shutil.rmtree(ckpt_root, ignore_errors=True)
             raise
         model.eval()
-        metrics: dict[str, Any] = {"train_pairs": len(train_p)}
+        metrics: dict[str, Any] = {
+            "train_pairs": len(train_p), "precision": backbone.precision,
+            "train_pairs_per_s": done_pairs / train_s if train_s else None,  # this run's steps (None: resumed at the end)
+        }
         if eval_p:
             r_a, r_b = model.rewards(ev_a, cfg.embed_batch_size), model.rewards(ev_b, cfg.embed_batch_size)
             metrics.update(_pair_metrics(eval_p, r_a.numpy(), r_b.numpy(), {}))

@@ -1,4 +1,4 @@
-"""benchmarks/_labels.py and benchmarks/rm_accuracy.py on small files and a tiny backbone."""
+"""benchmarks/_labels.py, rm_accuracy.py and rm_throughput.py on small files and a tiny backbone."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from pathlib import Path
 import pytest
 
 from annotate.importers import LabelRecord, RankingRecord, Record, ResponseRecord
+from models_svc.ml.config import resolve_precision
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from benchmarks import _labels, rm_accuracy  # noqa: E402
+from benchmarks import _labels, rm_accuracy, rm_throughput  # noqa: E402
 
 
 def _ranked(pid: str, groups: list[list[str]]) -> Record:
@@ -46,7 +47,7 @@ def test_hh_alias_reads_through_the_importer():
     assert _labels.PARSERS["hh"] is _labels.PARSERS["hh-rlhf"]
 
 
-def test_cli_prints_a_table_and_ends_with_one_json_line(tiny_backbone, tmp_path, monkeypatch, capsys):
+def _pandalm_file(tmp_path: Path) -> Path:
     rows = [
         {"idx": i, "instruction": f"question {i % 20}", "input": "", "response1": f"a good answer {i}",
          "response2": f"bad {i}", "annotator1": 1, "annotator2": 1 if i % 5 else 0, "annotator3": 1 if i % 7 else 2,
@@ -55,6 +56,11 @@ def test_cli_prints_a_table_and_ends_with_one_json_line(tiny_backbone, tmp_path,
     ]
     source = tmp_path / "pandalm.json"
     source.write_text(json.dumps(rows))
+    return source
+
+
+def test_cli_prints_a_table_and_ends_with_one_json_line(tiny_backbone, tmp_path, monkeypatch, capsys):
+    source = _pandalm_file(tmp_path)
     out = tmp_path / "r.json"
     monkeypatch.setattr(sys, "argv", [
         "rm_accuracy.py", "--format", "pandalm", "--path", str(source), "--backbone", str(tiny_backbone),
@@ -69,7 +75,8 @@ def test_cli_prints_a_table_and_ends_with_one_json_line(tiny_backbone, tmp_path,
     assert row["wall_s"] > 0 and row["embed_texts_per_s"] > 0
     assert any(line.startswith("eval_accuracy") for line in lines)
     assert json.loads(out.read_text())["result"] == row
-    assert rm_accuracy.train_module.Backbone.__dict__["load"].__func__.__name__ == "load"  # the timing wrapper is gone
+    assert rm_accuracy.Backbone.__dict__["load"].__func__.__name__ == "load"  # the timing wrapper is gone
+    assert row["device"] == "cpu" and row["precision"] == resolve_precision("auto", "cpu") and row["gpu"] is None
 
 
 @pytest.mark.parametrize("fmt", ["csv", "nonsense"])
@@ -81,3 +88,30 @@ def test_unknown_or_label_free_input_is_refused(fmt, tmp_path):
         path = tmp_path / "x.csv"
         path.write_text("prompt,response_a,response_b\nq,a,b\n")
         assert _labels.load_pairs(fmt, path) == []
+
+
+def test_throughput_benchmark_accounts_tokens_and_mfu_consistently(tiny_backbone, tmp_path, capsys):
+    out = tmp_path / "t.json"
+    row = rm_throughput.main([
+        "--format", "pandalm", "--path", str(_pandalm_file(tmp_path)), "--backbone", str(tiny_backbone),
+        "--train-pairs", "12", "--score-texts", "10", "--batch-size", "4", "--max-length", "32",
+        "--threads", "1", "--peak-tflops", "0.5", "--json", str(out),
+    ])
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == row == json.loads(out.read_text())
+    assert (row["device"], row["train_pairs"], row["score_texts"]) == ("cpu", 12, 10)
+    assert row["precision"] == resolve_precision("auto", "cpu")
+    assert row["train_pairs_per_s"] > 0 and row["score_texts_per_s"] > 0 and row["gemm_tflops"] > 0
+    # Each trained pair is two sequences of mean_tokens real tokens.
+    assert row["train_tokens_per_s"] / row["train_pairs_per_s"] == pytest.approx(2 * row["mean_tokens"])
+    assert row["train_mfu"] == pytest.approx(row["train_model_tflops"] / 0.5)
+    assert row["score_vs_gemm"] == pytest.approx(row["score_model_tflops"] / row["gemm_tflops"])
+    assert row["non_embedding_params"] > 0 and row["layers"] == 2 and row["width"] == 32
+
+
+def test_throughput_without_a_known_peak_reports_no_mfu(tiny_backbone, tmp_path):
+    row = rm_throughput.main([
+        "--format", "pandalm", "--path", str(_pandalm_file(tmp_path)), "--backbone", str(tiny_backbone),
+        "--train-pairs", "4", "--score-texts", "4", "--batch-size", "4", "--max-length", "16", "--threads", "1",
+        "--precision", "bf16", "--json", str(tmp_path / "t.json"),
+    ])
+    assert row["precision"] == "bf16" and row["peak_tflops"] is None and row["train_mfu"] is None

@@ -4,6 +4,7 @@ reload to identical scores, cancel leaves nothing, finetune resumes exactly."""
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -240,12 +241,18 @@ def test_saving_over_an_existing_directory_is_refused(tiny_backbone: Path, tmp_p
     assert [p.name for p in tmp_path.iterdir()] == ["taken"]
 
 
+def gpu_backbone() -> Path:
+    """MiniLM for the GPU tests; PREFLAB_GPU_BACKBONE names a copy where its wheel is not
+    installed (the device machine: scripts/gpu_check.sh)."""
+    return Path(os.environ.get("PREFLAB_GPU_BACKBONE") or default_backbone_path())
+
+
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_bf16_finetune_smoke_on_cuda(tmp_path: Path):
     pairs = make_pairs(256)
     cfg = TrainConfig(
-        backbone=str(default_backbone_path()), mode="finetune", device="cuda", batch_size=32, max_length=256, eval_every=1000
+        backbone=str(gpu_backbone()), mode="finetune", device="cuda", batch_size=32, max_length=256, eval_every=1000
     )
     start = time.perf_counter()
     result = train_finetune(cfg, pairs, eval_pairs=pairs[:32])

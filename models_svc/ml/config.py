@@ -238,7 +238,10 @@ class TrainConfig:
         default=0, metadata={"help": "Seed of the prompt-hash split; keep it fixed per project so the eval set is fixed."}
     )
     seed: int = field(default=0, metadata={"help": "Seed for initialisation, bootstrap, data order and dropout."})
-    eval_every: int = field(default=50, metadata={"help": "Optimizer steps between evaluations (curves)."})
+    eval_every: int = field(
+        default=50,
+        metadata={"help": "Optimizer steps between evaluations (curves); head mode evaluates often enough for 20 points per stage."},
+    )
     checkpoint_every: int = field(default=200, metadata={"help": "Finetune: optimizer steps between resumable checkpoints."})
     device: str = field(default="auto", metadata={"help": "auto (cuda if available), cpu or cuda."})
     precision: str = field(

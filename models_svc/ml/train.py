@@ -42,6 +42,7 @@ StopCb = Callable[[], bool]
 E = TypeVar("E", PairExample, RatedExample)
 
 _EMBED_SHARE = 0.5  # head mode: progress fraction given to embedding, the rest to training
+_MIN_CURVE_POINTS = 20  # head mode: evaluations per stage at least (see _HeadFitter._fit)
 _STAGE_SALT = {"bt": 0, "regression": 1, "gate": 2}  # independent bootstrap draws per stage
 _RUNTIME_FIELDS = ("device", "cache_dir", "eval_every", "checkpoint_every", "embed_batch_size")
 
@@ -369,6 +370,9 @@ class _HeadFitter:
         matrices = [p for p in params if p.dim() >= 2]
         steps_per_epoch = math.ceil(n / cfg.batch_size)
         last = self.step + cfg.epochs * steps_per_epoch
+        # Evaluating a head costs one pass over cached vectors: a short stage (a small
+        # project) is evaluated more often than eval_every, so its curves still say something.
+        every = min(cfg.eval_every, max(1, math.ceil(cfg.epochs * steps_per_epoch / _MIN_CURVE_POINTS)))
         running: list[float] = []
         self.head.train()
         for epoch in range(cfg.epochs):
@@ -383,7 +387,7 @@ class _HeadFitter:
                 self.step += 1
                 running.append(data_loss.item() / n_members)
                 fraction = _EMBED_SHARE + (1 - _EMBED_SHARE) * self.step / max(self.total, 1)
-                if self.step % cfg.eval_every == 0 or self.step == last:
+                if self.step % every == 0 or self.step == last:
                     point = {"stage": stage, "step": self.step, "epoch": epoch + (s + 1) / steps_per_epoch}
                     point.update({"loss": float(np.mean(running)), **self._evaluate()})
                     running = []

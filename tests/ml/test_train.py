@@ -274,3 +274,13 @@ def test_best_of_4_is_reported_only_where_prompts_have_four_responses(tiny_backb
     assert result.metrics["best_of_4_groups"] == 3 and 0.0 <= result.metrics["best_of_4"] <= 1.0
     plain = train_head(head_config(tiny_backbone, ensemble_size=1), PAIRS[:20], eval_pairs=PAIRS[20:])
     assert "best_of_4" not in plain.metrics
+
+
+def test_a_short_head_stage_still_draws_a_curve_of_about_twenty_points(tiny_backbone: Path):
+    # 24 training pairs in batches of 8: 3 steps an epoch.
+    quick = head_config(tiny_backbone, ensemble_size=1, epochs=10, eval_every=1000)
+    short = train_head(quick, PAIRS[:24], eval_pairs=PAIRS[24:])
+    assert [c["step"] for c in short.curves] == list(range(2, 31, 2))  # 30 steps: every 2nd, not none until the end
+    long = train_head(head_config(tiny_backbone, ensemble_size=1, epochs=50, eval_every=4), PAIRS[:24], eval_pairs=PAIRS[24:])
+    assert [c["step"] for c in long.curves] == [*range(4, 150, 4), 150]  # eval_every holds when it gives enough points
+    assert all("eval_accuracy" in c for c in short.curves + long.curves)

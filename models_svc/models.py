@@ -31,8 +31,14 @@ class RewardSettings(models.Model):
     project = models.OneToOneField("annotate.Project", on_delete=models.CASCADE, related_name="reward_settings")
     mode = models.CharField(max_length=16, choices=Mode.choices, default=Mode.HEAD)
     objective = models.CharField(max_length=16, choices=Objective.choices, default=Objective.BT)
+    preset = models.CharField(
+        max_length=32, default="minilm",
+        help_text="Backbone and head recipe, a key of models_svc.ml.config.PRESETS (validated by the service).",
+    )
     backbone = models.CharField(
-        max_length=500, blank=True, help_text="Local checkpoint directory; empty: the bundled all-MiniLM-L6-v2."
+        max_length=500, blank=True,
+        help_text="Local checkpoint directory or .gguf file (site admins); replaces the preset's backbone. "
+        "Empty: the preset's.",
     )
     refresh_after_labels = models.PositiveIntegerField(
         default=0, help_text="Queue a head-mode retrain after this many new labels since the last run; 0: never."

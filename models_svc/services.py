@@ -144,17 +144,20 @@ def training_run_enqueue(
     *, project: Project, mode: str | None = None, objective: str | None = None, created_by=None,
     trigger: str = TrainingRun.Trigger.MANUAL, overrides: dict[str, Any] | None = None,
 ) -> TrainingRun:
-    """Queue a run with the project's settings (``mode``/``objective`` override
-    them). One run at a time per project; the labels it will see are fixed now."""
-    from .ml.config import TrainConfig
+    """Queue a run with the project's settings: its preset and backbone, then
+    ``mode``/``objective`` and ``overrides`` over them. One run at a time per project;
+    the labels it will see are fixed now."""
+    from .ml.config import PRESETS, TrainConfig
 
     Project.objects.select_for_update().filter(pk=project.pk).first()  # serialise enqueues per project
     s = settings_for(project)
     if TrainingRun.objects.filter(project=project, status__in=TrainingRun.ACTIVE_STATES).exists():
         raise TrainingRefused("a run is already queued or running for this project; cancel it or wait")
-    requested = {"mode": mode or s.mode, "objective": objective or s.objective, **(overrides or {})}
+    mode = mode or s.mode
+    preset = PRESETS[s.preset].for_mode(mode) if s.preset in PRESETS else {}
     if s.backbone:
-        requested.setdefault("backbone", s.backbone)
+        preset["backbone"] = s.backbone  # an admin's own checkpoint replaces the preset's
+    requested = {"mode": mode, "objective": objective or s.objective, **preset, **(overrides or {})}
     try:
         TrainConfig.from_dict(requested)  # validate now (unknown keys too): a bad setting fails here, not on the worker
     except (TypeError, ValueError) as exc:
@@ -502,8 +505,12 @@ class _Heartbeat:
 
 @transaction.atomic
 def reward_settings_update(*, project: Project, mode: str, objective: str, refresh_after_labels: int | str,
-                           auto_promote: bool) -> RewardSettings:
-    from .ml.config import TrainConfig
+                           auto_promote: bool, preset: str | None = None, backbone: str | None = None,
+                           may_set_paths: bool = False) -> RewardSettings:
+    """``preset`` and ``backbone`` (None: unchanged; backbone "": none) must be
+    usable here. A backbone is a path on the server, so only site admins
+    (``may_set_paths``) may set one; anyone may clear it."""
+    from .ml.config import PRESETS, TrainConfig
 
     try:
         refresh = int(refresh_after_labels)
@@ -511,12 +518,27 @@ def reward_settings_update(*, project: Project, mode: str, objective: str, refre
         raise ValueError("refresh after labels must be a whole number") from None
     if refresh < 0:
         raise ValueError("refresh after labels must be 0 (off) or more")
-    try:
-        TrainConfig(mode=mode, objective=objective)
+    s = RewardSettings.objects.select_for_update().get(pk=settings_for(project).pk)
+    preset = s.preset if preset is None else preset
+    if preset not in PRESETS:
+        raise ValueError(f"unknown backbone preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    missing = PRESETS[preset].missing()
+    if missing:
+        raise ValueError(f"backbone {PRESETS[preset].label} is not installed on this server: {missing}")
+    if backbone:
+        backbone = backbone.strip()
+        if not may_set_paths:
+            raise ValueError("only site admins can point the backbone at a path on the server")
+        if not Path(backbone).expanduser().exists():
+            raise ValueError(f"backbone path {backbone} does not exist on this server")
+    try:  # the default mode and objective must go with the preset (a stack trains heads only)
+        TrainConfig(mode=mode, objective=objective, **PRESETS[preset].for_mode(mode))
     except (TypeError, ValueError) as exc:
         raise ValueError(str(exc)) from None
-    s = RewardSettings.objects.select_for_update().get(pk=settings_for(project).pk)
     s.mode, s.objective, s.refresh_after_labels, s.auto_promote = mode, objective, refresh, auto_promote
+    s.preset = preset
+    if backbone is not None:
+        s.backbone = backbone
     s.save()
     return s
 

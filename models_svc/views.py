@@ -13,6 +13,7 @@ from annotate.access import get_project_for
 from annotate.models import Role
 
 from . import plots, services
+from .ml.config import PRESETS
 from .models import ModelVersion, RewardSettings, TrainingRun
 
 
@@ -56,6 +57,7 @@ def model_page(request, slug: str):
                    plots.line_chart(curves, "eval_accuracy", "held-out pairwise accuracy", y_range=(0.0, 1.0))],
         "modes": RewardSettings.Mode.choices,
         "objectives": RewardSettings.Objective.choices,
+        "presets": [(key, p.label, p.missing()) for key, p in PRESETS.items()],
     })
 
 
@@ -97,6 +99,9 @@ def settings_update(request, slug: str):
             objective=request.POST.get("objective", "bt"),
             refresh_after_labels=request.POST.get("refresh_after_labels", "0"),
             auto_promote=request.POST.get("auto_promote") in ("on", "true", "1"),
+            preset=request.POST.get("preset"),
+            backbone=request.POST.get("backbone"),
+            may_set_paths=request.user.is_staff,
         )
     except ValueError as exc:
         messages.error(request, f"Settings not saved: {exc}.")

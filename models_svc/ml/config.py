@@ -85,6 +85,46 @@ def resolve_backbone(backbone: str | None) -> Path:
     return Path(backbone).expanduser().resolve()
 
 
+@dataclass(frozen=True)
+class Preset:
+    """A named starting point for a project's runs: TrainConfig fields for every mode,
+    and more for head mode only (a fine-tune wants its own lr and epochs)."""
+
+    label: str
+    fields: dict[str, Any]
+    head_fields: dict[str, Any]
+
+    def for_mode(self, mode: str) -> dict[str, Any]:
+        return {**self.fields, **(self.head_fields if mode == "head" else {})}
+
+    def missing(self) -> str | None:
+        """Why this preset cannot run on this machine (a backbone package absent), or None."""
+        specs = [self.fields.get("backbone"), *(split_stack_entry(e)[0] for e in self.fields.get("stack", ()))]
+        for spec in specs:
+            if spec is not None and spec.lower() in BACKBONE_ALIASES:
+                try:
+                    packaged_gguf(spec.lower())
+                except FileNotFoundError as exc:
+                    return str(exc)
+        return None
+
+
+# The model page's backbone choices; the figures are HH harmless held-out accuracy,
+# mean of five prompt splits (docs/reward-model-accuracy.md). Explicit settings
+# (--set, the API's overrides) win over a preset's fields.
+_SMOLLM2_HEAD = {"standardize": True, "l2": 1.0, "lr": 1e-3, "epochs": 60}
+PRESETS: dict[str, Preset] = {
+    "minilm": Preset("all-MiniLM-L6-v2, bundled (HH 0.625)", {}, {}),
+    "smollm2": Preset(
+        "SmolLM2-135M-Instruct (HH 0.640)", {"backbone": "smollm2", "pooling": "mean"},
+        {"features": "joint+response", **_SMOLLM2_HEAD},
+    ),
+    "minilm+smollm2": Preset(
+        "MiniLM and SmolLM2 side by side, head mode (HH 0.648)", {"stack": ("smollm2:mean",)}, _SMOLLM2_HEAD,
+    ),
+}
+
+
 def split_stack_entry(entry: str) -> tuple[str, str]:
     """'SPEC:POOLING' → (SPEC, POOLING); a SPEC without a known pooling suffix → (SPEC, 'auto')."""
     spec, sep, pooling = entry.rpartition(":")

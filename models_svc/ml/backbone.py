@@ -132,6 +132,7 @@ class Backbone:
         self.path = path
         self.identity = identity
         self.device = torch.device(device)
+        # What the numbers are computed in ("auto" resolved here): part of the cache key.
         self.precision = resolve_precision(precision, device)
         self.text = TextEncoder(tokenizer, max_length)
         self.pad_id = _pad_id(tokenizer)

@@ -12,9 +12,10 @@ embedding throughput and peak RSS.
     .venv/bin/python benchmarks/rm_accuracy.py --format hh \\
         --path ../shared/data/hh-rlhf/harmless-base-test.jsonl.gz --mode head --seed 0 --threads 2
     .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --backbone smollm2 --threads 2 \
-        --pooling mean --features joint+response --standardize --l2 1 --lr 1e-3 --epochs 60
-    .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --stack smollm2:mean --standardize \
-        --l2 1 --lr 1e-3 --epochs 60   # MiniLM and SmolLM2 features side by side
+        --pooling mean --features joint+response --layers 1     # the smollm2 preset
+    .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --stack smollm2:mean --layers 1 \
+        # MiniLM and SmolLM2 features side by side (the minilm+smollm2 preset)
+    .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --layers 1 --no-standardize  # the pre-session-7 head
     .venv/bin/python benchmarks/rm_accuracy.py --format summarize \\
         --path ../shared/data/summarize-from-feedback/batch13.json --threads 2
     .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --mode finetune --epochs 1 --limit 600
@@ -74,6 +75,8 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, help="default: the config's mode default")
     parser.add_argument("--limit", type=int, help="train on the first N training pairs only (held-out side stays whole)")
     parser.add_argument("--ensemble", type=int, default=4)
+    parser.add_argument("--bootstrap", action=argparse.BooleanOptionalAction, default=TrainConfig.bootstrap,
+                        help="each ensemble member on a bootstrap resample (σ for active learning; costs ~1 point)")
     parser.add_argument("--head", choices=("linear", "mlp"), default=TrainConfig.head)
     parser.add_argument("--features", choices=("joint", "joint+response", "joint+turn+response", "turn+response"),
                         default=TrainConfig.features)
@@ -81,8 +84,11 @@ def main() -> None:
                         help="auto: mean for encoders, last token for decoders")
     parser.add_argument("--stack", action="append", default=[], metavar="SPEC[:POOLING]",
                         help="another backbone whose features go beside the main one's (repeatable), e.g. smollm2:mean")
-    parser.add_argument("--standardize", action="store_true", help="z-score head features (see TrainConfig.standardize)")
-    parser.add_argument("--l2", type=float, default=TrainConfig.l2, help="head-mode ridge penalty")
+    parser.add_argument("--standardize", action=argparse.BooleanOptionalAction,
+                        help="z-score head features (default: the config's, on in head mode; see TrainConfig.standardize)")
+    parser.add_argument("--layers", type=int,
+                        help="average the last N hidden layers before pooling (default: the config's, 4 head / 1 finetune)")
+    parser.add_argument("--l2", type=float, help="head-mode ridge penalty (default: the config's, 1 z-scored / 0.01 not)")
     parser.add_argument("--lr", type=float, help="default: the config's mode default")
     parser.add_argument("--max-length", type=int, default=256)
     parser.add_argument("--batch-size", type=int)
@@ -109,11 +115,13 @@ def main() -> None:
         mode=args.mode,
         epochs=args.epochs,
         ensemble_size=args.ensemble,
+        bootstrap=args.bootstrap,
         head=args.head,
         features=args.features,
         pooling=args.pooling,
         stack=tuple(args.stack),
         standardize=args.standardize,
+        layers=args.layers,
         l2=args.l2,
         lr=args.lr,
         max_length=args.max_length,
@@ -177,10 +185,12 @@ def main() -> None:
         "features": args.features if args.mode == "head" else "joint",
         "pooling": args.pooling,
         "stack": args.stack,
-        "standardize": args.standardize,
-        "l2": args.l2,
+        "standardize": result.config["standardize"],
+        "layers": result.config["layers"],
+        "l2": result.config["l2"],
         "lr": result.config["lr"],
         "ensemble": result.config["ensemble_size"],
+        "bootstrap": result.config["bootstrap"],
         "epochs": result.config["epochs"],
         "max_length": args.max_length,
         "pairs": len(pairs),

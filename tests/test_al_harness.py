@@ -34,9 +34,9 @@ def al():
 
 
 @pytest.fixture
-def cfg(tmp_path):
-    # A resolved config without the bundled backbone; few epochs keep the test fast.
-    return TrainConfig(backbone=str(tmp_path), epochs=3).resolve()
+def cfg(tmp_path, al):
+    # The harness's resolved config without the bundled backbone; few epochs keep the test fast.
+    return TrainConfig(backbone=str(tmp_path), epochs=3, **al.LEARNER).resolve()
 
 
 def synthetic(al, seed: int = 0, items: int = 60, pool: int = 48, held: int = 30):

@@ -128,13 +128,15 @@ def test_cli_trains_inline_and_promotes(project, tiny, capsys):
 def test_cli_set_overrides_reach_the_run_and_its_model(project, tiny, capsys):
     _labelled(project, tiny, prompts=3)
     RewardSettings.objects.filter(project=project).update(backbone=tiny)
-    call_command("train_reward_model", project.slug, "--inline", "--set", "standardize=true", "--set", "l2=1",
+    call_command("train_reward_model", project.slug, "--inline", "--set", "standardize=false", "--set", "layers=1",
                  "--set", "features=turn+response", "--set", "pooling=mean")
     run = TrainingRun.objects.get()
     assert run.status == "succeeded", run.error
-    assert (run.config["standardize"], run.config["l2"], run.config["features"]) == (True, 1, "turn+response")
+    # Off by hand, so the head defaults follow (l2 0.01, not z-scored features' 1).
+    assert (run.config["standardize"], run.config["l2"], run.config["layers"], run.config["features"]) == (
+        False, 0.01, 1, "turn+response")
     saved = ModelVersion.objects.get().artifact_path
-    assert json.loads((Path(saved) / "config.json").read_text())["config"]["standardize"] is True
+    assert json.loads((Path(saved) / "config.json").read_text())["config"]["standardize"] is False
     with pytest.raises(CommandError, match="poolng"):
         call_command("train_reward_model", project.slug, "--inline", "--set", "poolng=mean")
     with pytest.raises(CommandError, match="expected KEY=VALUE"):
@@ -160,7 +162,7 @@ def _save_settings(client, project, **fields):
 def test_researcher_picks_a_backbone_preset_and_runs_use_it(client, project, owner, tiny, monkeypatch):
     _labelled(project, tiny, prompts=4)
     monkeypatch.setitem(PRESETS, "tiny-pair", Preset("two tiny backbones", {"stack": (f"{tiny}:mean",)},
-                                                     {"standardize": True, "epochs": 2}))
+                                                     {"standardize": False, "epochs": 2}))
     client.force_login(owner)
     page = client.get(reverse("model-page", args=[project.slug])).content.decode()
     assert '<option value="tiny-pair" >two tiny backbones</option>' in page
@@ -170,10 +172,10 @@ def test_researcher_picks_a_backbone_preset_and_runs_use_it(client, project, own
     assert '<option value="tiny-pair" selected>two tiny backbones</option>' in html
     run = services.training_run_execute(run_id=services.training_run_enqueue(project=project).pk)
     assert run.status == "succeeded", run.error
-    assert len(run.config["stack"]) == 1 and run.config["standardize"] is True and run.config["epochs"] == 2
+    assert len(run.config["stack"]) == 1 and run.config["standardize"] is False and run.config["epochs"] == 2
     # --set and the API's overrides win over the preset.
     queued = services.training_run_enqueue(project=project, overrides={"epochs": 1})
-    assert queued.config["epochs"] == 1 and queued.config["standardize"] is True
+    assert queued.config["epochs"] == 1 and queued.config["standardize"] is False
 
 
 def test_a_preset_that_cannot_train_in_the_default_mode_is_refused(client, project, owner, tiny, monkeypatch):
@@ -229,7 +231,7 @@ def test_the_shipped_smollm2_presets_train_end_to_end(client, project, owner, ti
     assert run.status == "succeeded", run.error
     gguf = [run.config["backbone"], *run.config["stack"]]
     assert any(spec.split(":")[0].endswith("SmolLM2-135M-Instruct.Q4_1.gguf") for spec in gguf)
-    assert run.config["standardize"] is True and run.config["l2"] == 1.0
+    assert run.config["standardize"] is True and run.config["l2"] == 1.0 and run.config["layers"] == 1
     version = services.model_version_promote(version=run.version)
     api = _api(client, owner)
     r = api.post(reverse("api-score", args=[project.slug]), {"prompt": "Question 0?", "responses": ["a", "b"]},

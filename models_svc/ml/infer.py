@@ -30,7 +30,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from .backbone import Backbone, Embedder, EmbeddingCache, PooledRewardModel, backbone_identity
-from .config import TrainConfig, resolve_device
+from .config import STORED_BEFORE, TrainConfig, resolve_device
 from .data import FormattedText, Message
 from .heads import HeadModel, summarize
 
@@ -102,9 +102,10 @@ def embed_items(
 def load_backbone(path: str | Path, config: TrainConfig, pooling: str | None = None) -> Backbone:
     """The backbone at ``path`` with the config's length, device and precision, and
     its pooling (or ``pooling``: a stacked backbone has its own)."""
+    assert config.layers is not None, "load_backbone needs a resolved config"
     return Backbone.load(
         path, max_length=config.max_length, device=config.device, pooling=pooling or config.pooling,
-        precision=config.precision,
+        precision=config.precision, layers=config.layers,
     )
 
 
@@ -269,7 +270,7 @@ class RewardModel:
         if meta.get("format") != ARTIFACT_FORMAT:
             raise ValueError(f"{root}: not a {ARTIFACT_FORMAT} artifact")
         overrides = {"device": resolve_device(device)} | ({"precision": precision} if precision else {})
-        config = TrainConfig.from_dict({**meta["config"], **overrides}).resolve()
+        config = TrainConfig.from_dict({**STORED_BEFORE, **meta["config"], **overrides}).resolve()
         if config.mode == "finetune":
             backbone = load_backbone(root / "backbone", config)
             pooled = PooledRewardModel(backbone)

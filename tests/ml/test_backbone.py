@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from models_svc.ml.backbone import Backbone, Embedder, EmbeddingCache, mean_pool
-from models_svc.ml.data import FormattedText
+from models_svc.ml.data import FormattedText, collate
 
 TEXTS = [FormattedText(f"User: question {i}\n\nAssistant: ", f"answer number {i} " * (i + 1)) for i in range(10)]
 
@@ -61,3 +61,23 @@ def test_cache_is_keyed_by_backbone_identity_and_max_length(tiny_backbone: Path,
     assert EmbeddingCache(tmp_path, shorter).key(TEXTS[0]) != EmbeddingCache(tmp_path, first).key(TEXTS[0])
     Embedder(shorter, EmbeddingCache(tmp_path, shorter), batch_size=16).embed(TEXTS)
     assert shorter.forward_calls == 1
+
+
+def test_layers_average_the_last_hidden_states_before_pooling(tiny_backbone: Path, tmp_path: Path):
+    texts = TEXTS[:4]
+    last = Backbone.load(tiny_backbone, max_length=64, device="cpu", precision="fp32")
+    both = Backbone.load(tiny_backbone, max_length=64, device="cpu", precision="fp32", layers=2)
+    capped = Backbone.load(tiny_backbone, max_length=64, device="cpu", precision="fp32", layers=6)
+    assert (last.layers, both.layers, capped.layers) == (1, 2, 2)  # the tiny model has 2 layers
+    batch = collate(last.text.encode(texts), last.pad_id)
+    with torch.no_grad():
+        states = last.model(**batch, output_hidden_states=True).hidden_states  # embeddings, layer 1, layer 2
+        by_hand = mean_pool((states[1] + states[2]) / 2, batch["attention_mask"])
+        torch.testing.assert_close(both.pooled(batch), by_hand)
+        torch.testing.assert_close(last.pooled(batch), mean_pool(states[2], batch["attention_mask"]))
+        assert not torch.allclose(both.pooled(batch), last.pooled(batch), atol=1e-3)
+    # Different vectors, different cache keys: a cache never mixes the two.
+    assert EmbeddingCache(tmp_path, both).key(texts[0]) != EmbeddingCache(tmp_path, last).key(texts[0])
+    assert EmbeddingCache(tmp_path, capped).key(texts[0]) == EmbeddingCache(tmp_path, both).key(texts[0])
+    with pytest.raises(ValueError, match="layers=0"):
+        Backbone.load(tiny_backbone, max_length=64, device="cpu", layers=0)

@@ -19,18 +19,28 @@ def test_to_dict_is_resolved_and_round_trips():
     data = TrainConfig(mode="head").to_dict()
     assert data["backbone"] == str(default_backbone_path().resolve()) and Path(data["backbone"]).is_absolute()
     assert data["device"] in ("cpu", "cuda")
-    assert (data["batch_size"], data["lr"], data["epochs"], data["ensemble_size"]) == (64, 1e-2, 30, 4)
+    assert (data["batch_size"], data["ensemble_size"]) == (64, 4)
+    assert (data["layers"], data["standardize"], data["l2"], data["lr"], data["epochs"]) == (4, True, 1.0, 1e-3, 60)
     assert TrainConfig.from_dict(data).to_dict() == data
+
+
+def test_head_defaults_follow_standardize_and_explicit_values_win():
+    raw = TrainConfig(mode="head", standardize=False).to_dict()
+    assert (raw["l2"], raw["lr"], raw["epochs"], raw["layers"]) == (0.01, 1e-2, 30, 4)
+    mine = TrainConfig(mode="head", l2=0.3, epochs=5, layers=1).to_dict()
+    assert (mine["l2"], mine["lr"], mine["epochs"], mine["layers"], mine["standardize"]) == (0.3, 1e-3, 5, 1, True)
 
 
 def test_finetune_resolves_its_own_defaults_and_a_single_model():
     data = TrainConfig(mode="finetune", ensemble_size=5).to_dict()
     assert (data["batch_size"], data["lr"], data["epochs"], data["ensemble_size"]) == (8, 2e-5, 1, 1)
+    assert (data["layers"], data["standardize"]) == (1, False)  # a fine-tune pools the last layer unless told
 
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"mode": "lora"}, {"ties": "ignore"}, {"mode": "finetune", "objective": "gated"}, {"margins": (0.1, 0.2)}, {"ensemble_size": 0}],
+    [{"mode": "lora"}, {"ties": "ignore"}, {"mode": "finetune", "objective": "gated"}, {"margins": (0.1, 0.2)}, {"ensemble_size": 0},
+     {"layers": 0}, {"l2": -0.1}],
 )
 def test_invalid_settings_are_rejected(kwargs):
     with pytest.raises(ValueError):

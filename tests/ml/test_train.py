@@ -96,7 +96,7 @@ def test_head_mode_trains_records_curves_and_reloads_to_identical_scores(tiny_ba
 
 
 def test_standardized_features_use_training_statistics_and_reload(tiny_backbone: Path, tmp_path: Path):
-    cfg = head_config(tiny_backbone, cache_dir=str(tmp_path / "cache"), standardize=True, features="joint+turn+response")
+    cfg = head_config(tiny_backbone, cache_dir=str(tmp_path / "cache"), features="joint+turn+response")  # on by default
     train, held = PAIRS[:-2], PAIRS[-2:]
     result = train_head(cfg, train, eval_pairs=held)
     model = result.model
@@ -114,7 +114,8 @@ def test_standardized_features_use_training_statistics_and_reload(tiny_backbone:
     assert loaded.head.standardize
     assert_same_scores(model, loaded)
     # Without the option there are no such buffers, so artifacts saved before it load unchanged.
-    plain = train_head(head_config(tiny_backbone, cache_dir=str(tmp_path / "cache")), train, eval_pairs=held)
+    plain = train_head(head_config(tiny_backbone, cache_dir=str(tmp_path / "cache"), standardize=False), train,
+                       eval_pairs=held)
     assert "feature_mean" not in plain.model.head.state_dict()
 
 
@@ -147,6 +148,31 @@ def test_finetune_changes_the_backbone_and_reloads_to_identical_scores(tiny_back
     assert "eval_accuracy" in result.metrics
     loaded = RewardModel.load(result.save(tmp_path / "artifact"))
     assert all(r["std"] == 0.0 for r in loaded.score(CONV, RESPONSES))
+    assert_same_scores(result.model, loaded)
+
+
+def test_finetune_through_averaged_layers_moves_every_one_and_reloads(tiny_backbone: Path, tmp_path: Path):
+    result = train_finetune(finetune_config(tiny_backbone, layers=2), PAIRS)
+    assert result.config["layers"] == 2 and result.model.backbone.layers == 2
+    original = AutoModel.from_pretrained(tiny_backbone, local_files_only=True).state_dict()
+    tuned = result.model.backbone.model.state_dict()
+    # The gradient reaches layer 1 by its own output too (not only through layer 2).
+    assert not torch.equal(original["encoder.layer.0.output.dense.weight"], tuned["encoder.layer.0.output.dense.weight"])
+    loaded = RewardModel.load(result.save(tmp_path / "artifact"))
+    assert loaded.backbone.layers == 2
+    assert_same_scores(result.model, loaded)
+
+
+def test_an_artifact_saved_before_layers_existed_loads_as_it_was_trained(tiny_backbone: Path, tmp_path: Path):
+    cfg = head_config(tiny_backbone, cache_dir=str(tmp_path / "cache"), layers=1, standardize=False)
+    result = train_head(cfg, PAIRS)
+    path = result.save(tmp_path / "artifact")
+    meta = json.loads((path / "config.json").read_text())
+    for key in ("layers", "standardize"):  # what an older PrefLab wrote had neither
+        del meta["config"][key]
+    (path / "config.json").write_text(json.dumps(meta))
+    loaded = RewardModel.load(path, cache_dir=tmp_path / "cache")
+    assert (loaded.config.layers, loaded.config.standardize) == (1, False)
     assert_same_scores(result.model, loaded)
 
 

@@ -24,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--set", action="append", default=[], metavar="KEY=VALUE", dest="overrides",
             help="a TrainConfig field for this run (repeatable; VALUE is JSON, or else a string), e.g. "
-            "--set backbone=smollm2 --set pooling=mean --set standardize=true --set l2=1",
+            "--set backbone=smollm2 --set pooling=mean --set layers=1 --set l2=0.3",
         )
 
     def handle(self, *args, project, mode, objective, wait, inline, promote, overrides, **options):

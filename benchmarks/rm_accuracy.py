@@ -15,7 +15,7 @@ embedding throughput and peak RSS.
         --pooling mean --features joint+response --layers 1     # the smollm2 preset
     .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --stack smollm2:mean --layers 1 \
         # MiniLM and SmolLM2 features side by side (the minilm+smollm2 preset)
-    .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --layers 1 --no-standardize  # the pre-session-7 head
+    .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --layers 1 --no-standardize  # the head before layer averaging (HH 0.625)
     .venv/bin/python benchmarks/rm_accuracy.py --format summarize \\
         --path ../shared/data/summarize-from-feedback/batch13.json --threads 2
     .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --mode finetune --epochs 1 --limit 600

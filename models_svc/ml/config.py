@@ -234,6 +234,14 @@ class TrainConfig:
             "0.01 without."
         },
     )
+    gate_l2: float = field(
+        default=0.01,
+        metadata={
+            "help": "objective=gated: ridge penalty on the gate's weight matrices. The gate reads the prompt "
+            "embedding, L2-normalised but not z-scored (entries ≈ 0.05), so it needs a far smaller penalty than "
+            "heads on z-scored features; l2's 1 would flatten it to equal weights."
+        },
+    )
     warmup_ratio: float = field(
         default=0.1, metadata={"help": "Finetune: fraction of optimizer steps with a linear lr warm-up (then linear decay)."}
     )
@@ -339,8 +347,8 @@ class TrainConfig:
         for entry in self.stack:
             if not isinstance(entry, str) or not split_stack_entry(entry)[0]:
                 raise ValueError(f"stack entry {entry!r}: expected 'SPEC' or 'SPEC:POOLING'")
-        if self.l2 is not None and self.l2 < 0:
-            raise ValueError("l2 must be ≥ 0")
+        if (self.l2 is not None and self.l2 < 0) or self.gate_l2 < 0:
+            raise ValueError("l2 and gate_l2 must be ≥ 0")
         if len(self.margins) != 3:
             raise ValueError("margins: one value for each strength 1, 2, 3")
         if not 0.0 < self.eval_fraction < 1.0:

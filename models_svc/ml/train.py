@@ -316,7 +316,7 @@ class _HeadFitter:
     """Trains the M ensemble members in lockstep: one optimizer step updates every
     member on its own minibatch of its own (bootstrap) sample. The step minimises
 
-        Σ_m [ L_m(batch_m) + λ Σ_{W ∈ member m} ‖W‖² ]      (λ = config.l2, ridge)
+        Σ_m [ L_m(batch_m) + λ Σ_{W ∈ member m} ‖W‖² ]      (λ = config.l2, ridge; gate_l2 for the gate)
 
     which has no cross-member terms, and AdamW is per-parameter, so this is M
     independent trainings done in one loop (and one curve for the ensemble)."""
@@ -375,6 +375,7 @@ class _HeadFitter:
         samples = [rng.integers(0, n, n) if resample else np.arange(n) for rng in rngs]
         optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay or 0.0)
         matrices = [p for p in params if p.dim() >= 2]
+        penalty = cfg.gate_l2 if stage == "gate" else cfg.l2
         steps_per_epoch = math.ceil(n / cfg.batch_size)
         last = self.step + cfg.epochs * steps_per_epoch
         # Evaluating a head costs one pass over cached vectors: a short stage (a small
@@ -389,7 +390,7 @@ class _HeadFitter:
                 window = slice(s * cfg.batch_size, (s + 1) * cfg.batch_size)
                 data_loss = sum(member_loss(m, orders[m][window]) for m in range(n_members))
                 optimizer.zero_grad(set_to_none=True)
-                (data_loss + cfg.l2 * sum(w.pow(2).sum() for w in matrices)).backward()
+                (data_loss + penalty * sum(w.pow(2).sum() for w in matrices)).backward()
                 optimizer.step()
                 self.step += 1
                 running.append(data_loss.item() / n_members)

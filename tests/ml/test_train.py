@@ -156,11 +156,28 @@ def test_finetune_through_averaged_layers_moves_every_one_and_reloads(tiny_backb
     assert result.config["layers"] == 2 and result.model.backbone.layers == 2
     original = AutoModel.from_pretrained(tiny_backbone, local_files_only=True).state_dict()
     tuned = result.model.backbone.model.state_dict()
-    # The gradient reaches layer 1 by its own output too (not only through layer 2).
-    assert not torch.equal(original["encoder.layer.0.output.dense.weight"], tuned["encoder.layer.0.output.dense.weight"])
-    loaded = RewardModel.load(result.save(tmp_path / "artifact"))
+    assert all(not torch.equal(original[k], tuned[k]) for k in original if k.startswith("encoder.layer.") and "weight" in k)
+    path = result.save(tmp_path / "artifact")
+    loaded = RewardModel.load(path)
     assert loaded.backbone.layers == 2
     assert_same_scores(result.model, loaded)
+    # The saved setting is what scoring pools: the same weights read with layers=1 score otherwise.
+    meta = json.loads((path / "config.json").read_text())
+    meta["config"]["layers"] = 1
+    (path / "config.json").write_text(json.dumps(meta))
+    items = [(CONV, r) for r in RESPONSES]
+    assert not np.allclose(RewardModel.load(path).score_items(items).reward, loaded.score_items(items).reward, atol=1e-4)
+
+
+def test_the_gate_has_its_own_ridge_penalty(tiny_backbone: Path):
+    def gate_norm(**kw) -> float:
+        cfg = head_config(tiny_backbone, objective="gated", ensemble_size=1, epochs=50, lr=1e-2, l2=100.0, **kw)
+        gates = train_head(cfg, PAIRS, RATINGS).model.head.gates
+        return sum(float(w.detach().pow(2).sum()) for w in gates.parameters() if w.dim() >= 2)
+
+    # gate_l2 shrinks the gate, and l2 (the criterion heads' penalty) does not reach it:
+    # were l2 applied to the gate, both gates below would be shrunk alike.
+    assert gate_norm(gate_l2=0.0) > 10 * gate_norm(gate_l2=100.0)
 
 
 def test_an_artifact_saved_before_layers_existed_loads_as_it_was_trained(tiny_backbone: Path, tmp_path: Path):

@@ -17,7 +17,9 @@ alone. A frozen encoder's last layer is shaped by its own training objective
 (sentence similarity for MiniLM); the layers below it keep more of what a reward
 head needs: on HH harmless, a head on MiniLM's last 4 layers averaged and
 z-scored scores 0.641 against 0.625 for the last layer's (mean of five prompt
-splits, docs/reward-model-accuracy.md). Pooling and layers are saved with the
+splits, docs/reward-model-accuracy.md). Decoders such as Llama report their last
+state after the final norm and the others before it; the SmolLM2 presets keep
+``layers=1``, the recipe they were measured with. Pooling and layers are saved with the
 run's config and are part of the embedding cache key, so a head means the same
 thing in training, caching and scoring.
 

@@ -49,10 +49,9 @@ from django.db import transaction
 from django.db.models import F, Max
 from django.utils import timezone
 
-from rubrics.derive import SEVERITY
 from rubrics.models import RubricVersion
 from rubrics.portable import build_document
-from rubrics.schema import KEY_PATTERN
+from rubrics.schema import KEY_PATTERN, answer_number
 
 from .models import ExportJob, Judgment, LabelSource, Project, Prompt, Ranking, Rating, Response
 
@@ -531,14 +530,6 @@ def _helpsteer2(ctx: _Context) -> tuple[list[Column], Iterator[dict]]:
     return columns, _helpsteer2_rows(ctx, ratings, keys_sorted)
 
 
-def _score_number(value: Any) -> float | None:
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return float(value)
-    return SEVERITY.get(value) if isinstance(value, str) else None
-
-
 def _helpsteer2_rows(ctx: _Context, ratings, keys: list[str]) -> Iterator[dict]:
     qs = ratings.annotate(prompt_pk=F("response__prompt_id")).order_by("response_id", "annotator_id").values_list(
         "response_id", "prompt_pk", "scores", "rubric_version_id", named=True
@@ -550,7 +541,7 @@ def _helpsteer2_rows(ctx: _Context, ratings, keys: list[str]) -> Iterator[dict]:
         for r in rows:
             ctx.rubric_versions[r.rubric_version_id] += 1
             for key, value in (r.scores or {}).items():
-                number = _score_number(value)
+                number = answer_number(value)
                 if number is not None:
                     sums[key].append(number)
         prompt, response = ctx.texts.prompts[rows[0].prompt_pk], ctx.texts.responses[response_id]

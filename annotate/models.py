@@ -185,6 +185,14 @@ class Comparison(models.Model):
         TIE = "tie"
         BOTH_BAD = "both_bad"
 
+        @staticmethod
+        def flip(value: str) -> str:
+            """The same answer with the responses' names swapped: A ↔ B; tie, both
+            bad and a criterion's ``na`` say the same either way. The one place a
+            label given in another order (shown left/right, an imported pair stored
+            canonically, chosen/rejected) is turned round."""
+            return "B" if value == "A" else "A" if value == "B" else value
+
     # project and response_a lead comparison_queue_idx and comparison_pair_unique,
     # which serve their lookups: a million-row import maintains two indexes fewer.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False)

@@ -35,6 +35,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from rubrics.models import Criterion
+from rubrics.schema import AnswerError, scale_of
 
 from .models import (
     Assignment,
@@ -47,11 +48,9 @@ from .models import (
     Response,
     TaskKind,
 )
-from .services import FLIP
 
 QUEUE_KINDS = (TaskKind.PAIRWISE, TaskKind.RATING, TaskKind.RANKING)
 FLAGS = ("unsafe", "unanswerable", "broken")
-SEVERITY_LEVELS = ("none", "minor", "moderate", "severe")
 MAX_RATIONALE = 20_000
 LEASE_RETRIES = 50
 
@@ -511,10 +510,12 @@ def judgment_submit(
             if value in (None, ""):
                 errors[f"criteria.{crit.key}"] = f"answer {crit.name}"
                 continue
-            if value not in ("A", "B", "tie", "na") or (value == "na" and not crit.na_allowed):
-                errors[f"criteria.{crit.key}"] = "must be A, B or tie" + (" or na" if crit.na_allowed else "")
+            try:
+                value = scale_of(crit.as_spec()).clean_answer(value)
+            except AnswerError as exc:
+                errors[f"criteria.{crit.key}"] = str(exc)
                 continue
-            clean_criteria[crit.key] = FLIP[value] if swapped else value
+            clean_criteria[crit.key] = Comparison.Choice.flip(value) if swapped else value
             needs_rationale |= crit.requires_rationale
         stray = sorted(set(given) - {c.key for c in crit_rows})
         if stray:
@@ -578,24 +579,11 @@ def rating_submit(
             if crit.key not in scores or scores[crit.key] in ("",):
                 errors[field] = f"rate {crit.name}"
                 continue
-            value = scores[crit.key]
-            if value is None:
-                if not crit.na_allowed:
-                    errors[field] = "N/A is not allowed for this criterion"
-                    continue
-            elif crit.scale == "likert":
-                lo, hi = crit.config.get("min", 0), crit.config.get("max", 4)
-                if not (isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi):
-                    errors[field] = f"a whole number from {lo} to {hi}"
-                    continue
-            elif crit.scale == "binary":
-                if not isinstance(value, bool):
-                    errors[field] = "yes or no"
-                    continue
-            elif value not in SEVERITY_LEVELS:
-                errors[field] = "none, minor, moderate or severe"
+            try:
+                clean[crit.key] = scale_of(crit.as_spec()).clean_answer(scores[crit.key])
+            except AnswerError as exc:
+                errors[field] = str(exc)
                 continue
-            clean[crit.key] = value
             needs_rationale |= crit.requires_rationale
         stray = sorted(set(scores) - {c.key for c in crit_rows})
         if stray:

@@ -38,7 +38,6 @@ User = get_user_model()
 PROGRESS_EVERY = 5000  # records between progress commits and cancel checks while validating
 IMPORT_CHUNK = 20_000  # records per write round (one COPY per table); tests lower it
 BATCH = 2000
-FLIP = {"A": "B", "B": "A", "tie": "tie", "both_bad": "both_bad", "na": "na"}
 
 
 class ImportCancelled(Exception):
@@ -526,14 +525,14 @@ class _ImportWriter:
         """Upsert on (comparison, annotator), mapping a label given against (a, b) as
         in the file onto the canonical (A, B)."""
         rows, fresh = [], []
-        job_id, now, flip = self.job.pk, self.now, FLIP
+        job_id, now, flip = self.job.pk, self.now, Comparison.Choice.flip
         for e in entries:
             for ra, rb, who, choice, strength, criteria, rationale, tot, meta in e[5]:
                 a, b = self.response_ids[ra], self.response_ids[rb]
                 if a > b:
                     a, b = b, a
-                    choice = flip[choice]
-                    criteria = {k: flip[v] for k, v in criteria.items()}
+                    choice = flip(choice)
+                    criteria = {k: flip(v) for k, v in criteria.items()}
                 if strength is not None:
                     strength = {"A": -strength, "B": strength, "tie": 0}.get(choice)
                 comparison_id = self.comparisons[a << 32 | b]

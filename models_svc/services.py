@@ -26,7 +26,8 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotate.models import Judgment, LabelSource, Project, Rating
+from annotate.models import Comparison, Judgment, LabelSource, Project, Rating
+from rubrics.schema import answer_number
 
 from .models import ModelVersion, RewardSettings, TrainingRun
 
@@ -36,7 +37,6 @@ LABEL_SOURCES = (LabelSource.HUMAN, LabelSource.IMPORTED)
 HEARTBEAT_SECONDS = 10
 STALE_AFTER_SECONDS = 120
 MIN_PAIRS = 4
-SEVERITY = {"none": 0.0, "minor": 1.0, "moderate": 2.0, "severe": 3.0}
 
 
 class TrainingRefused(ValueError):
@@ -89,16 +89,6 @@ def _snapshot(project: Project) -> dict[str, Any]:
     }
 
 
-def _score_value(value: Any) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return 1.0 if value else 0.0
-    if isinstance(value, (int, float)):
-        return float(value)
-    return SEVERITY.get(value)
-
-
 def training_examples(project: Project, snapshot: dict[str, Any]):
     """(pairs, ratings, data hash) for ``models_svc.ml``. Ties are kept (the loss
     decides what to do with them); both-bad labels say nothing about order."""
@@ -106,7 +96,7 @@ def training_examples(project: Project, snapshot: dict[str, Any]):
 
     from .ml.data import PairExample, RatedExample
 
-    flip = {"A": "B", "B": "A", "tie": "tie", "na": "na"}
+    flip = Comparison.Choice.flip
     digest = hashlib.sha256()
     pairs = []
     rows = (
@@ -119,7 +109,7 @@ def training_examples(project: Project, snapshot: dict[str, Any]):
         c = j.comparison
         a_wins = j.choice != "B"
         chosen, rejected = (c.response_a, c.response_b) if a_wins else (c.response_b, c.response_a)
-        criteria = {k: (v if a_wins else flip.get(v, v)) for k, v in (j.criteria or {}).items()}
+        criteria = {k: (v if a_wins else flip(v)) for k, v in (j.criteria or {}).items()}
         pairs.append(PairExample(
             prompt_id=str(c.prompt_id), conversation=c.prompt.conversation, chosen_text=chosen.text,
             rejected_text=rejected.text, tie=j.choice == "tie",
@@ -129,7 +119,7 @@ def training_examples(project: Project, snapshot: dict[str, Any]):
     ratings = []
     rows = _ratings(project).filter(id__lte=snapshot["max_rating_id"]).select_related("response__prompt").order_by("id")
     for r in rows.iterator(chunk_size=2000):
-        scores = {k: _score_value(v) for k, v in (r.scores or {}).items()}
+        scores = {k: answer_number(v) for k, v in (r.scores or {}).items()}
         ratings.append(RatedExample(prompt_id=str(r.response.prompt_id), conversation=r.response.prompt.conversation,
                                     response_text=r.response.text, scores=scores))
         digest.update(f"r{r.pk}:{r.updated_at.isoformat()};".encode())

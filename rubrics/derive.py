@@ -10,8 +10,9 @@ Every criterion score is first *oriented* so that higher is better:
 * ``lower_better``: f = −v
 * ``target`` (e.g. verbosity "right length"): f = −|v − target|
 
-Raw values: Likert levels as numbers, binary yes = 1 / no = 0, severity none = 0 …
-severe = 3, spans = number of tagged errors of the criterion's types. Pairwise
+Raw values are each scale's ``as_number`` (``rubrics.schema``: Likert levels as
+numbers, binary yes = 1 / no = 0, severity none = 0 … severe = 3); spans count the
+tagged errors of the criterion's types. Pairwise
 criteria are answered per comparison, not per response, so ratings cannot feed
 them; they are skipped here.
 
@@ -41,7 +42,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-SEVERITY = {"none": 0.0, "minor": 1.0, "moderate": 2.0, "severe": 3.0}
+from .schema import scale_of
+
 RULES = ("hierarchical", "weighted_sum", "conjunctive")
 RATED_SCALES = ("likert", "binary", "severity", "spans")
 TIE_EPS = 1e-9
@@ -64,19 +66,16 @@ class Rule:
     hi: float = 1.0
     target: float | None = None
     error_types: frozenset[str] = field(default_factory=frozenset)
+    answers: Any = field(default=None, compare=False, repr=False)  # the criterion's scale object
 
     @classmethod
     def from_spec(cls, spec: dict[str, Any], position: int = 0) -> "Rule":
-        scale = spec["scale"]
-        lo, hi = {
-            "likert": (spec.get("min", 0), spec.get("max", 4)),
-            "binary": (0, 1),
-            "severity": (0, 3),
-            "spans": (0, 1),  # counts are unbounded; see `normalised`
-        }.get(scale, (0, 1))
+        answers = scale_of(spec)
+        lo, hi = answers.number_range()  # spans: counts are unbounded; see `normalised`
         return cls(
+            answers=answers,
             key=spec["key"],
-            scale=scale,
+            scale=spec["scale"],
             polarity=spec.get("polarity", "higher_better"),
             kind=spec.get("kind", "principle"),
             weight=float(spec.get("weight", 1.0)),
@@ -93,17 +92,7 @@ class Rule:
     # -- raw value → number -----------------------------------------------------
     def raw(self, value: Any) -> float | None:
         """The stored rating value as a number, or None when absent/N/A/invalid."""
-        if value is None:
-            return None
-        if self.scale == "binary":
-            return 1.0 if value is True else 0.0 if value is False else None
-        if self.scale == "severity":
-            return SEVERITY.get(value)
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            return None
-        if self.scale == "likert" and not self.lo <= value <= self.hi:
-            return None
-        return float(value)
+        return self.answers.as_number(value)
 
     def orient(self, v: float) -> float:
         if self.polarity == "lower_better" or self.scale in ("severity", "spans"):

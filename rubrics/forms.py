@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from .schema import BINARY_LEVELS, SEVERITY_LEVELS
+from .schema import MAX_LIKERT_LEVELS, SCALES as SCALE_CLASSES
 
-SCALES = ("likert", "binary", "pairwise", "severity", "spans")
+SCALES = tuple(SCALE_CLASSES)
 POLARITIES = (("higher_better", "Higher is better"), ("lower_better", "Lower is better"),
               ("target", "Target value (e.g. right length)"))
 KINDS = (("principle", "Principle (graded quality)"), ("hard_rule", "Hard rule (a violation decides)"))
@@ -21,17 +21,19 @@ FIXED_POLARITY = {"pairwise": "higher_better", "severity": "lower_better", "span
 
 def anchor_levels(scale: str, lo: Any = 0, hi: Any = 4) -> list[str]:
     """The levels a scale has anchors for, as the strings the schema keys them by."""
+    # The draft being edited may not validate yet, so the scale object is built
+    # from the two fields levels depend on, without the schema's other checks.
+    cls = SCALE_CLASSES.get(scale)
+    if cls is None:
+        return []
     if scale == "likert":
         try:
             lo, hi = int(lo), int(hi)
         except (TypeError, ValueError):
             return []
-        return [str(v) for v in range(lo, hi + 1)] if hi > lo and hi - lo <= 10 else []
-    if scale == "binary":
-        return list(BINARY_LEVELS)
-    if scale == "severity":
-        return list(SEVERITY_LEVELS)
-    return []
+        if not (hi > lo and hi - lo < MAX_LIKERT_LEVELS):
+            return []
+    return list(cls.model_construct(min=lo, max=hi).levels())
 
 
 def _error_types_text(types: list[dict[str, str]]) -> str:

@@ -20,6 +20,7 @@ MAX_PRINCIPLE = 1_000
 MAX_LIKERT_LEVELS = 11
 SEVERITY_LEVELS = ("none", "minor", "moderate", "severe")
 BINARY_LEVELS = ("yes", "no")
+PAIRWISE_ANSWERS = ("A", "B", "tie")
 
 Polarity = Literal["higher_better", "lower_better", "target"]
 Kind = Literal["principle", "hard_rule"]
@@ -44,6 +45,38 @@ class _Common(BaseModel):
         description="One sentence for LLM judges; compiled from the other fields when left empty.",
     )
 
+    # -- answers: what a label may say on this scale, and what it is worth --------
+    # Every place that reads or writes an answer (the queue's submits, derivation,
+    # training data, exports, the task page) asks the scale, so the meaning of an
+    # answer is written once.
+
+    def levels(self) -> tuple[str, ...]:
+        """The answer levels, as the strings a form posts and anchors are keyed by."""
+        return ()
+
+    def level_label(self, level: str) -> str:
+        return level
+
+    def number_range(self) -> tuple[float, float]:
+        """The worst-to-best span of ``as_number`` in raw units (before polarity)."""
+        return 0.0, 1.0
+
+    def clean_answer(self, value: Any) -> Any:
+        """The stored form of one answer, or ``AnswerError`` saying what is allowed.
+        ``None`` is N/A, accepted only where the criterion allows it."""
+        if value is None:
+            if self.na_allowed:
+                return None
+            raise AnswerError("N/A is not allowed for this criterion")
+        return self._clean(value)
+
+    def _clean(self, value: Any) -> Any:
+        raise AnswerError(f"a {self.scale} criterion is not answered directly")
+
+    def as_number(self, value: Any) -> float | None:
+        """A stored answer as a number, or None when absent, N/A or invalid."""
+        return None
+
 
 class LikertCriterion(_Common):
     scale: Literal["likert"]
@@ -51,6 +84,21 @@ class LikertCriterion(_Common):
     max: int = Field(ge=-10, le=10)
     anchors: dict[str, Annotated[str, Field(max_length=MAX_ANCHOR)]] = Field(default_factory=dict)
     target: float | None = None
+
+    def levels(self) -> tuple[str, ...]:
+        return tuple(str(v) for v in range(self.min, self.max + 1))
+
+    def number_range(self) -> tuple[float, float]:
+        return float(self.min), float(self.max)
+
+    def _clean(self, value: Any) -> int:
+        if isinstance(value, int) and not isinstance(value, bool) and self.min <= value <= self.max:
+            return value
+        raise AnswerError(f"a whole number from {self.min} to {self.max}")
+
+    def as_number(self, value: Any) -> float | None:
+        number = _plain_number(value)
+        return number if number is not None and self.min <= number <= self.max else None
 
     @model_validator(mode="after")
     def _check(self) -> "LikertCriterion":
@@ -76,6 +124,20 @@ class BinaryCriterion(_Common):
     scale: Literal["binary"]
     anchors: dict[Literal["yes", "no"], Annotated[str, Field(max_length=MAX_ANCHOR)]] = Field(default_factory=dict)
 
+    def levels(self) -> tuple[str, ...]:
+        return BINARY_LEVELS
+
+    def level_label(self, level: str) -> str:
+        return level.capitalize()
+
+    def _clean(self, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        raise AnswerError("yes or no")
+
+    def as_number(self, value: Any) -> float | None:
+        return _binary_number(value)
+
     @model_validator(mode="after")
     def _check(self) -> "BinaryCriterion":
         if self.polarity == "target":
@@ -85,6 +147,14 @@ class BinaryCriterion(_Common):
 
 class PairwiseCriterion(_Common):
     scale: Literal["pairwise"]
+
+    def levels(self) -> tuple[str, ...]:
+        return PAIRWISE_ANSWERS
+
+    def _clean(self, value: Any) -> str:
+        if value in PAIRWISE_ANSWERS or (value == "na" and self.na_allowed):
+            return value
+        raise AnswerError("must be A, B or tie" + (" or na" if self.na_allowed else ""))
 
     @model_validator(mode="after")
     def _check(self) -> "PairwiseCriterion":
@@ -99,6 +169,23 @@ class SeverityCriterion(_Common):
     anchors: dict[Literal["none", "minor", "moderate", "severe"], Annotated[str, Field(max_length=MAX_ANCHOR)]] = (
         Field(default_factory=dict)
     )
+
+    def levels(self) -> tuple[str, ...]:
+        return SEVERITY_LEVELS
+
+    def level_label(self, level: str) -> str:
+        return level.capitalize()
+
+    def number_range(self) -> tuple[float, float]:
+        return 0.0, float(len(SEVERITY_LEVELS) - 1)
+
+    def _clean(self, value: Any) -> str:
+        if value in SEVERITY_LEVELS:
+            return value
+        raise AnswerError("none, minor, moderate or severe")
+
+    def as_number(self, value: Any) -> float | None:
+        return _severity_number(value)
 
     @model_validator(mode="after")
     def _check(self) -> "SeverityCriterion":
@@ -119,6 +206,11 @@ class SpansCriterion(_Common):
     polarity: Polarity = "lower_better"
     error_types: list[ErrorType] = Field(min_length=1, max_length=50)
 
+    def as_number(self, value: Any) -> float | None:
+        # The number of tagged errors of this criterion's types; unbounded above.
+        number = _plain_number(value)
+        return number if number is not None and number >= 0 else None
+
     @model_validator(mode="after")
     def _check(self) -> "SpansCriterion":
         keys = [e.key for e in self.error_types]
@@ -134,6 +226,50 @@ CriterionSpec = Annotated[
 _adapter: TypeAdapter[Any] = TypeAdapter(CriterionSpec)
 
 COMMON_FIELDS = tuple(_Common.model_fields) + ("scale",)
+
+
+class AnswerError(ValueError):
+    """An answer the criterion's scale does not allow; the message says what does."""
+
+
+def _plain_number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
+def _binary_number(value: Any) -> float | None:
+    # Stored as true/false: yes = 1, no = 0.
+    return (1.0 if value else 0.0) if isinstance(value, bool) else None
+
+
+def _severity_number(value: Any) -> float | None:
+    # none = 0, minor = 1, moderate = 2, severe = 3: the level's position.
+    return float(SEVERITY_LEVELS.index(value)) if value in SEVERITY_LEVELS else None
+
+
+SCALES: dict[str, type[_Common]] = {
+    "likert": LikertCriterion, "binary": BinaryCriterion, "pairwise": PairwiseCriterion,
+    "severity": SeverityCriterion, "spans": SpansCriterion,
+}
+
+
+def scale_of(spec: dict[str, Any]) -> _Common:
+    """The scale object of a stored criterion (``Criterion.as_spec()`` or a version
+    document's criterion), to ask it about answers. Stored criteria were validated
+    when written, so this only builds the object."""
+    return validate_criterion(spec)
+
+
+def answer_number(value: Any) -> float | None:
+    """A stored rating answer as a number when its criterion is not at hand (a
+    dataset mixes rubric versions): the stored type says the scale, since each
+    scale stores its own type (binary a bool, severity a level, Likert a number)."""
+    if isinstance(value, bool):
+        return _binary_number(value)
+    if isinstance(value, str):
+        return _severity_number(value)
+    return _plain_number(value)
 
 
 class CriterionError(ValueError):

@@ -23,18 +23,18 @@ def prefixed(key, prefix):
 
 @register.filter
 def levels(criterion):
-    """The options of a rating criterion as (value, label, anchor, key) tuples."""
-    scale = criterion.get("scale")
+    """The options of a rating criterion as (value, label, anchor, key) tuples; the
+    levels come from the scale (``rubrics.schema``). The key is the level itself
+    when it is a single digit (Likert 0–9), else the option's position."""
+    from rubrics.schema import scale_of
+
+    scale = scale_of(criterion)
     anchors = criterion.get("anchors") or {}
-    if scale == "likert":
-        lo, hi = criterion.get("min", 0), criterion.get("max", 4)
-        return [(str(v), str(v), anchors.get(str(v), ""), str(v) if 0 <= v <= 9 else "") for v in range(lo, hi + 1)]
-    if scale == "binary":
-        return [("yes", "Yes", anchors.get("yes", ""), "1"), ("no", "No", anchors.get("no", ""), "2")]
-    if scale == "severity":
-        return [(lvl, lvl.capitalize(), anchors.get(lvl, ""), str(i + 1))
-                for i, lvl in enumerate(("none", "minor", "moderate", "severe"))]
-    return []
+    options = []
+    for i, level in enumerate(scale.levels()):
+        key = level if criterion.get("scale") == "likert" else str(i + 1)
+        options.append((level, scale.level_label(level), anchors.get(level, ""), key if len(key) == 1 else ""))
+    return options
 
 
 @register.filter

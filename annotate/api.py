@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
@@ -16,8 +14,9 @@ from rest_framework.response import Response as ApiResponse
 
 from . import exports, queue, services
 from .access import get_assignment_for, get_project_for
+from .presenters import task_payload
 from .importers import PARSERS
-from .models import Assignment, ExportJob, ImportJob, Project, TaskKind
+from .models import ExportJob, ImportJob, Project, TaskKind
 
 
 class ProjectSerializer(serializers.ModelSerializer):
@@ -161,54 +160,6 @@ def export_file(request, slug: str, job_id: int, which: str):
 
 
 # --- the annotation queue ----------------------------------------------------------
-
-
-def task_payload(assignment: Assignment) -> dict:
-    """What an annotator may see of a task: the conversation, the responses in the
-    order shown, and the rubric. Never gold flags or answers, model names, model
-    scores or other annotators' labels."""
-    a = assignment
-    data: dict = {
-        "assignment": a.pk,
-        "kind": a.kind,
-        "project": a.project.slug,
-        "expires_at": a.expires_at,
-        "state": a.state,
-        "guidelines": a.project.guidelines,
-        "rubric_version": None,
-        "criteria": [],
-    }
-    if a.rubric_version_id:
-        v = a.rubric_version
-        data["rubric_version"] = {"id": v.pk, "rubric": v.rubric.name, "number": v.number,
-                                  "ask_overall_preference": v.ask_overall_preference, "guidelines": v.guidelines}
-        data["criteria"] = [_criterion_view(c) for c in v.criteria.all()]
-    if a.kind == TaskKind.PAIRWISE:
-        c = a.comparison
-        left, right = (c.response_a, c.response_b) if a.shown_left_id == c.response_a_id else (c.response_b, c.response_a)
-        data["conversation"] = c.prompt.conversation
-        data["responses"] = [{"id": left.pk, "label": "A", "text": left.text}, {"id": right.pk, "label": "B", "text": right.text}]
-    elif a.kind == TaskKind.RATING:
-        data["conversation"] = a.response.prompt.conversation
-        data["responses"] = [{"id": a.response.pk, "label": "", "text": a.response.text}]
-    else:
-        responses = list(a.prompt.responses.all())
-        # a stable shuffle per assignment, so the listing order carries no signal
-        random.Random(a.pk).shuffle(responses)
-        data["conversation"] = a.prompt.conversation
-        data["responses"] = [{"id": r.pk, "label": chr(65 + i) if i < 26 else str(i + 1), "text": r.text}
-                             for i, r in enumerate(responses)]
-        data["ranking_top_k"] = a.project.ranking_top_k
-    return data
-
-
-def _criterion_view(c) -> dict:
-    view = {"key": c.key, "name": c.name, "description": c.description, "scale": c.scale,
-            "na_allowed": c.na_allowed, "requires_rationale": c.requires_rationale}
-    for k in ("min", "max", "anchors", "error_types"):
-        if k in c.config:
-            view[k] = c.config[k]
-    return view
 
 
 class NextTaskRequest(serializers.Serializer):

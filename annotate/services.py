@@ -26,6 +26,8 @@ from django.contrib.auth import get_user_model
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from rubrics.models import RubricVersion
+
 from . import import_writer
 from .importers import PARSERS, ImportRejected, Record
 from .models import (
@@ -582,3 +584,16 @@ class _ImportWriter:
              "updated_at"],
             rows, unique_fields=["prompt", "annotator"], update_fields=["groups", "metadata", "updated_at"],
         )
+
+
+@transaction.atomic
+def project_pin_rubric(*, project: Project, version: RubricVersion) -> Project:
+    """Point the project's new tasks at ``version``. Labels already made keep the
+    version they were made under (their own foreign key), and tasks already handed
+    out finish under the version they were shown with."""
+    version = RubricVersion.objects.select_for_update().get(pk=version.pk)
+    if version.status != RubricVersion.Status.PUBLISHED:
+        raise ValueError(f"{version} is not published; publish it before pinning it on a project")
+    project.rubric_version = version
+    project.save(update_fields=["rubric_version"])
+    return project

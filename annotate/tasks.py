@@ -40,3 +40,14 @@ def assignments_expire() -> int:
     from . import queue
 
     return queue.assignments_expire()
+
+
+@shared_task(name="annotate.tasks.derive_judgments", acks_late=True)
+def derive_judgments(project_id: int, rule: str) -> dict | str:
+    from . import derived
+    from .models import Project
+
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return "gone"
+    return derived.derived_judgments_refresh(project=project, rule=rule)

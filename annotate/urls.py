@@ -1,10 +1,9 @@
 from django.urls import path
 
-from . import api, views
+from . import api, rubric_views, views
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("healthz", views.healthz, name="healthz"),
     path("p/<slug:slug>/", views.project_detail, name="project-detail"),
     path("p/<slug:slug>/import/", views.import_upload, name="import-upload"),
     path("p/<slug:slug>/work/<str:kind>/", views.work, name="work"),
@@ -12,6 +11,9 @@ urlpatterns = [
     path("p/<slug:slug>/tasks/<int:assignment_id>/skip/", views.task_skip, name="task-skip"),
     path("p/<slug:slug>/progress/", views.progress, name="progress"),
     path("p/<slug:slug>/mine/", views.my_labels, name="my-labels"),
+    path("p/<slug:slug>/rubric/", rubric_views.project_pin, name="project-pin-rubric"),
+    path("p/<slug:slug>/derived/", rubric_views.project_derived, name="project-derived"),
+    path("rubrics/<slug:slug>/v/<int:number>/pin/", rubric_views.version_pin, name="rubric-pin"),
     path("p/<slug:slug>/imports/", views.import_jobs_partial, name="import-jobs"),
     path("p/<slug:slug>/imports/<int:job_id>/cancel/", views.import_cancel, name="import-cancel"),
     path("p/<slug:slug>/exports/", views.exports_page, name="exports"),

@@ -6,28 +6,16 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import connection
-from django.http import FileResponse, Http404, JsonResponse
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import exports, forms, queue, services, stats
 from .access import can_manage, get_assignment_for, get_project_for
-from .api import task_payload
+from .presenters import PREFERENCE_SCALE, task_payload
 from .forms import FORMAT_HELP, ExportForm, ImportForm
 from .models import Comparison, ExportJob, ImportJob, Judgment, Project, Prompt, Rating, Response
 from rubrics.models import RubricVersion
-
-
-@require_GET
-def healthz(request):
-    """200 when the database answers; 503 with the reason otherwise."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-    except Exception as exc:  # any database failure means "not ready"
-        return JsonResponse({"status": "unavailable", "database": str(exc)[:200]}, status=503)
-    return JsonResponse({"status": "ok", "database": connection.vendor})
 
 
 @login_required
@@ -184,12 +172,6 @@ def _task_context(request, project: Project, kind: str, assignment=None, **extra
         "values": {},
         **extra,
     }
-
-
-PREFERENCE_SCALE = [
-    (-3, "A much better", "1"), (-2, "A better", "2"), (-1, "A slightly better", "3"), (0, "Tie", "4"),
-    (1, "B slightly better", "5"), (2, "B better", "6"), (3, "B much better", "7"),
-]
 
 
 @login_required

@@ -13,7 +13,7 @@ from rest_framework.response import Response as ApiResponse
 from . import portable, services
 from .models import Rubric, RubricVersion
 from .schema import CriterionError
-from .views import _require_researcher
+from .access import require_researcher
 
 
 class RubricVersionSummarySerializer(serializers.ModelSerializer):
@@ -62,7 +62,7 @@ def _version_data(version: RubricVersion) -> dict:
 @extend_schema(methods=["POST"], request=RubricCreateSerializer, responses={201: RubricVersionSerializer})
 @api_view(["GET", "POST"])
 def rubric_list(request):
-    _require_researcher(request.user)
+    require_researcher(request.user)
     if request.method == "GET":
         return ApiResponse(RubricSerializer(Rubric.objects.prefetch_related("versions"), many=True).data)
     body = RubricCreateSerializer(data=request.data)
@@ -81,14 +81,14 @@ def rubric_list(request):
 @extend_schema(responses=RubricSerializer)
 @api_view(["GET"])
 def rubric_detail(request, slug: str):
-    _require_researcher(request.user)
+    require_researcher(request.user)
     return ApiResponse(RubricSerializer(get_object_or_404(Rubric, slug=slug)).data)
 
 
 @extend_schema(responses=RubricVersionSerializer)
 @api_view(["GET"])
 def version_detail(request, slug: str, number: int):
-    _require_researcher(request.user)
+    require_researcher(request.user)
     version = get_object_or_404(RubricVersion, rubric__slug=slug, number=number)
     return ApiResponse(_version_data(version))
 
@@ -96,7 +96,7 @@ def version_detail(request, slug: str, number: int):
 @extend_schema(request=None, responses=RubricVersionSerializer)
 @api_view(["POST"])
 def version_publish(request, slug: str, number: int):
-    _require_researcher(request.user)
+    require_researcher(request.user)
     version = get_object_or_404(RubricVersion, rubric__slug=slug, number=number)
     try:
         version = services.rubric_version_publish(version=version)
@@ -108,7 +108,7 @@ def version_publish(request, slug: str, number: int):
 @extend_schema(request=ImportSerializer, responses={201: RubricVersionSerializer})
 @api_view(["POST"])
 def rubric_import(request):
-    _require_researcher(request.user)
+    require_researcher(request.user)
     body = ImportSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     try:

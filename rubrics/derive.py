@@ -1,7 +1,7 @@
 """Pairwise labels derived from ratings by a rubric's aggregation rule (DESIGN §3).
 
 Pure functions over per-response criterion scores; no database. The service
-``rubrics.services.derived_judgments_refresh`` feeds them the mean rating of each
+``annotate.derived.derived_judgments_refresh`` feeds them the mean rating of each
 response and stores what they decide as judgments with ``source = derived``.
 
 Every criterion score is first *oriented* so that higher is better:

@@ -23,16 +23,34 @@ class Rubric(models.Model):
         return self.name
 
 
+# Labels (annotate's Judgment, Rating, Ranking) point at the version they were made
+# under. Rubrics sit below annotate (DESIGN §10), so they are reached through these
+# reverse relations, never by importing annotate.
+LABEL_RELATIONS = ("judgments", "ratings", "rankings")
+
+
+def _label_models():
+    return [(name, RubricVersion._meta.get_field(name).related_model) for name in LABEL_RELATIONS]
+
+
 class RubricVersionQuerySet(models.QuerySet):
     def referenced(self) -> "RubricVersionQuerySet":
         """Versions that any label points at: these can never change again."""
-        from annotate.models import Judgment, Ranking, Rating
+        any_label = models.Q()
+        for _, model in _label_models():
+            any_label |= models.Exists(model.objects.filter(rubric_version=models.OuterRef("pk")))
+        return self.filter(any_label)
 
-        return self.filter(
-            models.Exists(Judgment.objects.filter(rubric_version=models.OuterRef("pk")))
-            | models.Exists(Rating.objects.filter(rubric_version=models.OuterRef("pk")))
-            | models.Exists(Ranking.objects.filter(rubric_version=models.OuterRef("pk")))
-        )
+    def label_counts(self) -> dict[int, dict[str, int]]:
+        """Labels made under each of these versions, by kind (``judgments``, …),
+        counted in SQL: the proof that old labels stay put."""
+        counts: dict[int, dict[str, int]] = {}
+        for name, model in _label_models():
+            rows = (model.objects.filter(rubric_version__in=self).values("rubric_version_id")
+                    .annotate(n=models.Count("id")).values_list("rubric_version_id", "n"))
+            for vid, n in rows:
+                counts.setdefault(vid, {})[name] = n
+        return counts
 
 
 class RubricVersion(models.Model):
@@ -67,6 +85,11 @@ class RubricVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rubric.name} v{self.number} ({self.status})"
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("rubric-detail", args=[self.rubric.slug]) + f"?v={self.number}"
 
 
 class Criterion(models.Model):

@@ -229,19 +229,6 @@ def rubric_clone(*, version: RubricVersion, name: str, slug: str, created_by=Non
 
 
 @transaction.atomic
-def project_pin_rubric(*, project, version: RubricVersion):
-    """Point the project's new tasks at ``version``. Labels already made keep the
-    version they were made under (their own foreign key), and tasks already handed
-    out finish under the version they were shown with."""
-    version = RubricVersion.objects.select_for_update().get(pk=version.pk)
-    if version.status != RubricVersion.Status.PUBLISHED:
-        raise ValueError(f"{version} is not published; publish it before pinning it on a project")
-    project.rubric_version = version
-    project.save(update_fields=["rubric_version"])
-    return project
-
-
-@transaction.atomic
 def rubric_version_import(*, document: dict[str, Any], slug: str | None = None, name: str | None = None,
                           created_by=None) -> RubricVersion:
     """Create a draft from an exported document (see ``rubrics.portable``).
@@ -273,70 +260,3 @@ def rubric_version_import(*, document: dict[str, Any], slug: str | None = None, 
     for data in doc["criteria"]:
         criterion_add(version=version, data=data)
     return version
-
-
-def derivation_user(rule: str):
-    """The inactive system account that owns judgments derived by ``rule``: one per
-    rule keeps the (comparison, annotator) uniqueness meaningful and keeps derived
-    labels apart from every person's."""
-    from django.contrib.auth import get_user_model
-
-    user, created = get_user_model().objects.get_or_create(
-        username=f"preflab-derived-{rule.replace('_', '-')}", defaults={"is_active": False}
-    )
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    return user
-
-
-@transaction.atomic
-def derived_judgments_refresh(*, project, rule: str | None = None, version: RubricVersion | None = None) -> dict[str, int]:
-    """Derive a pairwise judgment for every comparison whose two responses both have
-    ratings, from the mean rating per criterion, by ``rule`` (default: the version's
-    aggregation). Replaces this rule's earlier derived judgments in the project;
-    never touches human, imported or model labels.
-
-    Ratings count when they were made under any version of the same rubric: criteria
-    are matched by key, and a value outside the current scale is ignored."""
-    from annotate.models import Comparison, Judgment, LabelSource, Rating
-
-    from . import derive
-
-    version = version or project.rubric_version
-    if version is None:
-        raise ValueError("the project has no rubric version pinned")
-    rule = rule or version.aggregation
-    if rule not in derive.RULES:
-        raise ValueError(f"unknown aggregation {rule!r}; choose one of {', '.join(derive.RULES)}")
-    rules = derive.rules_from_specs(c.as_spec() for c in version.criteria.all())
-    if not rules:
-        raise ValueError(f"{version} has no rated criteria (Likert, binary, severity, spans) to derive from")
-    user = derivation_user(rule)
-
-    per_response: dict[int, list] = {}
-    ratings = Rating.objects.filter(
-        response__prompt__project=project,
-        source__in=[LabelSource.HUMAN, LabelSource.IMPORTED],
-        rubric_version__rubric_id=version.rubric_id,
-    ).values_list("response_id", "scores", "spans")
-    for response_id, scores, spans in ratings.iterator(chunk_size=2000):
-        per_response.setdefault(response_id, []).append((scores, spans))
-    means = {rid: derive.mean_scores(rows, rules) for rid, rows in per_response.items()}
-
-    Judgment.objects.filter(comparison__project=project, annotator=user, source=LabelSource.DERIVED).delete()
-    made = []
-    counts = {"A": 0, "B": 0, "tie": 0}
-    pairs = Comparison.objects.filter(project=project, response_a_id__in=means, response_b_id__in=means)
-    for cid, ra, rb in pairs.values_list("id", "response_a_id", "response_b_id").iterator(chunk_size=2000):
-        decision = derive.derive(rule, means[ra], means[rb], rules)
-        counts[decision.choice] += 1
-        made.append(Judgment(
-            comparison_id=cid, annotator=user, rubric_version=version, choice=decision.choice,
-            strength=0 if decision.choice == "tie" else None, source=LabelSource.DERIVED,
-            derivation_rule=rule,
-            metadata={"decided_by": decision.decided_by, "rubric_version": version.number,
-                      "scores": [decision.score_a, decision.score_b] if decision.score_a is not None else None},
-        ))
-    Judgment.objects.bulk_create(made, batch_size=1000)
-    return {"derived": len(made), "responses_rated": len(means), **counts}

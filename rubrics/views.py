@@ -13,15 +13,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import retarget
 
-from annotate.access import can_manage, get_project_for, project_role
-from annotate.api import _criterion_view
-from annotate.models import Membership, Project, Role
 
-from . import forms, portable, services, tasks
-from .derive import RULES
+from . import forms, portable, services
+from .access import get_rubric_for, get_version_for, projects_pinning, projects_run_by, require_researcher
 from .diff import version_diff
 from .models import Criterion, Rubric, RubricVersion
-from .reports import derivation_report
+from .presenters import PREFERENCE_SCALE, criterion_view
 from .schema import CriterionError
 
 SAMPLE_CONVERSATION = [{"role": "user", "content": "An example prompt: *how do I boil an egg?*"}]
@@ -31,34 +28,8 @@ SAMPLE_RESPONSES = [
 ]
 
 
-# --- access -------------------------------------------------------------------------------
-
-
-def _require_researcher(user) -> None:
-    """Rubrics are a shared library for people who run projects: staff, and anyone
-    who is a researcher somewhere. Everyone else gets 404, as for projects."""
-    if not user.is_authenticated or not (
-        user.is_staff or Membership.objects.filter(user=user, role=Role.RESEARCHER).exists()
-    ):
-        raise Http404("No such page.")
-
-
-def _get_rubric_for(user, slug: str) -> Rubric:
-    _require_researcher(user)
-    return get_object_or_404(Rubric, slug=slug)
-
-
-def _get_version_for(user, slug: str, number: int) -> RubricVersion:
-    rubric = _get_rubric_for(user, slug)
-    return get_object_or_404(RubricVersion.objects.select_related("rubric"), rubric=rubric, number=number)
-
-
 def _editor_url(version: RubricVersion) -> str:
     return reverse("rubric-edit", args=[version.rubric.slug, version.number])
-
-
-def _detail_url(version: RubricVersion) -> str:
-    return reverse("rubric-detail", args=[version.rubric.slug]) + f"?v={version.number}"
 
 
 # --- list, create, import ---------------------------------------------------------------
@@ -67,7 +38,7 @@ def _detail_url(version: RubricVersion) -> str:
 @login_required
 @require_GET
 def rubric_list(request):
-    _require_researcher(request.user)
+    require_researcher(request.user)
     rubrics = Rubric.objects.prefetch_related("versions").order_by("name")
     return render(request, "rubrics/list.html", {
         "rubrics": rubrics, "templates": services.template_list(), "values": {}, "errors": {},
@@ -77,7 +48,7 @@ def rubric_list(request):
 @login_required
 @require_POST
 def rubric_create(request):
-    _require_researcher(request.user)
+    require_researcher(request.user)
     name, slug, template = (request.POST.get(k, "").strip() for k in ("name", "slug", "template"))
     errors = {}
     if not name:
@@ -104,7 +75,7 @@ def rubric_create(request):
 @login_required
 @require_POST
 def rubric_import(request):
-    _require_researcher(request.user)
+    require_researcher(request.user)
     upload = request.FILES.get("file")
     if upload is None:
         messages.error(request, "Choose a .json or .yaml file to import.")
@@ -128,36 +99,20 @@ def rubric_import(request):
 @login_required
 @require_GET
 def rubric_detail(request, slug: str):
-    rubric = _get_rubric_for(request.user, slug)
+    rubric = get_rubric_for(request.user, slug)
     versions = list(rubric.versions.all().order_by("-number"))
     wanted = request.GET.get("v")
     version = next((v for v in versions if str(v.number) == wanted), None) or (versions[0] if versions else None)
     referenced = set(RubricVersion.objects.filter(rubric=rubric).referenced().values_list("pk", flat=True))
-    label_counts = _label_counts(rubric)
-    manageable = [p for p in Project.objects.visible_to(request.user).order_by("name")
-                  if can_manage(project_role(request.user, p))]
+    label_counts = RubricVersion.objects.filter(rubric=rubric).label_counts()
+    manageable = list(projects_run_by(request.user))
     return render(request, "rubrics/detail.html", {
         "rubric": rubric, "versions": versions, "version": version, "referenced": referenced,
         "criteria": list(version.criteria.all()) if version else [],
         "projects": manageable,
-        "pinned": {p.pk: p for p in Project.objects.filter(rubric_version__rubric=rubric)},
+        "pinned": {p.pk: p for p in projects_pinning(rubric)},
         "label_counts": label_counts,
     })
-
-
-def _label_counts(rubric: Rubric) -> dict[int, dict[str, int]]:
-    """Labels made under each version, by kind: the proof that old labels stay put."""
-    from django.db.models import Count
-
-    from annotate.models import Judgment, Ranking, Rating
-
-    counts: dict[int, dict[str, int]] = {}
-    for name, model in (("judgments", Judgment), ("ratings", Rating), ("rankings", Ranking)):
-        rows = (model.objects.filter(rubric_version__rubric=rubric).values("rubric_version_id")
-                .annotate(n=Count("id")).values_list("rubric_version_id", "n"))
-        for vid, n in rows:
-            counts.setdefault(vid, {})[name] = n
-    return counts
 
 
 @login_required
@@ -165,7 +120,7 @@ def _label_counts(rubric: Rubric) -> dict[int, dict[str, int]]:
 def version_export(request, slug: str, number: int, fmt: str):
     if fmt not in ("json", "yaml"):
         raise Http404("Export as .json or .yaml.")
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     doc = portable.build_document(version)
     body = portable.dump_json(doc) if fmt == "json" else portable.dump_yaml(doc)
     response = HttpResponse(body, content_type="application/json" if fmt == "json" else "application/yaml")
@@ -176,7 +131,7 @@ def version_export(request, slug: str, number: int, fmt: str):
 @login_required
 @require_GET
 def rubric_diff(request, slug: str):
-    rubric = _get_rubric_for(request.user, slug)
+    rubric = get_rubric_for(request.user, slug)
     versions = list(rubric.versions.order_by("number"))
     if len(versions) < 2:
         messages.info(request, "Only one version so far: nothing to compare.")
@@ -194,7 +149,7 @@ def rubric_diff(request, slug: str):
 
 def _editor_context(version: RubricVersion, **extra) -> dict:
     criteria = list(version.criteria.all())
-    views = [_criterion_view(c) for c in criteria]
+    views = [criterion_view(c) for c in criteria]
     return {
         "rubric": version.rubric,
         "version": version,
@@ -215,8 +170,6 @@ def _editor_context(version: RubricVersion, **extra) -> dict:
 
 def _preview(version: RubricVersion, views: list[dict]) -> dict:
     """The annotator's forms, filled with sample text, built from the draft itself."""
-    from annotate.views import PREFERENCE_SCALE
-
     rated = [v for v in views if v["scale"] in ("likert", "binary", "severity", "spans")]
     pairwise = [v for v in views if v["scale"] == "pairwise"]
     base = {"conversation": SAMPLE_CONVERSATION, "rubric_version": {"ask_overall_preference": version.ask_overall_preference}}
@@ -246,14 +199,14 @@ def _draft_or_redirect(request, version: RubricVersion):
     if version.status != RubricVersion.Status.DRAFT:
         messages.info(request, f"v{version.number} is {version.status} and can no longer change. "
                                "Use “New draft from this version” to edit a copy.")
-        return redirect(_detail_url(version))
+        return redirect(version.get_absolute_url())
     return None
 
 
 @login_required
 @require_GET
 def version_edit(request, slug: str, number: int):
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     refused = _draft_or_redirect(request, version)
     if refused:
         return refused
@@ -271,15 +224,15 @@ def _locked(request, version, exc):
     messages.error(request, str(exc))
     if request.htmx:
         response = HttpResponse(status=204)
-        response["HX-Redirect"] = _detail_url(version)
+        response["HX-Redirect"] = version.get_absolute_url()
         return response
-    return redirect(_detail_url(version))
+    return redirect(version.get_absolute_url())
 
 
 @login_required
 @require_POST
 def version_settings(request, slug: str, number: int):
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     aggregation = request.POST.get("aggregation", version.aggregation)
     try:
         services.rubric_version_update(
@@ -306,7 +259,7 @@ def version_settings(request, slug: str, number: int):
 @login_required
 @require_POST
 def criterion_add(request, slug: str, number: int):
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     data, errors = forms.spec_from_post(request.POST)
     if not errors:
         try:
@@ -328,7 +281,7 @@ def criterion_add(request, slug: str, number: int):
 def criterion_edit(request, slug: str, number: int, key: str):
     """GET: the inline form for one criterion. POST: save it (or, with ``refresh``,
     re-render the form for a changed scale or range without saving)."""
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     crit = get_object_or_404(Criterion, version=version, key=key)
     if request.method == "GET":
         values = forms.initial_from_spec(crit.as_spec())
@@ -365,7 +318,7 @@ def _form_context(version, crit, values, errors, levels) -> dict:
 @require_POST
 def criterion_add_form(request, slug: str, number: int):
     """Re-render the add form after the scale or range changed (nothing is saved)."""
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     levels = forms.anchor_levels(request.POST.get("scale", "likert"), request.POST.get("min"), request.POST.get("max"))
     return render(request, "rubrics/partials/criterion_add.html", {
         "version": version, "rubric": version.rubric, "add_values": request.POST, "add_errors": {},
@@ -376,7 +329,7 @@ def criterion_add_form(request, slug: str, number: int):
 @login_required
 @require_POST
 def criterion_delete(request, slug: str, number: int, key: str):
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     crit = get_object_or_404(Criterion, version=version, key=key)
     try:
         services.criterion_delete(criterion=crit)
@@ -388,7 +341,7 @@ def criterion_delete(request, slug: str, number: int, key: str):
 @login_required
 @require_POST
 def criterion_move(request, slug: str, number: int, key: str):
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     keys = list(version.criteria.values_list("key", flat=True))
     if key not in keys:
         raise Http404("No such criterion.")
@@ -409,20 +362,20 @@ def criterion_move(request, slug: str, number: int, key: str):
 @login_required
 @require_POST
 def version_publish(request, slug: str, number: int):
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     try:
         services.rubric_version_publish(version=version)
     except (services.RubricVersionLocked, ValueError) as exc:
         messages.error(request, str(exc))
-        return redirect(_editor_url(version) if version.status == "draft" else _detail_url(version))
+        return redirect(_editor_url(version) if version.status == "draft" else version.get_absolute_url())
     messages.success(request, f"Published {version.rubric.name} v{version.number}. It can no longer change.")
-    return redirect(_detail_url(version))
+    return redirect(version.get_absolute_url())
 
 
 @login_required
 @require_POST
 def version_new_draft(request, slug: str, number: int):
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     changelog = request.POST.get("changelog", "").strip()
     draft = services.rubric_version_new_draft(version=version, changelog=changelog)
     messages.success(request, f"Draft v{draft.number} created from v{version.number}.")
@@ -432,7 +385,7 @@ def version_new_draft(request, slug: str, number: int):
 @login_required
 @require_POST
 def version_discard(request, slug: str, number: int):
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     try:
         services.rubric_version_delete_draft(version=version)
     except services.RubricVersionLocked as exc:
@@ -446,66 +399,11 @@ def version_discard(request, slug: str, number: int):
 @login_required
 @require_POST
 def version_clone(request, slug: str, number: int):
-    version = _get_version_for(request.user, slug, number)
+    version = get_version_for(request.user, slug, number)
     name, new_slug = request.POST.get("name", "").strip(), request.POST.get("slug", "").strip()
     if not name or not new_slug or Rubric.objects.filter(slug=new_slug).exists() or new_slug.lower() != new_slug:
         messages.error(request, "Give the copy a name and a new, unused lowercase slug.")
-        return redirect(_detail_url(version))
+        return redirect(version.get_absolute_url())
     clone = services.rubric_clone(version=version, name=name, slug=new_slug, created_by=request.user)
     messages.success(request, f"Cloned into {clone.rubric.name} (draft v1).")
     return redirect(_editor_url(clone))
-
-
-# --- projects: pin, derived labels --------------------------------------------------------
-
-
-def _pin(request, project, version) -> None:
-    try:
-        services.project_pin_rubric(project=project, version=version)
-    except ValueError as exc:
-        messages.error(request, str(exc))
-    else:
-        messages.success(request, f"{project.name} now uses {version.rubric.name} v{version.number}; "
-                                  "labels already made keep their own version.")
-
-
-@login_required
-@require_POST
-def project_pin(request, slug: str):
-    """From the project page: choose one of the published versions."""
-    project, _ = get_project_for(request.user, slug, role=Role.RESEARCHER)
-    version = get_object_or_404(RubricVersion, pk=request.POST.get("version") or 0,
-                                status=RubricVersion.Status.PUBLISHED)
-    _pin(request, project, version)
-    return redirect("project-detail", slug=project.slug)
-
-
-@login_required
-@require_POST
-def version_pin(request, slug: str, number: int):
-    """From the rubric page: choose one of the projects the user runs."""
-    version = _get_version_for(request.user, slug, number)
-    project, _ = get_project_for(request.user, request.POST.get("project", ""), role=Role.RESEARCHER)
-    _pin(request, project, version)
-    return redirect(_detail_url(version))
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def project_derived(request, slug: str):
-    project, _ = get_project_for(request.user, slug, role=Role.RESEARCHER)
-    rule = request.POST.get("rule") or request.GET.get("rule") or (
-        project.rubric_version.aggregation if project.rubric_version else "hierarchical")
-    if rule not in RULES:
-        raise Http404("No such rule.")
-    if request.method == "POST":
-        if project.rubric_version is None:
-            messages.error(request, "Pin a published rubric version on the project first.")
-        else:
-            tasks.derive_judgments.delay_on_commit(project.pk, rule)
-            messages.success(request, f"Deriving pairwise labels by {rule} in the background; "
-                                      "reload in a moment to see them.")
-        return redirect(reverse("project-derived", args=[slug]) + f"?rule={rule}")
-    return render(request, "rubrics/derived.html", {
-        "project": project, "rule": rule, "rules": RULES, "report": derivation_report(project=project, rule=rule),
-    })

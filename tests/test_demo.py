@@ -37,7 +37,7 @@ def test_demo_creates_project_accounts_and_is_repeatable(client):
 
 
 def test_demo_has_simulated_labels_and_a_derived_agreement_report(client):
-    from rubrics.reports import derivation_report
+    from annotate.derived import derivation_report
 
     call_command("demo", stdout=io.StringIO())
     call_command("demo", stdout=io.StringIO())  # seeding happens once

@@ -33,3 +33,76 @@ def test_migrations_are_in_sync_with_models():
 
     # --check exits non-zero when a model change has no migration
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+# --- dependencies run one way: rubrics ← annotate ← models_svc, quality ----------------
+
+# app → the apps it may import (itself always). preflab (settings, urls, Celery app)
+# sits on top and may import anything; frontend's template tags may ask rubrics.
+MAY_IMPORT = {
+    "rubrics": set(),
+    "annotate": {"rubrics"},
+    "models_svc": {"rubrics", "annotate"},
+    "quality": {"rubrics", "annotate", "models_svc"},
+    "frontend": {"rubrics"},
+}
+APPS = set(MAY_IMPORT) | {"preflab"}
+
+
+def wrong_way_imports(root: Path) -> list[str]:
+    """Every import (module level or inside a function: a lazy import is still a
+    dependency) from an app of ``root`` into an app it may not import."""
+    import ast
+
+    found = []
+    for app, allowed in MAY_IMPORT.items():
+        for path in sorted((root / app).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names = [node.module]
+                else:
+                    continue
+                for name in names:
+                    top = name.split(".")[0]
+                    if top in APPS and top != app and top not in allowed:
+                        found.append(f"{path.relative_to(root)}:{node.lineno} imports {name}")
+    return found
+
+
+def test_apps_import_only_downwards():
+    assert wrong_way_imports(REPO) == []
+
+
+def test_layout_check_catches_a_planted_wrong_way_import(tmp_path):
+    for app in MAY_IMPORT:
+        (tmp_path / app).mkdir()
+    (tmp_path / "rubrics" / "views.py").write_text("from annotate.models import Project\n")
+    (tmp_path / "annotate" / "queue.py").write_text("def f():\n    import models_svc.models\n")
+    (tmp_path / "models_svc" / "ok.py").write_text("from annotate.models import Project\nfrom rubrics import schema\n")
+    assert wrong_way_imports(tmp_path) == [
+        "rubrics/views.py:1 imports annotate.models",
+        "annotate/queue.py:2 imports models_svc.models",
+    ]
+
+
+def test_models_svc_ml_imports_no_app():
+    """ml/ is plain torch/numpy: not even the layers below it."""
+    import ast
+
+    for path in (REPO / "models_svc" / "ml").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                assert node.module.split(".")[0] not in APPS - {"models_svc"}, f"{path}: {node.module}"
+                assert not node.module.startswith("models_svc.") or node.module.startswith("models_svc.ml"), \
+                    f"{path}: {node.module}"
+
+
+def test_rubrics_researcher_role_is_annotates():
+    """rubrics.access reads memberships by the role's value without importing annotate."""
+    from annotate.models import Role
+    from rubrics.access import RESEARCHER
+
+    assert RESEARCHER == Role.RESEARCHER

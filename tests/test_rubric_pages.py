@@ -10,7 +10,7 @@ import yaml
 from django.urls import reverse
 
 from annotate.models import Comparison, Judgment, Rating, Role
-from annotate.services import membership_set
+from annotate.services import membership_set, project_pin_rubric
 from rubrics import services as rubric_services
 from rubrics.models import Criterion, Rubric, RubricVersion
 
@@ -200,7 +200,7 @@ def test_derived_report_page(rclient, project, owner, celery_eager, django_captu
     version = rubric_services.rubric_create(name="R", slug="r", aggregation="hierarchical", criteria=[
         {"key": "correct", "name": "Correct", "scale": "likert", "min": 0, "max": 4}])
     rubric_services.rubric_version_publish(version=version)
-    rubric_services.project_pin_rubric(project=project, version=version)
+    project_pin_rubric(project=project, version=version)
     fill(project, prompts=1, responses=2)
     c = Comparison.objects.get()
     Rating.objects.create(response=c.response_a, annotator=owner, rubric_version=version, scores={"correct": 4})

@@ -9,7 +9,8 @@ from rubrics import derive, portable
 from rubrics import services as rubric_services
 from rubrics.diff import version_diff
 from rubrics.models import Rubric, RubricVersion
-from rubrics.reports import derivation_report
+from annotate.derived import derivation_report, derived_judgments_refresh
+from annotate.services import project_pin_rubric
 
 from .conftest import make_user
 from .factories import fill
@@ -58,7 +59,7 @@ def test_publishing_a_referenced_version_is_refused_and_its_draft_is_separate(pr
     fill(project, prompts=1, responses=2)
     v1 = rubric_services.rubric_create(name="R", slug="r", criteria=[LIKERT])
     rubric_services.rubric_version_publish(version=v1)
-    rubric_services.project_pin_rubric(project=project, version=v1)
+    project_pin_rubric(project=project, version=v1)
     Judgment.objects.create(comparison=Comparison.objects.get(), annotator=annotator, choice="A", rubric_version=v1)
     before = db_snapshot()
     with pytest.raises(rubric_services.RubricVersionLocked):
@@ -72,13 +73,13 @@ def test_pinning_a_new_version_keeps_old_labels_on_the_old_version(project, anno
     fill(project, prompts=1, responses=2)
     v1 = rubric_services.rubric_create(name="R", slug="r", criteria=[LIKERT])
     rubric_services.rubric_version_publish(version=v1)
-    rubric_services.project_pin_rubric(project=project, version=v1)
+    project_pin_rubric(project=project, version=v1)
     Judgment.objects.create(comparison=Comparison.objects.get(), annotator=annotator, choice="A", rubric_version=v1)
     v2 = rubric_services.rubric_version_new_draft(version=v1)
     with pytest.raises(ValueError, match="not published"):
-        rubric_services.project_pin_rubric(project=project, version=v2)
+        project_pin_rubric(project=project, version=v2)
     rubric_services.rubric_version_publish(version=v2)
-    rubric_services.project_pin_rubric(project=project, version=v2)
+    project_pin_rubric(project=project, version=v2)
     project.refresh_from_db()
     assert project.rubric_version == v2
     assert Judgment.objects.get().rubric_version == v1
@@ -253,7 +254,7 @@ def test_derived_judgments_never_touch_human_labels_and_report_agreement(project
     version = rubric_services.rubric_create(name="R", slug="r", aggregation="hierarchical",
                                             criteria=[CORRECT, HELPFUL])
     rubric_services.rubric_version_publish(version=version)
-    rubric_services.project_pin_rubric(project=project, version=version)
+    project_pin_rubric(project=project, version=version)
     rater = make_user("rory-rater")
     c1, c2 = Comparison.objects.order_by("id")
     for c, (sa, sb) in ((c1, (4, 1)), (c2, (2, 2))):
@@ -265,8 +266,8 @@ def test_derived_judgments_never_touch_human_labels_and_report_agreement(project
     Judgment.objects.create(comparison=c1, annotator=owner, choice="B", rubric_version=version)
     Judgment.objects.create(comparison=c2, annotator=annotator, choice="both_bad", rubric_version=version)
 
-    counts = rubric_services.derived_judgments_refresh(project=project)
-    again = rubric_services.derived_judgments_refresh(project=project)  # idempotent
+    counts = derived_judgments_refresh(project=project)
+    again = derived_judgments_refresh(project=project)  # idempotent
 
     assert counts == again == {"derived": 2, "responses_rated": 4, "A": 1, "B": 0, "tie": 1}
     derived = Judgment.objects.filter(source="derived").order_by("comparison_id")
@@ -287,7 +288,7 @@ def test_derived_judgments_never_touch_human_labels_and_report_agreement(project
 
 def test_deriving_without_a_pinned_rubric_is_a_clear_error(project):
     with pytest.raises(ValueError, match="no rubric version pinned"):
-        rubric_services.derived_judgments_refresh(project=project)
+        derived_judgments_refresh(project=project)
 
 
 def test_templates_are_all_three_with_their_scales():

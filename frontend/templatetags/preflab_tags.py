@@ -60,8 +60,6 @@ def highlight_spans(text, spans):
 @register.filter
 def is_researcher(user) -> bool:
     """Staff, or a researcher in some project: who may open the rubric library."""
-    if not getattr(user, "is_authenticated", False):
-        return False
-    from annotate.models import Membership, Role
+    from rubrics.access import is_researcher as rubric_library_user
 
-    return user.is_staff or Membership.objects.filter(user=user, role=Role.RESEARCHER).exists()
+    return rubric_library_user(user)

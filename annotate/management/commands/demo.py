@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from annotate import services
+from annotate.derived import derived_judgments_refresh
 from annotate.models import Comparison, ImportJob, Judgment, LabelSource, Project, Rating, Response, Role, TaskKind
 from rubrics import services as rubric_services
 from rubrics.models import Rubric
@@ -49,7 +50,7 @@ class Command(BaseCommand):
             raise CommandError(f"demo data failed to import: {job.error}")
         created = services.comparisons_generate(project=project)
         seeded = self._seed_labels(project)
-        derived = rubric_services.derived_judgments_refresh(project=project)
+        derived = derived_judgments_refresh(project=project)
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo project '{project.name}' ready: {project.prompts.count()} prompts, "

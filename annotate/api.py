@@ -12,7 +12,7 @@ from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response as ApiResponse
 
-from . import exports, queue, services
+from . import exports, queue, services, submit
 from .access import get_assignment_for, get_project_for
 from .presenters import task_payload
 from .importers import PARSERS
@@ -247,18 +247,8 @@ def task_submit(request, assignment_id: int):
     a = get_assignment_for(request.user, assignment_id)
     body = SubmitRequest(data=request.data)
     body.is_valid(raise_exception=True)
-    d = body.validated_data
-    common = {"assignment": a, "user": request.user, "rationale": d["rationale"],
-              "time_on_task_ms": d.get("time_on_task_ms"), "idempotency_key": d.get("idempotency_key") or None}
     try:
-        if a.kind == TaskKind.PAIRWISE:
-            label = queue.judgment_submit(preference=d.get("preference"), both_bad=d["both_bad"], criteria=d["criteria"],
-                                          flags=d["flags"], spans=d["spans"], **common)
-        elif a.kind == TaskKind.RATING:
-            label = queue.rating_submit(scores=d["scores"], spans=d["spans"], **common)
-        else:
-            common.pop("spans", None)
-            label = queue.ranking_submit(groups=d.get("groups") or [], **common)
+        label = submit.task_submit(assignment=a, user=request.user, answer=body.validated_data)
     except queue.TaskError as exc:
         return _task_error(exc)
     return ApiResponse({"id": label.pk, "kind": a.kind, "assignment": a.pk, "created_at": label.created_at})
@@ -271,7 +261,7 @@ def task_skip(request, assignment_id: int):
     body = SkipRequest(data=request.data)
     body.is_valid(raise_exception=True)
     try:
-        queue.assignment_skip(assignment=a, user=request.user, reason=body.validated_data["reason"])
+        submit.assignment_skip(assignment=a, user=request.user, reason=body.validated_data["reason"])
     except queue.TaskError as exc:
         return _task_error(exc)
     return ApiResponse({"assignment": a.pk, "state": "skipped"})

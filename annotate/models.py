@@ -298,39 +298,63 @@ def _idempotency_unique(prefix: str) -> models.UniqueConstraint:
     )
 
 
-class Judgment(models.Model):
+def _annotator(related_name: str) -> models.ForeignKey:
+    return models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name=related_name)
+
+
+def _rubric_version(related_name: str) -> models.ForeignKey:
+    # Labels keep the version they were made under; a referenced version is frozen.
+    return models.ForeignKey(
+        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name=related_name,
+        db_index=False,
+    )
+
+
+class Label(models.Model):
+    """What every label carries, whatever it answers: who gave it, under which rubric
+    version and lease, how (``source``), when, and how long it took. Judgment,
+    Rating and Ranking add what they answer and their one-per-annotator rule, and
+    declare ``annotator = _annotator(...)`` and ``rubric_version = _rubric_version(...)``
+    with their own reverse names (a ``%(class)s`` name would read as a change to
+    every migration since 0001)."""
+
+    assignment = models.ForeignKey(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
+    )
+    rationale = models.TextField(blank=True)
+    time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
+    source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.HUMAN)
+    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        abstract = True
+
+
+class Judgment(Label):
     """A pairwise label. One per (comparison, annotator): a retry updates, never duplicates."""
 
     Choice = Comparison.Choice
 
     comparison = models.ForeignKey(Comparison, on_delete=models.CASCADE, related_name="judgments", db_index=False)
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="judgments")
-    rubric_version = models.ForeignKey(
-        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="judgments", db_index=False
-    )
-    assignment = models.ForeignKey(
-        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
-    )
+    annotator = _annotator("judgments")
+    rubric_version = _rubric_version("judgments")
     choice = models.CharField(max_length=16, choices=Choice.choices)
     strength = models.SmallIntegerField(
         null=True, blank=True, validators=[MinValueValidator(-3), MaxValueValidator(3)],
         help_text="−3 A much better … 0 tie … +3 B much better; empty when unknown.",
     )
     criteria = models.JSONField(default=dict, blank=True, help_text="{criterion_key: A|B|tie|na}")
-    rationale = models.TextField(blank=True)
     spans = models.JSONField(default=list, blank=True)
     flags = models.JSONField(default=list, blank=True)
     shown_left = models.ForeignKey(
         Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
-    time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
-    source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.HUMAN)
     derivation_rule = models.CharField(max_length=64, blank=True)
-    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     metadata = models.JSONField(default=dict, blank=True, help_text="Provenance, e.g. imported confidence.")
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
@@ -351,27 +375,14 @@ class Judgment(models.Model):
         return f"{self.annotator} on {self.comparison_id}: {self.choice}"
 
 
-class Rating(models.Model):
+class Rating(Label):
     """An absolute label of one response against the rubric's criteria."""
 
     response = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="ratings", db_index=False)
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="ratings")
-    rubric_version = models.ForeignKey(
-        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="ratings", db_index=False
-    )
-    assignment = models.ForeignKey(
-        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
-    )
+    annotator = _annotator("ratings")
+    rubric_version = _rubric_version("ratings")
     scores = models.JSONField(default=dict, help_text="{criterion_key: value or null for N/A}")
-    rationale = models.TextField(blank=True)
     spans = models.JSONField(default=list, blank=True)
-    time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
-    source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.HUMAN)
-    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    metadata = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]
@@ -382,26 +393,13 @@ class Rating(models.Model):
         indexes = _where_set_indexes("rating")
 
 
-class Ranking(models.Model):
+class Ranking(Label):
     """Ordered groups of response ids; ties share a group; unranked ids are left out."""
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="rankings", db_index=False)
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rankings")
-    rubric_version = models.ForeignKey(
-        "rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT, related_name="rankings", db_index=False
-    )
-    assignment = models.ForeignKey(
-        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
-    )
+    annotator = _annotator("rankings")
+    rubric_version = _rubric_version("rankings")
     groups = models.JSONField(help_text="[[best ids], [next ids], …]")
-    rationale = models.TextField(blank=True)
-    time_on_task_ms = models.PositiveIntegerField(null=True, blank=True)
-    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
-    source = models.CharField(max_length=16, choices=LabelSource.choices, default=LabelSource.HUMAN)
-    import_job = models.ForeignKey("ImportJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    metadata = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["id"]

@@ -10,7 +10,7 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import exports, forms, queue, services, stats
+from . import exports, forms, queue, services, stats, submit
 from .access import can_manage, get_assignment_for, get_project_for
 from .presenters import PREFERENCE_SCALE, task_payload
 from .forms import FORMAT_HELP, ExportForm, ImportForm
@@ -166,7 +166,7 @@ def _task_context(request, project: Project, kind: str, assignment=None, **extra
         # one key per rendering of the form: a double click or a retried POST repeats it
         "idempotency_key": uuid.uuid4().hex,
         "progress": queue.annotator_progress(project=project, annotator=request.user),
-        "flags": queue.FLAGS,
+        "flags": submit.FLAGS,
         "scale": PREFERENCE_SCALE,
         "errors": {},
         "values": {},
@@ -206,7 +206,7 @@ def task_skip(request, slug: str, assignment_id: int):
     project, _ = get_project_for(request.user, slug)
     assignment = get_assignment_for(request.user, assignment_id, project=project)
     try:
-        queue.assignment_skip(assignment=assignment, user=request.user, reason=request.POST.get("reason", ""))
+        submit.assignment_skip(assignment=assignment, user=request.user, reason=request.POST.get("reason", ""))
     except queue.TaskError as exc:
         ctx = _task_context(request, project, assignment.kind, assignment, errors={"reason": str(exc)},
                             values=request.POST, notice=str(exc))

@@ -86,7 +86,7 @@ def test_one_job_id_given_to_two_workers_runs_once(postgres, project, tmp_path):
 def test_32_concurrent_annotators_drain_100_comparisons_with_overlap_3(postgres, project):
     """Exact overlap under real concurrency: 300 labels, no duplicates, nothing
     over quota; every annotator also double-submits each answer."""
-    from annotate import queue
+    from annotate import queue, submit
     from annotate.models import Assignment, Comparison
 
     from .factories import annotators
@@ -105,8 +105,8 @@ def test_32_concurrent_annotators_drain_100_comparisons_with_overlap_3(postgres,
             done = 0
             while (a := queue.assignment_lease(project=project, annotator=user)) is not None:
                 key = f"{user.pk}-{a.pk}"
-                first = queue.judgment_submit(assignment=a, user=user, preference=1, idempotency_key=key)
-                again = queue.judgment_submit(assignment=a, user=user, preference=1, idempotency_key=key)
+                first = submit.judgment_submit(assignment=a, user=user, preference=1, idempotency_key=key)
+                again = submit.judgment_submit(assignment=a, user=user, preference=1, idempotency_key=key)
                 assert first.pk == again.pk
                 done += 1
             return done

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotate import queue
+from annotate import queue, submit
 from annotate.models import Assignment, Comparison, Judgment, Ranking, Rating, TaskKind
 
 from .factories import annotators, fill, make_gold, pin_rubric
@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _answer(a, user, pref=1, **kw):
-    return queue.judgment_submit(assignment=a, user=user, preference=pref, **kw)
+    return submit.judgment_submit(assignment=a, user=user, preference=pref, **kw)
 
 
 def test_overlap_is_exact_and_no_annotator_gets_a_comparison_twice(project):
@@ -175,8 +175,8 @@ def test_skip_gives_the_slot_back_and_the_task_is_not_offered_again(project):
     first, second = annotators(project, 2)
     a = queue.assignment_lease(project=project, annotator=first)
     with pytest.raises(queue.TaskError):
-        queue.assignment_skip(assignment=a, user=first, reason="  ")
-    queue.assignment_skip(assignment=a, user=first, reason="I cannot read Finnish")
+        submit.assignment_skip(assignment=a, user=first, reason="  ")
+    submit.assignment_skip(assignment=a, user=first, reason="I cannot read Finnish")
     assert queue.assignment_lease(project=project, annotator=first) is None
     b = queue.assignment_lease(project=project, annotator=second)
     assert b.comparison_id == a.comparison_id
@@ -206,9 +206,9 @@ def test_rating_and_ranking_tasks(project, annotator):
     fill(project, prompts=1, responses=3)
     r = queue.assignment_lease(project=project, annotator=annotator, kind=TaskKind.RATING)
     with pytest.raises(queue.TaskError) as err:
-        queue.rating_submit(assignment=r, user=annotator, scores={"helpful": 7, "safe": "yes", "harm": None})
+        submit.rating_submit(assignment=r, user=annotator, scores={"helpful": 7, "safe": "yes", "harm": None})
     assert set(err.value.errors) == {"scores.helpful", "scores.safe"}
-    rating = queue.rating_submit(
+    rating = submit.rating_submit(
         assignment=r, user=annotator, scores={"helpful": 3, "safe": True, "harm": None},
         spans=[{"response": r.response_id, "start": 0, "end": 6, "type": "factual"}],
     )
@@ -218,8 +218,8 @@ def test_rating_and_ranking_tasks(project, annotator):
     k = queue.assignment_lease(project=project, annotator=annotator, kind=TaskKind.RANKING)
     ids = sorted(k.prompt.responses.values_list("id", flat=True))
     with pytest.raises(queue.TaskError):
-        queue.ranking_submit(assignment=k, user=annotator, groups=[[ids[0]], [ids[1]]])  # one missing
-    ranking = queue.ranking_submit(assignment=k, user=annotator, groups=[[ids[2]], [ids[0], ids[1]]])
+        submit.ranking_submit(assignment=k, user=annotator, groups=[[ids[0]], [ids[1]]])  # one missing
+    ranking = submit.ranking_submit(assignment=k, user=annotator, groups=[[ids[2]], [ids[0], ids[1]]])
     assert ranking.groups == [[ids[2]], [ids[0], ids[1]]]
     assert Rating.objects.count() == 1 and Ranking.objects.count() == 1
 
@@ -234,5 +234,5 @@ def test_one_annotator_gets_every_pair_and_every_response_of_one_prompt(project,
         _answer(a, annotator)
     while (a := queue.assignment_lease(project=project, annotator=annotator, kind=TaskKind.RATING)) is not None:
         rated.add(a.response_id)
-        queue.rating_submit(assignment=a, user=annotator, scores={})
+        submit.rating_submit(assignment=a, user=annotator, scores={})
     assert len(pairs) == 3 and len(rated) == 3

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from annotate import queue
+from annotate import queue, submit
 from annotate.models import Comparison, Membership, Role
 from models_svc import acquisition, services
 from models_svc.selection import comparisons_rescore
@@ -77,7 +77,7 @@ def test_queue_hands_out_in_priority_order_and_logs_the_probability(project, ann
         a = queue.assignment_lease(project=project, annotator=annotator, kind="pairwise")
         assert (a.strategy, a.selection_probability) == ("uncertainty", 1.0)
         got.append(a.comparison_id)
-        queue.judgment_submit(assignment=a, user=annotator, preference=-1)
+        submit.judgment_submit(assignment=a, user=annotator, preference=-1)
     assert got == [c.pk for c in ordered[:4]]
 
 

@@ -138,7 +138,7 @@ def test_openapi_schema_lists_the_queue_endpoints(annotator):
 
 
 def test_tagged_spans_are_shown_back_to_their_annotator_only(project, annotator):
-    from annotate import queue
+    from annotate import queue, submit
     from annotate.models import TaskKind
 
     from .factories import pin_rubric
@@ -149,7 +149,7 @@ def test_tagged_spans_are_shown_back_to_their_annotator_only(project, annotator)
                                    "error_types": [{"key": "factual", "name": "Factual"}]}])
     fill(project, prompts=1, responses=2)
     a = queue.assignment_lease(project=project, annotator=annotator, kind=TaskKind.RATING)
-    queue.rating_submit(assignment=a, user=annotator, scores={},
+    submit.rating_submit(assignment=a, user=annotator, scores={},
                         spans=[{"response": a.response_id, "start": 7, "end": 8, "type": "factual"}])
     web = Client()
     web.force_login(annotator)

@@ -1,0 +1,365 @@
+"""Submitting and skipping a leased task, for the web pages and the REST API alike
+(``task_submit`` is the one entry both call).
+
+Submits are idempotent: the assignment row is locked, a second submit of the same
+assignment (double click, retry) returns the label already stored, and the
+(comparison|response|prompt, annotator) unique constraints back that up. Every
+answer is checked against the rubric version the task was shown with; each
+criterion's scale (``rubrics.schema``) says what an answer may be.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from rubrics.models import Criterion
+from rubrics.schema import AnswerError, scale_of
+
+from .models import Assignment, Comparison, Judgment, Ranking, Rating, Response, TaskKind
+from .queue import UNITS, TaskError, _is_gold, _release_slot, _unit_id
+
+FLAGS = ("unsafe", "unanswerable", "broken")
+MAX_RATIONALE = 20_000
+
+
+def task_submit(*, assignment: Assignment, user, answer: dict[str, Any]):
+    """Store ``answer`` for the assignment's kind; the form and the API both come
+    here. ``answer`` holds the kind's fields (pairwise: preference, both_bad,
+    criteria, flags, spans; rating: scores, spans; ranking: groups) and the common
+    ones (rationale, time_on_task_ms, idempotency_key); others are ignored."""
+    common = {"assignment": assignment, "user": user, "rationale": answer.get("rationale") or "",
+              "time_on_task_ms": answer.get("time_on_task_ms"),
+              "idempotency_key": answer.get("idempotency_key") or None}
+    if assignment.kind == TaskKind.PAIRWISE:
+        return judgment_submit(preference=answer.get("preference"), both_bad=bool(answer.get("both_bad")),
+                               criteria=answer.get("criteria") or {}, flags=answer.get("flags") or [],
+                               spans=answer.get("spans") or [], **common)
+    if assignment.kind == TaskKind.RATING:
+        return rating_submit(scores=answer.get("scores") or {}, spans=answer.get("spans") or [], **common)
+    return ranking_submit(groups=answer.get("groups") or [], **common)
+
+
+# --- the steps every submit takes ---------------------------------------------------
+
+
+def _lock_for_submit(assignment: Assignment, user) -> Assignment:
+    locked = (
+        Assignment.objects.select_for_update(of=("self",))
+        .select_related("project", "comparison", "response", "prompt")
+        .get(pk=assignment.pk)
+    )
+    if locked.annotator_id != user.pk:
+        raise TaskError("this task is not yours", code="forbidden")
+    return locked
+
+
+def _existing_label(assignment: Assignment):
+    model = {TaskKind.PAIRWISE: Judgment, TaskKind.RATING: Rating, TaskKind.RANKING: Ranking}[assignment.kind]
+    return model.objects.filter(assignment=assignment).first()
+
+
+def _claim_slot_for_late_submit(assignment: Assignment) -> None:
+    """An expired lease gave its slot back; take one again or refuse clearly."""
+    if not _is_gold(assignment):
+        unit = UNITS[assignment.kind]
+        if not unit.model.objects.filter(pk=_unit_id(assignment), **{f"{unit.slots}__gt": 0}).update(
+            **{unit.slots: F(unit.slots) - 1}
+        ):
+            raise TaskError(
+                "Your lease on this task expired and other annotators have since completed it, so this answer "
+                "was not stored. Nothing else was lost; the next task is ready.",
+                code="expired",
+            )
+    assignment.state = Assignment.State.ACTIVE  # about to become SUBMITTED
+
+
+def _begin_submit(assignment: Assignment, user, kind: str):
+    """Lock, check ownership, state and kind. Returns (assignment, the label already
+    stored for it or None)."""
+    a = _lock_for_submit(assignment, user)
+    if a.state == Assignment.State.SUBMITTED:
+        return a, _existing_label(a)
+    if a.kind != kind:
+        raise TaskError(f"not a {kind} task", code="kind")
+    if a.state == Assignment.State.SKIPPED:
+        raise TaskError("this task was skipped; it cannot be submitted", code="skipped")
+    if a.state == Assignment.State.EXPIRED:
+        _claim_slot_for_late_submit(a)
+    return a, None
+
+
+def _store(model, a: Assignment, user, *, time_on_task_ms, idempotency_key, **fields):
+    """Insert the label and close the assignment. A unique-constraint hit is the
+    same request replayed on another connection (return the stored label) or a
+    real conflict."""
+    try:
+        with transaction.atomic():
+            label = model.objects.create(
+                annotator=user,
+                rubric_version_id=a.rubric_version_id,
+                assignment=a,
+                time_on_task_ms=_clean_time(time_on_task_ms),
+                idempotency_key=idempotency_key or None,
+                **fields,
+            )
+    except IntegrityError:
+        return _replay_or_conflict(model, idempotency_key, a)
+    _finish(a)
+    return label
+
+
+def _finish(a: Assignment) -> None:
+    Assignment.objects.filter(pk=a.pk).update(state=Assignment.State.SUBMITTED, finished_at=timezone.now())
+
+
+def _criteria(a: Assignment, scales: tuple[str, ...]) -> list[Criterion]:
+    if a.rubric_version_id is None:
+        return []
+    return list(Criterion.objects.filter(version_id=a.rubric_version_id, scale__in=scales).order_by("position", "id"))
+
+
+def _clean_rationale(rationale: str | None, required: bool, errors: dict[str, str]) -> str:
+    text = (rationale or "").strip()
+    if len(text) > MAX_RATIONALE:
+        errors["rationale"] = f"at most {MAX_RATIONALE} characters"
+    if required and not text:
+        errors["rationale"] = "this rubric asks for a rationale"
+    return text
+
+
+def _clean_spans(a: Assignment, spans: Any, texts: dict[int, str], errors: dict[str, str]) -> list[dict[str, Any]]:
+    """Spans are character offsets into a response's text, tagged with an error type
+    of one of the rubric's span criteria."""
+    if not spans:
+        return []
+    types = {
+        e["key"] for c in _criteria(a, ("spans",)) for e in (c.config.get("error_types") or [])
+    }
+    if not isinstance(spans, list):
+        errors["spans"] = "expected a list"
+        return []
+    clean = []
+    for i, s in enumerate(spans):
+        where = f"spans[{i}]"
+        if not isinstance(s, dict):
+            errors[where] = "expected an object"
+            continue
+        rid, start, end, tag = s.get("response"), s.get("start"), s.get("end"), s.get("type")
+        if rid not in texts:
+            errors[where] = "response is not part of this task"
+        elif not (isinstance(start, int) and isinstance(end, int) and 0 <= start < end <= len(texts[rid])):
+            errors[where] = f"start/end must satisfy 0 ≤ start < end ≤ {len(texts[rid])}"
+        elif tag not in types:
+            errors[where] = f"unknown error type {tag!r}"
+        else:
+            clean.append({"response": rid, "start": start, "end": end, "type": tag, "text": texts[rid][start:end]})
+    return clean
+
+
+def _preference(preference: Any, both_bad: bool, swapped: bool, ask_overall: bool,
+                errors: dict[str, str]) -> tuple[str, int | None]:
+    """(choice, strength) in canonical terms from the shown-terms preference."""
+    Choice = Comparison.Choice
+    if both_bad:
+        return Choice.BOTH_BAD, None
+    if preference is None:
+        if ask_overall:
+            errors["preference"] = "choose which response is better (or tie, or both bad)"
+        return Choice.TIE, 0
+    if not isinstance(preference, int) or not -3 <= preference <= 3:
+        errors["preference"] = "must be a whole number from -3 to 3"
+        return Choice.TIE, 0
+    strength = -preference if swapped else preference
+    return (Choice.A if strength < 0 else Choice.B if strength > 0 else Choice.TIE), strength
+
+
+def _criterion_answers(crit_rows: list[Criterion], given: dict[str, Any], field: str, missing: str,
+                       errors: dict[str, str], turn=None) -> tuple[dict[str, Any], bool]:
+    """Each criterion's answer cleaned by its scale (``rubrics.schema``), errors under
+    ``field.key``; answers for criteria not in the version are refused. Returns the
+    clean answers (passed through ``turn`` when given) and whether any answered
+    criterion asks for a rationale."""
+    clean: dict[str, Any] = {}
+    needs_rationale = False
+    for crit in crit_rows:
+        value = given.get(crit.key, "")
+        if value == "" or (value is None and crit.scale == "pairwise"):
+            errors[f"{field}.{crit.key}"] = missing.format(name=crit.name)
+            continue
+        try:
+            value = scale_of(crit.as_spec()).clean_answer(value)
+        except AnswerError as exc:
+            errors[f"{field}.{crit.key}"] = str(exc)
+            continue
+        clean[crit.key] = turn(value) if turn else value
+        needs_rationale |= crit.requires_rationale
+    stray = sorted(set(given) - {c.key for c in crit_rows})
+    if stray:
+        errors[field] = f"not in this rubric version: {', '.join(stray)}"
+    return clean, needs_rationale
+
+
+def _clean_flags(flags: list[str] | None, errors: dict[str, str]) -> list[str]:
+    bad = sorted(set(flags or []) - set(FLAGS))
+    if bad:
+        errors["flags"] = f"unknown flags: {', '.join(bad)}"
+    return sorted(set(flags or []))
+
+
+# --- one submit per kind ----------------------------------------------------------------
+
+
+def judgment_submit(
+    *,
+    assignment: Assignment,
+    user,
+    preference: int | None,
+    both_bad: bool = False,
+    criteria: dict[str, str] | None = None,
+    rationale: str = "",
+    flags: list[str] | None = None,
+    spans: list[dict[str, Any]] | None = None,
+    time_on_task_ms: int | None = None,
+    idempotency_key: str | None = None,
+) -> Judgment:
+    """Store a pairwise answer given in *shown* terms: ``preference`` −3 (left much
+    better) … 0 (tie) … +3 (right much better); per-criterion answers ``A`` (left),
+    ``B`` (right), ``tie`` or ``na``. Stored canonically (see annotate.models)."""
+    with transaction.atomic():
+        a, existing = _begin_submit(assignment, user, TaskKind.PAIRWISE)
+        if existing is not None:
+            return existing
+        c = a.comparison
+        swapped = a.shown_left_id != c.response_a_id  # answers come in shown terms
+        errors: dict[str, str] = {}
+        version = a.rubric_version
+        ask_overall = version is None or version.ask_overall_preference
+        choice, strength = _preference(preference, both_bad, swapped, ask_overall, errors)
+        clean_criteria, needs_rationale = _criterion_answers(
+            _criteria(a, ("pairwise",)), criteria or {}, "criteria", "answer {name}", errors,
+            turn=Comparison.Choice.flip if swapped else None,
+        )
+        text = _clean_rationale(rationale, needs_rationale, errors)
+        clean_flags = _clean_flags(flags, errors)
+        texts = {c.response_a_id: c.response_a.text, c.response_b_id: c.response_b.text}
+        clean_spans = _clean_spans(a, spans, texts, errors)
+        if errors:
+            raise TaskError("the answer is incomplete or invalid", errors)
+        return _store(
+            Judgment, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
+            comparison=c, choice=choice, strength=strength, criteria=clean_criteria, rationale=text,
+            spans=clean_spans, flags=clean_flags, shown_left_id=a.shown_left_id, source="human",
+        )
+
+
+def _clean_time(ms: Any) -> int | None:
+    if isinstance(ms, int) and 0 <= ms < 24 * 3600 * 1000:
+        return ms
+    return None
+
+
+def _replay_or_conflict(model, key: str | None, a: Assignment):
+    """The insert hit a unique constraint: the same request replayed on another
+    connection returns the stored label; anything else is a real conflict."""
+    if key:
+        same = model.objects.filter(idempotency_key=key).first()
+        if same is not None and same.assignment_id == a.pk:
+            return same
+        if same is not None:
+            raise TaskError("this idempotency key was already used for another task", code="conflict")
+    raise TaskError("you have already labelled this item", code="conflict")
+
+
+def rating_submit(
+    *,
+    assignment: Assignment,
+    user,
+    scores: dict[str, Any],
+    rationale: str = "",
+    spans: list[dict[str, Any]] | None = None,
+    time_on_task_ms: int | None = None,
+    idempotency_key: str | None = None,
+) -> Rating:
+    """Scores per criterion: Likert integers in range, binary true/false, severity
+    none/minor/moderate/severe, or None for N/A where the criterion allows it."""
+    with transaction.atomic():
+        a, existing = _begin_submit(assignment, user, TaskKind.RATING)
+        if existing is not None:
+            return existing
+        errors: dict[str, str] = {}
+        clean, needs_rationale = _criterion_answers(
+            _criteria(a, ("likert", "binary", "severity")), scores or {}, "scores", "rate {name}", errors,
+        )
+        text = _clean_rationale(rationale, needs_rationale, errors)
+        clean_spans = _clean_spans(a, spans, {a.response_id: a.response.text}, errors)
+        if errors:
+            raise TaskError("the answer is incomplete or invalid", errors)
+        return _store(
+            Rating, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
+            response=a.response, scores=clean, rationale=text, spans=clean_spans,
+        )
+
+
+def ranking_submit(
+    *,
+    assignment: Assignment,
+    user,
+    groups: list[list[int]],
+    rationale: str = "",
+    time_on_task_ms: int | None = None,
+    idempotency_key: str | None = None,
+) -> Ranking:
+    """``groups`` orders response ids best first; ids in one group are tied. All
+    responses must be ranked unless the project asks only for the top k."""
+    with transaction.atomic():
+        a, existing = _begin_submit(assignment, user, TaskKind.RANKING)
+        if existing is not None:
+            return existing
+        errors: dict[str, str] = {}
+        ids = set(Response.objects.filter(prompt_id=a.prompt_id).values_list("id", flat=True))
+        flat: list[int] = []
+        if not isinstance(groups, list) or not all(isinstance(g, list) and g for g in groups):
+            errors["groups"] = "expected a list of non-empty lists of response ids"
+        else:
+            flat = [r for g in groups for r in g]
+            if not all(isinstance(r, int) for r in flat) or not set(flat) <= ids:
+                errors["groups"] = "contains ids that are not responses of this prompt"
+            elif len(flat) != len(set(flat)):
+                errors["groups"] = "a response appears twice"
+            else:
+                k = a.project.ranking_top_k
+                need = len(ids) if k is None else min(k, len(ids))
+                if len(flat) < need:
+                    errors["groups"] = f"rank at least {need} responses" if k else "rank every response"
+        text = _clean_rationale(rationale, False, errors)
+        if errors:
+            raise TaskError("the answer is incomplete or invalid", errors)
+        return _store(
+            Ranking, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
+            prompt_id=a.prompt_id, groups=groups, rationale=text,
+        )
+
+
+def assignment_skip(*, assignment: Assignment, user, reason: str) -> Assignment:
+    """Give the task back with a reason; the annotator is not offered it again."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise TaskError("say why you skip", {"reason": "required"})
+    with transaction.atomic():
+        a = _lock_for_submit(assignment, user)
+        if a.state == Assignment.State.SKIPPED:
+            return a
+        if a.state == Assignment.State.SUBMITTED:
+            raise TaskError("this task was already submitted", code="conflict")
+        was_active = a.state == Assignment.State.ACTIVE
+        Assignment.objects.filter(pk=a.pk).update(
+            state=Assignment.State.SKIPPED, skip_reason=reason[:2000], finished_at=timezone.now()
+        )
+        if was_active:
+            _release_slot(a)
+        a.refresh_from_db()
+        return a

@@ -36,6 +36,11 @@ class LabelSource(models.TextChoices):
     MODEL = "model"
 
 
+# Labels people gave, in the browser or before (imported): what training, agreement
+# and every count of "labels" read. Derived and model labels never count as human.
+HUMAN_SOURCES = (LabelSource.HUMAN, LabelSource.IMPORTED)
+
+
 def _validate_task_kinds(value) -> None:
     if not isinstance(value, list) or not value:
         raise ValidationError("choose at least one task kind")

@@ -104,6 +104,7 @@ INSTALLED_APPS = [
     "rubrics",
     "annotate",
     "models_svc",
+    "quality",
 ]
 
 MIDDLEWARE = [

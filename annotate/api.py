@@ -12,10 +12,13 @@ from rest_framework.decorators import api_view, parser_classes
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response as ApiResponse
 
-from . import exports, queue, services, submit
+from . import queue, submit
 from .access import get_assignment_for, get_project_for
+from .exports import services as exports
+from .exports.spec import AGGREGATIONS, FILE_FORMATS, FORMATS, ExportSpec
+from .imports import services as imports
+from .imports.parsers import PARSERS
 from .presenters import task_payload
-from .importers import PARSERS
 from .models import ExportJob, ImportJob, Project, TaskKind
 
 
@@ -66,12 +69,12 @@ def project_imports(request, slug: str):
     body = ImportRequestSerializer(data=request.data)
     body.is_valid(raise_exception=True)
     try:
-        job = services.import_job_store_upload(
+        job = imports.import_job_store_upload(
             project=project, format=body.validated_data["format"], upload=body.validated_data["file"], created_by=request.user
         )
     except ValueError as exc:
         return ApiResponse({"file": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
-    services.import_job_enqueue(job=job)
+    imports.import_job_enqueue(job=job)
     return ApiResponse(ImportJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -108,9 +111,9 @@ class ExportJobSerializer(serializers.ModelSerializer):
 
 
 class ExportRequestSerializer(serializers.Serializer):
-    format = serializers.ChoiceField(choices=list(exports.FORMATS))
-    file_format = serializers.ChoiceField(choices=list(exports.FILE_FORMATS), default="jsonl")
-    aggregate = serializers.ChoiceField(choices=list(exports.AGGREGATIONS), default="all")
+    format = serializers.ChoiceField(choices=list(FORMATS))
+    file_format = serializers.ChoiceField(choices=list(FILE_FORMATS), default="jsonl")
+    aggregate = serializers.ChoiceField(choices=list(AGGREGATIONS), default="all")
     min_agreement = serializers.FloatField(required=False, allow_null=True, default=None)
     criterion = serializers.CharField(required=False, allow_null=True, default=None)
     margin = serializers.FloatField(required=False, allow_null=True, default=None)
@@ -118,7 +121,7 @@ class ExportRequestSerializer(serializers.Serializer):
 
     def validate(self, data):
         try:
-            return {"spec": exports.ExportSpec(**data)}
+            return {"spec": ExportSpec(**data)}
         except ValueError as exc:
             raise serializers.ValidationError(str(exc)) from None
 

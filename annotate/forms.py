@@ -1,7 +1,7 @@
 from django import forms
 
-from .exports import AGGREGATIONS, FILE_FORMATS, FORMATS, ExportSpec
-from .importers import PARSERS
+from .exports.spec import AGGREGATIONS, FILE_FORMATS, FORMATS, ExportSpec
+from .imports.parsers import PARSERS
 
 FORMAT_HELP = {
     "jsonl": "Generic JSON Lines: prompt or conversation, responses, optional labels (see the README).",

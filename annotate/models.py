@@ -9,12 +9,15 @@ means the label carries no strength (e.g. an imported chosen/rejected pair).
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
+from typing import Callable
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Role(models.TextChoices):
@@ -434,6 +437,31 @@ class BackgroundJob(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATES
+
+    def request_cancel(self) -> bool:
+        """Cancel a queued job at once (no worker will claim it) or ask an active one
+        to stop at its next check. Returns whether either applied."""
+        model = type(self)
+        if model.objects.filter(pk=self.pk, status=self.Status.QUEUED).update(
+            status=self.Status.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+        ):
+            return True
+        return bool(model.objects.filter(pk=self.pk, status__in=self.ACTIVE_STATES).update(cancel_requested=True))
+
+    @classmethod
+    def sweep(cls, *, stale_after_seconds: int, error: str, on_stale: Callable[[BackgroundJob], None] | None = None) -> int:
+        """Fail the jobs a worker claimed and then stopped heart-beating for (killed
+        mid-run), calling ``on_stale(job)`` on each first (to remove partial files, say);
+        returns how many were failed. A job that finished meanwhile is left as it is."""
+        running = [state for state in cls.ACTIVE_STATES if state != cls.Status.QUEUED]
+        cutoff = timezone.now() - timedelta(seconds=stale_after_seconds)
+        stale = list(cls.objects.filter(status__in=running, heartbeat_at__lt=cutoff))
+        if on_stale is not None:
+            for job in stale:
+                on_stale(job)
+        return cls.objects.filter(pk__in=[job.pk for job in stale], status__in=running).update(
+            status=cls.Status.FAILED, error=error, finished_at=timezone.now()
+        )
 
 
 class ImportJob(BackgroundJob):

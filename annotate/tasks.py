@@ -2,7 +2,8 @@
 
 from celery import shared_task
 
-from . import exports, services
+from .exports import services as exports
+from .imports import services as imports
 
 
 @shared_task(name="annotate.tasks.run_import", acks_late=True)
@@ -11,12 +12,12 @@ def run_import(job_id: int) -> str:
 
     if not ImportJob.objects.filter(pk=job_id).exists():
         return "gone"
-    return services.import_job_run(job_id=job_id).status
+    return imports.import_job_run(job_id=job_id).status
 
 
 @shared_task(name="annotate.tasks.import_jobs_sweep")
 def import_jobs_sweep() -> int:
-    return services.import_jobs_sweep()
+    return imports.import_jobs_sweep()
 
 
 @shared_task(name="annotate.tasks.run_export", acks_late=True)

@@ -10,10 +10,12 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import exports, forms, queue, services, stats, submit
+from . import forms, queue, stats, submit
 from .access import can_manage, get_assignment_for, get_project_for
-from .presenters import PREFERENCE_SCALE, task_payload
+from .exports import services as exports
 from .forms import FORMAT_HELP, ExportForm, ImportForm
+from .imports import services as imports
+from .presenters import PREFERENCE_SCALE, task_payload
 from .models import Comparison, ExportJob, ImportJob, Judgment, Project, Prompt, Rating, Response
 from rubrics.models import RubricVersion
 
@@ -75,13 +77,13 @@ def import_upload(request, slug: str):
     form = ImportForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         try:
-            job = services.import_job_store_upload(
+            job = imports.import_job_store_upload(
                 project=project, format=form.cleaned_data["format"], upload=form.cleaned_data["file"], created_by=request.user
             )
         except ValueError as exc:
             form.add_error("file", str(exc))
         else:
-            services.import_job_enqueue(job=job)
+            imports.import_job_enqueue(job=job)
             messages.info(request, f"Import #{job.pk} queued: progress is shown below.")
             return redirect("project-detail", slug=project.slug)
     return render(request, "annotate/import_upload.html", {"project": project, "form": form, "formats": FORMAT_HELP})
@@ -92,7 +94,7 @@ def import_upload(request, slug: str):
 def import_cancel(request, slug: str, job_id: int):
     project, role = get_project_for(request.user, slug, role="researcher")
     job = get_object_or_404(ImportJob, pk=job_id, project=project)
-    if services.import_job_cancel(job=job):
+    if imports.import_job_cancel(job=job):
         messages.info(request, f"Import #{job.pk}: cancel requested.")
     return redirect("project-detail", slug=project.slug)
 

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from annotate import services
+from annotate.imports import services as imports
 from annotate.models import ImportJob, Judgment
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -31,7 +31,7 @@ def test_import_job_runs_in_the_worker(worker, project, tmp_path):
             for i in range(30)
         )
     )
-    job = services.import_job_create(project=project, format="jsonl", source_path=path)
+    job = imports.import_job_create(project=project, format="jsonl", source_path=path)
     status = client.send_task("annotate.tasks.run_import", args=[job.pk]).get(timeout=90)
     assert status == "succeeded"
     job.refresh_from_db()

@@ -8,8 +8,11 @@ import json
 
 import pytest
 
-from annotate import exports, services
-from annotate.exports import ExportSpec, export_write
+from annotate import services
+from annotate.exports.context import annotator_pseudonym
+from annotate.exports.services import export_write
+from annotate.exports.spec import ExportSpec
+from annotate.imports import services as imports
 from annotate.models import ImportJob, Judgment, LabelSource, Rating
 
 from .helpers import head_lines
@@ -50,11 +53,11 @@ def _ratings(project, annotator_name) -> set[tuple]:
 def _roundtrip(source, tmp_path, file_format: str, import_format: str):
     result = export_write(project=source, spec=ExportSpec(format="generic", file_format=file_format), out=tmp_path / "export")
     target = services.project_create(name="Copy", slug=f"copy-{file_format}")
-    job = services.import_file(project=target, format=import_format, path=result.data_path)
+    job = imports.import_file(project=target, format=import_format, path=result.data_path)
     assert job.status == ImportJob.Status.SUCCEEDED, job.error
 
     def original(user) -> str:  # what an annotator of the source project becomes after the round trip
-        return f"ext.{exports.annotator_pseudonym(salt=source.annotator_salt, user_id=user.pk)}"
+        return f"ext.{annotator_pseudonym(salt=source.annotator_salt, user_id=user.pk)}"
 
     def copied(user) -> str:
         return user.username
@@ -86,7 +89,7 @@ GENERIC = [
 def imported(project, tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in GENERIC), encoding="utf-8")
-    job = services.import_file(project=project, format="jsonl", path=path)
+    job = imports.import_file(project=project, format="jsonl", path=path)
     assert job.status == ImportJob.Status.SUCCEEDED, job.error
     return project
 
@@ -111,7 +114,7 @@ def test_flat_generic_export_carries_ratings_and_the_card_says_what_it_left_out(
         w = csv.DictWriter(fh, fieldnames=list(rating_rows[0]))
         w.writeheader()
         w.writerows(rating_rows)
-    assert services.import_file(project=imported, format="csv", path=path).status == ImportJob.Status.SUCCEEDED
+    assert imports.import_file(project=imported, format="csv", path=path).status == ImportJob.Status.SUCCEEDED
     target, original, copied, result = _roundtrip(imported, tmp_path, "csv", "csv")
     assert _ratings(target, copied) == _ratings(imported, original) != set()
     assert _pairwise_labels(target, copied) == _pairwise_labels(imported, original)
@@ -125,7 +128,7 @@ def test_reimporting_the_export_into_the_same_project_changes_nothing(imported, 
     result = export_write(project=imported, spec=ExportSpec(format="generic"), out=tmp_path / "export")
     target = services.project_create(name="Copy", slug="copy")
     for _ in range(2):
-        job = services.import_file(project=target, format="jsonl", path=result.data_path)
+        job = imports.import_file(project=target, format="jsonl", path=result.data_path)
         assert job.status == ImportJob.Status.SUCCEEDED
     assert job.counts["judgments_created"] == 0 and job.counts["judgments_updated"] == 7
     assert _pairwise_labels(imported, lambda u: u.username) == before
@@ -135,7 +138,7 @@ def test_reimporting_the_export_into_the_same_project_changes_nothing(imported, 
 def test_summarize_workers_round_trip_through_pseudonymous_ids(project, shared_data, tmp_path):
     part = tmp_path / "batch13.jsonl"
     head_lines(shared_data / "summarize-from-feedback" / "batch13.json", part, 150)
-    assert services.import_file(project=project, format="summarize", path=part).status == ImportJob.Status.SUCCEEDED
+    assert imports.import_file(project=project, format="summarize", path=part).status == ImportJob.Status.SUCCEEDED
     target, original, copied, result = _roundtrip(project, tmp_path, "parquet", "parquet")
     want = _pairwise_labels(project, original)
     assert len(want) == 150

@@ -14,8 +14,11 @@ from django.core.management import call_command
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from annotate import exports
-from annotate.exports import ExportSpec, export_write
+from annotate.exports import aggregate, card
+from annotate.exports import services as exports
+from annotate.exports.context import ExportCancelled, annotator_pseudonym
+from annotate.exports.services import export_write
+from annotate.exports.spec import ExportSpec
 from annotate.models import Comparison, ExportJob, Judgment, LabelSource, Prompt, Ranking, Rating, Response
 
 from .conftest import make_user
@@ -92,7 +95,7 @@ def _jsonl(path: Path) -> list[dict]:
 
 
 def _pseudo(lab, i):
-    return exports.annotator_pseudonym(salt=lab["project"].annotator_salt, user_id=lab["ann"][i].pk)
+    return annotator_pseudonym(salt=lab["project"].annotator_salt, user_id=lab["ann"][i].pk)
 
 
 # --- TRL pairs -----------------------------------------------------------------------------
@@ -121,10 +124,10 @@ def test_annotator_ids_are_pseudonymous_and_stable_per_project(lab, tmp_path, ot
     for user in lab["ann"]:
         assert user.username not in raw
     assert len(_pseudo(lab, 0)) == 16
-    assert _pseudo(lab, 0) == exports.annotator_pseudonym(salt=lab["project"].annotator_salt, user_id=lab["ann"][0].pk)
+    assert _pseudo(lab, 0) == annotator_pseudonym(salt=lab["project"].annotator_salt, user_id=lab["ann"][0].pk)
     # another project's salt gives another id to the same person
     assert other_project.annotator_salt != lab["project"].annotator_salt
-    assert exports.annotator_pseudonym(salt=other_project.annotator_salt, user_id=lab["ann"][0].pk) != _pseudo(lab, 0)
+    assert annotator_pseudonym(salt=other_project.annotator_salt, user_id=lab["ann"][0].pk) != _pseudo(lab, 0)
 
 
 def test_majority_keeps_the_winner_and_counts_ties_both_bad_and_tied_votes(lab, tmp_path):
@@ -292,7 +295,7 @@ def test_a_snapshot_of_another_project_is_refused(lab, tmp_path, other_project):
 
 
 def test_a_cancelled_export_leaves_no_folder_and_no_partial_files(lab, tmp_path):
-    with pytest.raises(exports.ExportCancelled):
+    with pytest.raises(ExportCancelled):
         export_write(project=lab["project"], spec=ExportSpec(format="trl", file_format="parquet"), out=tmp_path / "out",
                      on_progress=lambda fraction, rows: False)
     assert list(tmp_path.iterdir()) == []
@@ -318,7 +321,7 @@ def test_a_failed_export_leaves_no_folder(lab, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(exports, "_card", broken)
+    monkeypatch.setattr(card, "dataset_card", broken)
     with pytest.raises(RuntimeError):
         _export(lab["project"], tmp_path, format="trl")
     assert list(tmp_path.iterdir()) == []
@@ -371,15 +374,15 @@ def test_streamed_agreement_matches_krippendorff_alpha_on_random_labels():
     import numpy as np
 
     rng = random.Random(7)
-    agreement = exports._Agreement()
+    agreement = aggregate.Agreement()
     matrix = np.full((5, 300), np.nan)  # annotators × comparisons, as krippendorff takes it
     raw_num = raw_den = 0
     for item in range(300):
         coders = rng.sample(range(5), rng.randint(1, 5))
         votes: dict[str, int] = {}
         for coder in coders:
-            choice = rng.choices(exports.CHOICES, (5, 3, 1, 1))[0]
-            matrix[coder, item] = exports.CHOICES.index(choice)
+            choice = rng.choices(aggregate.CHOICES, (5, 3, 1, 1))[0]
+            matrix[coder, item] = aggregate.CHOICES.index(choice)
             votes[choice] = votes.get(choice, 0) + 1
         agreement.add(votes)
         if len(coders) >= 2:

@@ -9,7 +9,9 @@ import json
 import pytest
 from django.db import connection
 
-from annotate import import_writer, services
+from annotate import services
+from annotate.imports import services as imports
+from annotate.imports import writer as import_writer
 from annotate.models import Comparison, ImportJob, Judgment, Prompt, Ranking, Rating, Response
 
 from .helpers import db_snapshot
@@ -48,28 +50,28 @@ def _rows(n=10):
 
 @pytest.fixture
 def small_chunks(monkeypatch):
-    monkeypatch.setattr(services, "IMPORT_CHUNK", 3)
-    monkeypatch.setattr(services, "PROGRESS_EVERY", 4)
+    monkeypatch.setattr(imports, "IMPORT_CHUNK", 3)
+    monkeypatch.setattr(imports, "PROGRESS_EVERY", 4)
 
 
 @pytest.fixture
 def seeded(project, tmp_path):
     path = _csv(tmp_path / "seed.csv", [{"prompt_id": "p1", "prompt": "Hi?", "response_a_id": "a", "response_a": "Hello!",
                                          "response_b_id": "b", "response_b": "Go away.", "annotator": "zed", "choice": "A"}])
-    assert services.import_file(project=project, format="csv", path=path).status == ImportJob.Status.SUCCEEDED
+    assert imports.import_file(project=project, format="csv", path=path).status == ImportJob.Status.SUCCEEDED
     return project
 
 
 def test_multi_chunk_import_writes_everything_and_reimport_adds_nothing(project, tmp_path, small_chunks):
     path = _csv(tmp_path / "many.csv", _rows())
-    job = services.import_file(project=project, format="csv", path=path)
+    job = imports.import_file(project=project, format="csv", path=path)
     assert job.status == ImportJob.Status.SUCCEEDED, job.error
     assert job.records_done == 30
     assert (job.counts["prompts_created"], job.counts["responses_created"], job.counts["comparisons_created"]) == (10, 30, 20)
     assert (job.counts["judgments_created"], job.counts["ratings_created"], job.counts["annotators"]) == (20, 10, 3)
     assert Judgment.objects.filter(comparison__project=project).count() == 20
     before = db_snapshot()
-    again = services.import_file(project=project, format="csv", path=path)
+    again = imports.import_file(project=project, format="csv", path=path)
     assert again.status == ImportJob.Status.SUCCEEDED, again.error
     assert (again.counts["prompts_existing"], again.counts["responses_existing"], again.counts["comparisons_existing"]) == (10, 30, 20)
     assert (again.counts["judgments_created"], again.counts["judgments_updated"]) == (0, 20)
@@ -84,7 +86,7 @@ def test_multi_chunk_import_writes_everything_and_reimport_adds_nothing(project,
 
 def test_label_given_in_reversed_order_is_flipped_in_a_later_chunk(project, tmp_path, small_chunks):
     path = _csv(tmp_path / "many.csv", _rows(4))
-    assert services.import_file(project=project, format="csv", path=path).status == ImportJob.Status.SUCCEEDED
+    assert imports.import_file(project=project, format="csv", path=path).status == ImportJob.Status.SUCCEEDED
     j = Judgment.objects.get(comparison__prompt__external_id="q3", annotator__username="ext.bo")
     # The file said r2 vs r0, B; r0 was stored first, so canonically it is r0 vs r2, A.
     assert (j.comparison.response_a.external_id, j.comparison.response_b.external_id) == ("r0", "r2")
@@ -96,7 +98,7 @@ def test_conflict_found_while_writing_the_last_chunk_leaves_database_unchanged(s
     rows.append({"prompt_id": "p1", "prompt": "Something else", "response_a": "x", "response_b": "y"})
     path = _csv(tmp_path / "late-conflict.csv", rows)
     before = db_snapshot()
-    job = services.import_file(project=seeded, format="csv", path=path)
+    job = imports.import_file(project=seeded, format="csv", path=path)
     assert job.status == ImportJob.Status.FAILED
     assert (job.error_line, job.error_field) == (32, "id"), job.error
     assert "different conversation" in job.error
@@ -108,7 +110,7 @@ def test_bad_record_in_the_last_chunk_leaves_database_unchanged(seeded, tmp_path
     rows.append(dict(rows[0], choice="maybe"))
     path = _csv(tmp_path / "late-bad.csv", rows)
     before = db_snapshot()
-    job = services.import_file(project=seeded, format="csv", path=path)
+    job = imports.import_file(project=seeded, format="csv", path=path)
     assert job.status == ImportJob.Status.FAILED
     assert (job.error_line, job.error_field) == (32, "choice"), job.error
     assert db_snapshot() == before
@@ -118,7 +120,7 @@ def test_second_label_on_a_pair_in_another_chunk_names_the_first_line(project, t
     rows = _rows()
     rows.append(dict(rows[4], response_a_id="r1", response_a=rows[4]["response_b"], response_b_id="r0",
                      response_b=rows[4]["response_a"]))
-    job = services.import_file(project=project, format="csv", path=_csv(tmp_path / "dup.csv", rows))
+    job = imports.import_file(project=project, format="csv", path=_csv(tmp_path / "dup.csv", rows))
     assert job.status == ImportJob.Status.FAILED
     assert job.error_line == 32 and "line 6" in job.error and "'ext.amy'" in job.error, job.error
     assert not Prompt.objects.filter(project=project).exists()
@@ -127,7 +129,7 @@ def test_second_label_on_a_pair_in_another_chunk_names_the_first_line(project, t
 def test_same_response_id_with_other_text_in_another_chunk_is_rejected(project, tmp_path, small_chunks):
     rows = _rows()
     rows.append(dict(rows[0], response_b="a different text"))
-    job = services.import_file(project=project, format="csv", path=_csv(tmp_path / "text.csv", rows))
+    job = imports.import_file(project=project, format="csv", path=_csv(tmp_path / "text.csv", rows))
     assert job.status == ImportJob.Status.FAILED
     assert (job.error_line, job.error_field) == (32, "responses") and "line 2" in job.error, job.error
     assert not Prompt.objects.filter(project=project).exists()
@@ -135,8 +137,8 @@ def test_same_response_id_with_other_text_in_another_chunk_is_rejected(project, 
 
 def test_cancel_while_writing_leaves_nothing(seeded, tmp_path, small_chunks, monkeypatch):
     path = _csv(tmp_path / "many.csv", _rows())
-    job = services.import_job_create(project=seeded, format="csv", source_path=path)
-    real_write = services._ImportWriter.write
+    job = imports.import_job_create(project=seeded, format="csv", source_path=path)
+    real_write = import_writer.ImportWriter.write
     written = []
 
     def write_then_cancel(self, entries):
@@ -145,9 +147,9 @@ def test_cancel_while_writing_leaves_nothing(seeded, tmp_path, small_chunks, mon
         if len(written) == 2:  # the researcher presses Cancel halfway through the write
             ImportJob.objects.filter(pk=job.pk).update(cancel_requested=True)
 
-    monkeypatch.setattr(services._ImportWriter, "write", write_then_cancel)
+    monkeypatch.setattr(import_writer.ImportWriter, "write", write_then_cancel)
     before = db_snapshot()
-    job = services.import_job_run(job_id=job.pk)
+    job = imports.import_job_run(job_id=job.pk)
     assert job.status == ImportJob.Status.CANCELLED
     assert written == [3, 3]
     assert db_snapshot() == before
@@ -155,16 +157,16 @@ def test_cancel_while_writing_leaves_nothing(seeded, tmp_path, small_chunks, mon
 
 def test_progress_is_committed_while_validating(project, tmp_path, small_chunks, monkeypatch):
     path = _csv(tmp_path / "many.csv", _rows())
-    job = services.import_job_create(project=project, format="csv", source_path=path)
+    job = imports.import_job_create(project=project, format="csv", source_path=path)
     seen = []
-    real_check = services._check_cancel
+    real_check = imports._check_cancel
 
     def check(j):
         seen.append(ImportJob.objects.get(pk=j.pk).records_done)
         real_check(j)
 
-    monkeypatch.setattr(services, "_check_cancel", check)
-    assert services.import_job_run(job_id=job.pk).status == ImportJob.Status.SUCCEEDED
+    monkeypatch.setattr(imports, "_check_cancel", check)
+    assert imports.import_job_run(job_id=job.pk).status == ImportJob.Status.SUCCEEDED
     assert seen[:3] == [0, 4, 8]  # each check sees the count the previous one recorded
 
 
@@ -215,7 +217,7 @@ def test_copy_path_and_portable_path_store_the_same_rows(owner, tmp_path, small_
         monkeypatch.setattr(import_writer, "writer_for_connection", writer)
         project = services.project_create(name=name, slug=f"same-{name}", created_by=owner)
         for fmt, p in (("csv", path), ("jsonl", jsonl)):
-            job = services.import_file(project=project, format=fmt, path=p)
+            job = imports.import_file(project=project, format=fmt, path=p)
             assert job.status == ImportJob.Status.SUCCEEDED, job.error
         stored[name] = _natural_rows(project)
     assert stored["copy"]["judgments"] and stored["copy"]["ratings"]

@@ -10,7 +10,8 @@ from collections import Counter
 
 import pytest
 
-from annotate import importers, services
+from annotate.imports import services as imports
+from annotate.imports.parsers import finegrained, flat
 from annotate.models import Comparison, ImportJob, Judgment, LabelSource, Prompt, Ranking, Rating, Response
 
 from .helpers import db_snapshot
@@ -19,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _import(project, fmt, path):
-    return services.import_file(project=project, format=fmt, path=path)
+    return imports.import_file(project=project, format=fmt, path=path)
 
 
 def _ok(project, fmt, path):
@@ -229,7 +230,7 @@ def test_finegrained_six_judgments_per_question_and_spans_on_prediction_1(projec
         for span, error in zip(rating.spans, row["feedback"]["errors"]):
             assert (span["start"], span["end"]) == (error["start"], error["end"])
             assert span["text"] == text[error["start"] : error["end"]] != ""
-            assert span["type"] == importers.FINEGRAINED_ERROR_TYPES[error["error type"]]
+            assert span["type"] == finegrained.FINEGRAINED_ERROR_TYPES[error["error type"]]
             assert span["response"] == rating.response_id
             n_spans += 1
     assert n_spans == 1373
@@ -516,7 +517,7 @@ def _pq_row(pid, question, a, b, annotator=None, choice=None, strength=None, sco
 
 
 def test_parquet_rows_import_in_batches(project, tmp_path, monkeypatch):
-    monkeypatch.setattr(importers, "PARQUET_BATCH_ROWS", 2)
+    monkeypatch.setattr(flat, "PARQUET_BATCH_ROWS", 2)
     rows = [_pq_row(f"q{i}", f"Question {i}?", f"yes {i}", f"no {i}", "dee", "B", 1) for i in range(5)]
     rows.append(_pq_row("q0", "Question 0?", "yes 0", None, "dee", scores={"helpfulness": 4}))
     path = _parquet(tmp_path / "flat.parquet", rows)
@@ -531,7 +532,7 @@ def test_parquet_rows_import_in_batches(project, tmp_path, monkeypatch):
 
 
 def test_parquet_error_names_the_row_across_batches(seeded, tmp_path, monkeypatch):
-    monkeypatch.setattr(importers, "PARQUET_BATCH_ROWS", 2)
+    monkeypatch.setattr(flat, "PARQUET_BATCH_ROWS", 2)
     rows = [_pq_row(f"q{i}", f"Question {i}?", "yes", "no", "dee", "A") for i in range(5)]
     rows[3]["choice"] = "C"
     _rejected(seeded, "parquet", _parquet(tmp_path / "bad.parquet", rows), line=4, field_part="choice", unit="row")

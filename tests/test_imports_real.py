@@ -8,14 +8,14 @@ from collections import Counter
 
 import pytest
 
-from annotate import services
+from annotate.imports import services as imports
 from annotate.models import Comparison, ImportJob, Judgment, LabelSource, Prompt, Response
 
 pytestmark = [pytest.mark.django_db, pytest.mark.shared_data]
 
 
 def _run(project, fmt, path):
-    job = services.import_file(project=project, format=fmt, path=path)
+    job = imports.import_file(project=project, format=fmt, path=path)
     assert job.status == ImportJob.Status.SUCCEEDED, job.error
     return job
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from annotate import services
+from annotate.imports import services as imports
 from annotate.models import Comparison, ImportJob, Judgment
 
 from .helpers import db_snapshot, head_lines
@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db
 
 
 def _import(project, fmt, path):
-    return services.import_file(project=project, format=fmt, path=path)
+    return imports.import_file(project=project, format=fmt, path=path)
 
 
 @pytest.fixture
@@ -158,10 +158,10 @@ def test_generic_labels_are_stored_in_canonical_order(project, tmp_path):
 def test_cancelled_import_writes_nothing(seeded, tmp_path):
     path = tmp_path / "many.jsonl"
     path.write_text("".join(json.dumps({"prompt": f"P{i}", "responses": ["a", "b"]}) + "\n" for i in range(1200)))
-    job = services.import_job_create(project=seeded, format="jsonl", source_path=path)
+    job = imports.import_job_create(project=seeded, format="jsonl", source_path=path)
     before = db_snapshot()
-    assert services.import_job_cancel(job=job)
-    job = services.import_job_run(job_id=job.pk)
+    assert imports.import_job_cancel(job=job)
+    job = imports.import_job_run(job_id=job.pk)
     assert job.status == ImportJob.Status.CANCELLED
     assert db_snapshot() == before
 
@@ -169,8 +169,8 @@ def test_cancelled_import_writes_nothing(seeded, tmp_path):
 def test_cancel_during_validation_stops_and_writes_nothing(seeded, tmp_path, monkeypatch):
     path = tmp_path / "many.jsonl"
     path.write_text("".join(json.dumps({"prompt": f"P{i}", "responses": ["a", "b"]}) + "\n" for i in range(50)))
-    job = services.import_job_create(project=seeded, format="jsonl", source_path=path)
-    real_parser = services.PARSERS["jsonl"]
+    job = imports.import_job_create(project=seeded, format="jsonl", source_path=path)
+    real_parser = imports.PARSERS["jsonl"]
 
     def parser_that_gets_cancelled(p):
         for n, record in enumerate(real_parser(p)):
@@ -178,10 +178,10 @@ def test_cancel_during_validation_stops_and_writes_nothing(seeded, tmp_path, mon
                 ImportJob.objects.filter(pk=job.pk).update(cancel_requested=True)
             yield record
 
-    monkeypatch.setitem(services.PARSERS, "jsonl", parser_that_gets_cancelled)
-    monkeypatch.setattr(services, "PROGRESS_EVERY", 5)
+    monkeypatch.setitem(imports.PARSERS, "jsonl", parser_that_gets_cancelled)
+    monkeypatch.setattr(imports, "PROGRESS_EVERY", 5)
     before = db_snapshot()
-    job = services.import_job_run(job_id=job.pk)
+    job = imports.import_job_run(job_id=job.pk)
     assert job.status == ImportJob.Status.CANCELLED
     assert 20 <= job.records_done < 50
     assert db_snapshot() == before

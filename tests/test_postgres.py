@@ -12,6 +12,7 @@ import pytest
 from django.db import connection
 
 from annotate import services
+from annotate.imports import services as imports
 from annotate.models import Comparison, ImportJob, Judgment, Prompt, Response
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -52,10 +53,10 @@ def test_racing_imports_of_overlapping_files_do_not_duplicate(postgres, project,
     f1, f2 = tmp_path / "one.jsonl", tmp_path / "two.jsonl"
     _write(f1, first)
     _write(f2, second)
-    j1 = services.import_job_create(project=project, format="jsonl", source_path=f1)
-    j2 = services.import_job_create(project=project, format="jsonl", source_path=f2)
+    j1 = imports.import_job_create(project=project, format="jsonl", source_path=f1)
+    j2 = imports.import_job_create(project=project, format="jsonl", source_path=f2)
 
-    jobs = _run_in_threads(lambda: services.import_job_run(job_id=j1.pk), lambda: services.import_job_run(job_id=j2.pk))
+    jobs = _run_in_threads(lambda: imports.import_job_run(job_id=j1.pk), lambda: imports.import_job_run(job_id=j2.pk))
 
     assert [j.status for j in jobs] == [ImportJob.Status.SUCCEEDED] * 2, [j.error for j in jobs]
     assert Prompt.objects.filter(project=project).count() == 62
@@ -71,9 +72,9 @@ def test_one_job_id_given_to_two_workers_runs_once(postgres, project, tmp_path):
     f = tmp_path / "data.jsonl"
     _write(f, [{"id": "p", "prompt": "q", "responses": ["a", "b"],
                 "labels": [{"annotator": "ann", "a": 0, "b": 1, "choice": "tie"}]}])
-    job = services.import_job_create(project=project, format="jsonl", source_path=f)
+    job = imports.import_job_create(project=project, format="jsonl", source_path=f)
 
-    results = _run_in_threads(lambda: services.import_job_run(job_id=job.pk), lambda: services.import_job_run(job_id=job.pk))
+    results = _run_in_threads(lambda: imports.import_job_run(job_id=job.pk), lambda: imports.import_job_run(job_id=job.pk))
 
     job.refresh_from_db()
     assert job.status == ImportJob.Status.SUCCEEDED

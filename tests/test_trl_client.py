@@ -8,7 +8,8 @@ import math
 
 import pytest
 
-from annotate.exports import ExportSpec, export_write
+from annotate.exports.services import export_write
+from annotate.exports.spec import ExportSpec
 from annotate.models import Comparison, Judgment, Prompt, Response
 
 from .factories import annotators

@@ -15,7 +15,7 @@ from django.core.management import CommandError, call_command
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
-from annotate import services
+from annotate.imports import services as imports
 from annotate.models import ImportJob, Judgment, Rating
 from quality import agreement as stats
 from quality.services import project_agreement
@@ -117,7 +117,7 @@ def test_weighted_kappa_per_pair_is_sklearns_on_the_shared_items():
 
 
 def _import(project, fmt, path):
-    job = services.import_file(project=project, format=fmt, path=path)
+    job = imports.import_file(project=project, format=fmt, path=path)
     assert job.status == ImportJob.Status.SUCCEEDED, job.error
     return project
 

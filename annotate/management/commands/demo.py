@@ -8,6 +8,7 @@ from django.db import transaction
 
 from annotate import services
 from annotate.derived import derived_judgments_refresh
+from annotate.imports import services as imports
 from annotate.models import Comparison, ImportJob, Judgment, LabelSource, Project, Rating, Response, Role, TaskKind
 from rubrics import services as rubric_services
 from rubrics.models import Rubric
@@ -44,8 +45,8 @@ class Command(BaseCommand):
             self.stderr.write("Note: DEBUG is off; the demo accounts have public passwords.")
         users = self._accounts()
         project = self._project(users)
-        job = services.import_job_create(project=project, format="jsonl", source_path=DEMO_FILE)
-        job = services.import_job_run(job_id=job.pk)
+        job = imports.import_job_create(project=project, format="jsonl", source_path=DEMO_FILE)
+        job = imports.import_job_run(job_id=job.pk)
         if job.status != ImportJob.Status.SUCCEEDED:
             raise CommandError(f"demo data failed to import: {job.error}")
         created = services.comparisons_generate(project=project)

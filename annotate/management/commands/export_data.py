@@ -2,7 +2,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotate import exports
+from annotate.exports.services import export_write
+from annotate.exports.spec import AGGREGATIONS, FILE_FORMATS, FORMATS, ExportSpec
 from annotate.models import Project
 
 
@@ -11,10 +12,10 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("project_slug")
-        parser.add_argument("--format", required=True, choices=list(exports.FORMATS))
+        parser.add_argument("--format", required=True, choices=list(FORMATS))
         parser.add_argument("--out", required=True, type=Path, help="The export folder to create (must not hold files).")
-        parser.add_argument("--file-format", default="jsonl", choices=list(exports.FILE_FORMATS))
-        parser.add_argument("--aggregate", default="all", choices=list(exports.AGGREGATIONS))
+        parser.add_argument("--file-format", default="jsonl", choices=list(FILE_FORMATS))
+        parser.add_argument("--aggregate", default="all", choices=list(AGGREGATIONS))
         parser.add_argument("--min-agreement", type=float, help="Drop comparisons whose majority share is below this.")
         parser.add_argument("--criterion", help="Export one pairwise criterion's choices instead of the overall preference.")
         parser.add_argument("--margin", type=float, help="Add a margin column: |strength| times this.")
@@ -26,12 +27,12 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"no project {project_slug!r}")
         try:
-            spec = exports.ExportSpec(
+            spec = ExportSpec(
                 format=options["format"], file_format=options["file_format"], aggregate=options["aggregate"],
                 min_agreement=options["min_agreement"], criterion=options["criterion"], margin=options["margin"],
                 include_derived=options["include_derived"],
             )
-            result = exports.export_write(project=project, spec=spec, out=out, snapshot=snapshot)
+            result = export_write(project=project, spec=spec, out=out, snapshot=snapshot)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         counts = ", ".join(f"{k} {v}" for k, v in sorted(result.counts.items()))

@@ -3,7 +3,8 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate import services
-from annotate.importers import PARSERS
+from annotate.imports import services as imports
+from annotate.imports.parsers import PARSERS
 from annotate.models import ImportJob, Project
 
 
@@ -29,12 +30,12 @@ class Command(BaseCommand):
                 raise CommandError(f"no project {project_slug!r}; pass --create-project to create it")
             project = services.project_create(name=name or project_slug, slug=project_slug)
             self.stdout.write(f"Created project {project.slug}.")
-        job = services.import_job_create(project=project, format=format, source_path=path)
+        job = imports.import_job_create(project=project, format=format, source_path=path)
         if background:
-            services.import_job_enqueue(job=job)
+            imports.import_job_enqueue(job=job)
             self.stdout.write(f"Queued import #{job.pk}; follow it on the project page.")
             return
-        job = services.import_job_run(job_id=job.pk)
+        job = imports.import_job_run(job_id=job.pk)
         if job.status != ImportJob.Status.SUCCEEDED:
             raise CommandError(f"{path}: {job.error or job.status} (nothing was imported)")
         c = job.counts

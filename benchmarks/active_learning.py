@@ -60,7 +60,7 @@ import torch  # noqa: E402
 
 # The importer-based loading and label merging are shared with rm_accuracy.py.
 from benchmarks._labels import PARSERS, LabelledPair, merge_labels  # noqa: E402
-from models_svc import acquisition  # noqa: E402
+from models_svc.ml import acquisition  # noqa: E402
 from models_svc.ml.config import TrainConfig  # noqa: E402
 from models_svc.ml.data import split_by_prompt  # noqa: E402
 from models_svc.ml.evaluate import pairwise_accuracy  # noqa: E402
@@ -131,8 +131,8 @@ def embed(items: Sequence[Item], cache_dir: Path, threads: int) -> torch.Tensor:
     """Head-mode features of the items through the product's backbone code and
     on-disk embedding cache (default backbone, ``TrainConfig`` features)."""
     from models_svc.ml.backbone import Backbone, Embedder, EmbeddingCache
-    from models_svc.ml.config import default_backbone_path
     from models_svc.ml.infer import embed_items
+    from models_svc.ml.presets import default_backbone_path
 
     cfg = TrainConfig(**LEARNER).resolve()
     torch.set_num_threads(threads)

@@ -37,7 +37,7 @@ def main() -> None:
     import torch
     from safetensors.torch import load_file, save_file
 
-    from models_svc.ml.config import default_backbone_path
+    from models_svc.ml.presets import default_backbone_path
 
     shutil.rmtree(OUT, ignore_errors=True)
     minilm = OUT / "minilm"

@@ -98,8 +98,8 @@ def main() -> None:
     from django.db import connection
 
     from annotate.models import Comparison, Response
-    from models_svc import services
     from models_svc.selection import comparisons_rescore
+    from models_svc.services import lifecycle
 
     t0 = time.perf_counter()
     project = _build(args.prompts, args.responses, args.labels, args.seed)
@@ -108,11 +108,11 @@ def main() -> None:
 
     def refresh_and_rescore():
         t0 = time.perf_counter()
-        run = services.training_run_execute(
-            run_id=services.training_run_enqueue(project=project, mode="head", objective="bt").pk, worker="bench")
+        run = lifecycle.training_run_execute(
+            run_id=lifecycle.training_run_enqueue(project=project, mode="head", objective="bt").pk, worker="bench")
         train_s = time.perf_counter() - t0
         assert run.status == "succeeded", run.error
-        services.model_version_promote(version=run.version)
+        lifecycle.model_version_promote(version=run.version)
         t0 = time.perf_counter()
         report = comparisons_rescore(project=project, strategy="uncertainty")
         return run, train_s, report, time.perf_counter() - t0

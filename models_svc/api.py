@@ -13,8 +13,8 @@ from rest_framework.response import Response as ApiResponse
 from annotate.access import get_project_for
 from annotate.models import Role
 
-from . import services
 from .models import ModelVersion, TrainingRun
+from .services import lifecycle, scoring
 
 MAX_ITEMS = 64
 MAX_RESPONSES = 64
@@ -118,7 +118,7 @@ def score(request, slug: str):
     if "version" in body.validated_data:
         version = get_object_or_404(ModelVersion, project=project, number=body.validated_data["version"])
     try:
-        out = services.rewards_score(project=project, items=body.validated_data["items"], version=version)
+        out = scoring.rewards_score(project=project, items=body.validated_data["items"], version=version)
     except LookupError as exc:
         return ApiResponse({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     return ApiResponse(out)
@@ -142,9 +142,9 @@ def run_list(request, slug: str):
     body = RunRequest(data=request.data)
     body.is_valid(raise_exception=True)
     try:
-        run = services.training_run_enqueue(project=project, created_by=request.user,
+        run = lifecycle.training_run_enqueue(project=project, created_by=request.user,
                                             trigger=TrainingRun.Trigger.API, **body.validated_data)
-    except services.TrainingRefused as exc:
+    except lifecycle.TrainingRefused as exc:
         return ApiResponse({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     return ApiResponse(TrainingRunSerializer(run).data, status=status.HTTP_202_ACCEPTED)
 

@@ -20,8 +20,9 @@ from django.db import connection, transaction
 
 from annotate.models import Comparison, Judgment, LabelSource, Project
 
-from . import acquisition
+from .ml import acquisition
 from .models import ModelVersion, RewardSettings
+from .services.scoring import load_model
 
 MODEL_STRATEGIES = ("uncertainty", "bald", "variance")
 RESOLVED_DELTA = 0.3  # |p̄ − ½| beyond which a pair counts as settled …
@@ -43,71 +44,100 @@ def _label_counts(project: Project) -> tuple[dict[int, int], dict[int, int]]:
     return per_pair, per_prompt
 
 
+class _Pool:
+    """The open, non-gold comparisons of a project, with their label counts."""
+
+    def __init__(self, project: Project):
+        rows = list(
+            Comparison.objects.filter(project=project, open_slots__gt=0, is_gold=False)
+            .values_list("id", "prompt_id", "response_a_id", "response_b_id").order_by("id")
+        )
+        self.rows = rows
+        self.ids = np.array([c[0] for c in rows])
+        self.prompts = [c[1] for c in rows]
+        per_pair, self.per_prompt = _label_counts(project) if rows else ({}, {})
+        self.labels = np.array([per_pair.get(c, 0) for c in self.ids])
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
 def comparisons_rescore(*, project: Project, strategy: str | None = None, seed: int = 0) -> dict:
     """Score every open, non-gold comparison and write its priority. Returns what
     was done (counts, strategy used, model version, seconds per phase)."""
-    from .services import load_model
-
     started = time.perf_counter()
     strategy = strategy or project.selection_strategy
     rng = np.random.default_rng(seed)
-    pool = list(
-        Comparison.objects.filter(project=project, open_slots__gt=0, is_gold=False)
-        .values_list("id", "prompt_id", "response_a_id", "response_b_id").order_by("id")
-    )
-    if not pool:
+    pool = _Pool(project)
+    if not len(pool):
         return {"strategy": strategy, "rescored": 0}
-    ids = np.array([c[0] for c in pool])
-    prompts = [c[1] for c in pool]
-    per_pair, per_prompt = _label_counts(project)
-    labels = np.array([per_pair.get(c, 0) for c in ids])
     active = ModelVersion.objects.filter(project=project, state=ModelVersion.State.ACTIVE).first()
     report: dict = {"strategy": strategy, "model_version": active.number if active else None}
-
     if strategy == "arena":
-        scores = _arena_scores(project, pool)
+        order = _order_by_score(_arena_scores(project, pool.rows))
         report["used"] = "arena"
-        order = np.argsort(-scores, kind="stable")
     elif strategy not in MODEL_STRATEGIES or active is None:
-        scores = (acquisition.score("random", np.zeros((1, len(pool))), rng) if strategy == "random"
-                  else acquisition.cold_start_scores(labels, np.array([per_prompt.get(p, 0) for p in prompts]), rng))
+        order = _order_by_score(_model_free_scores(strategy, pool, rng))
         report["used"] = "random" if strategy == "random" else "coverage"
-        order = np.argsort(-scores, kind="stable")
     else:
-        model = load_model(active)
-        response_ids = sorted({r for c in pool for r in (c[2], c[3])})
-        texts = _texts(project, response_ids)
-        t0 = time.perf_counter()
-        members = model.score_items([texts[r] for r in response_ids]).members  # (M, R)
-        report["score_seconds"] = round(time.perf_counter() - t0, 2)
-        col = {r: i for i, r in enumerate(response_ids)}
-        a = np.array([col[c[2]] for c in pool])
-        b = np.array([col[c[3]] for c in pool])
-        diffs = members[:, a] - members[:, b]
-        scores = acquisition.score(strategy, diffs, rng)
-        # Successive elimination: a settled prompt's pairs go to the back of the queue.
-        settled = acquisition.resolved_prompts(acquisition.mean_probability(diffs), labels, prompts,
-                                               delta=RESOLVED_DELTA, min_labels=RESOLVED_MIN_LABELS)
-        scores = np.where([p in settled for p in prompts], scores - 1e6, scores)
-        report["used"] = strategy
-        report["settled_prompts"] = len(settled)
-        picks = acquisition.select_batch(scores, min(TOP_BATCH, len(pool)), prompt_ids=prompts,
-                                         per_prompt_cap=PER_PROMPT_CAP, rng=rng)
-        head = [p.index for p in picks]
-        rest = np.setdiff1d(np.argsort(-scores, kind="stable"), head, assume_unique=True)
-        rest = rest[np.argsort(-scores[rest], kind="stable")]
-        order = np.concatenate([np.array(head, dtype=int), rest])
-        live = scores[scores > -1e5]
-        if len(live):
-            counts, edges = np.histogram(live, bins=10)
-            report["score_histogram"], report["score_edges"] = counts.tolist(), edges.tolist()
+        order = _model_order(project, active, strategy, pool, rng, report)
     priority = np.empty(len(pool), dtype=np.int64)
     priority[order] = np.arange(len(pool), 0, -1)  # first in order → highest priority
-    _write_priorities(ids, priority)
+    _write_priorities(pool.ids, priority)
     report["rescored"] = len(pool)
     report["seconds"] = round(time.perf_counter() - started, 2)
     RewardSettings.objects.update_or_create(project=project, defaults={"last_rescore": report})
     return report
+
+
+def _order_by_score(scores: np.ndarray) -> np.ndarray:
+    return np.argsort(-scores, kind="stable")
+
+
+def _model_free_scores(strategy: str, pool: _Pool, rng: np.random.Generator) -> np.ndarray:
+    """Uniform for ``random``; else coverage-first (fewest labels, spread over prompts)."""
+    if strategy == "random":
+        return acquisition.score("random", np.zeros((1, len(pool))), rng)
+    return acquisition.cold_start_scores(pool.labels, np.array([pool.per_prompt.get(p, 0) for p in pool.prompts]), rng)
+
+
+def _model_order(project: Project, active: ModelVersion, strategy: str, pool: _Pool, rng: np.random.Generator,
+                 report: dict) -> np.ndarray:
+    """The active model's acquisition scores, settled prompts last, then a capped
+    greedy top batch followed by the rest by score. Adds timings and the score
+    histogram to ``report``."""
+    diffs = _member_differences(project, active, pool.rows, report)
+    scores = acquisition.score(strategy, diffs, rng)
+    # Successive elimination: a settled prompt's pairs go to the back of the queue.
+    settled = acquisition.resolved_prompts(acquisition.mean_probability(diffs), pool.labels, pool.prompts,
+                                           delta=RESOLVED_DELTA, min_labels=RESOLVED_MIN_LABELS)
+    scores = np.where([p in settled for p in pool.prompts], scores - 1e6, scores)
+    report["used"] = strategy
+    report["settled_prompts"] = len(settled)
+    picks = acquisition.select_batch(scores, min(TOP_BATCH, len(pool)), prompt_ids=pool.prompts,
+                                     per_prompt_cap=PER_PROMPT_CAP, rng=rng)
+    head = [p.index for p in picks]
+    rest = np.setdiff1d(np.argsort(-scores, kind="stable"), head, assume_unique=True)
+    rest = rest[np.argsort(-scores[rest], kind="stable")]
+    live = scores[scores > -1e5]
+    if len(live):
+        counts, edges = np.histogram(live, bins=10)
+        report["score_histogram"], report["score_edges"] = counts.tolist(), edges.tolist()
+    return np.concatenate([np.array(head, dtype=int), rest])
+
+
+def _member_differences(project: Project, active: ModelVersion, rows: list[tuple], report: dict) -> np.ndarray:
+    """(M, pairs) reward differences r_m(a) − r_m(b), each response scored once."""
+    model = load_model(active)
+    response_ids = sorted({r for c in rows for r in (c[2], c[3])})
+    texts = _texts(project, response_ids)
+    t0 = time.perf_counter()
+    members = model.score_items([texts[r] for r in response_ids]).members  # (M, R)
+    report["score_seconds"] = round(time.perf_counter() - t0, 2)
+    col = {r: i for i, r in enumerate(response_ids)}
+    a = np.array([col[c[2]] for c in rows])
+    b = np.array([col[c[3]] for c in rows])
+    return members[:, a] - members[:, b]
 
 
 def source_battles(project: Project, limit: int = 50_000) -> list[tuple[str, str, str]]:
@@ -127,7 +157,7 @@ def _arena_scores(project: Project, pool: list[tuple]) -> np.ndarray:
     (Chatbot Arena's adaptive sampling). Unknown or same-source pairs go last."""
     from annotate.models import Response
 
-    from .leaderboard import leaderboard
+    from .ml.leaderboard import leaderboard
 
     rows = {r.source: r for r in leaderboard(source_battles(project), rounds=100)}
     response_ids = {r for c in pool for r in (c[2], c[3])}

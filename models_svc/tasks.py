@@ -1,37 +1,45 @@
-"""Celery tasks: thin adapters that take an id and call a service (DESIGN §10)."""
+"""Celery tasks: thin adapters that take an id and call a service (DESIGN §10).
+
+Each one returns quietly when its row is gone, and retries with backoff when the
+database or the broker is briefly unreachable: every task here is safe to run
+twice (a run is claimed by a conditional UPDATE, a sweep and a rescore rewrite the
+same rows, an automatic refresh queues nothing while a run is active).
+"""
 
 from celery import shared_task
+from django.db import OperationalError
+from kombu.exceptions import OperationalError as BrokerError
 
-from . import services
+from annotate.models import Project
+
+from .models import TrainingRun
+from .selection import comparisons_rescore
+from .services import lifecycle
+
+RETRY = {"autoretry_for": (OperationalError, BrokerError), "retry_backoff": True, "max_retries": 5}
 
 
-@shared_task(name="models_svc.tasks.train_reward_model", acks_late=True)
+@shared_task(name="models_svc.tasks.train_reward_model", acks_late=True, **RETRY)
 def train_reward_model(run_id: int) -> str:
     """acks_late: a worker killed mid-run leaves the message for another worker,
     whose claim then fails harmlessly (the run is no longer queued)."""
-    from .models import TrainingRun
-
     if not TrainingRun.objects.filter(pk=run_id).exists():
         return "gone"
-    return services.training_run_execute(run_id=run_id).status
+    return lifecycle.training_run_execute(run_id=run_id).status
 
 
-@shared_task(name="models_svc.tasks.training_runs_sweep")
+@shared_task(name="models_svc.tasks.training_runs_sweep", **RETRY)
 def training_runs_sweep() -> int:
-    return services.training_runs_sweep()
+    return lifecycle.training_runs_sweep()
 
 
-@shared_task(name="models_svc.tasks.reward_models_autorefresh")
+@shared_task(name="models_svc.tasks.reward_models_autorefresh", **RETRY)
 def reward_models_autorefresh() -> int:
-    return services.reward_models_autorefresh()
+    return lifecycle.reward_models_autorefresh()
 
 
-@shared_task(name="models_svc.tasks.rescore_comparisons", acks_late=True)
+@shared_task(name="models_svc.tasks.rescore_comparisons", acks_late=True, **RETRY)
 def rescore_comparisons(project_id: int, strategy: str | None = None) -> dict | str:
-    from annotate.models import Project
-
-    from .selection import comparisons_rescore
-
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return "gone"

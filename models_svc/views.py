@@ -12,9 +12,10 @@ from django.views.decorators.http import require_GET, require_POST
 from annotate.access import get_project_for
 from annotate.models import Role
 
-from . import plots, services
-from .ml.config import PRESETS
+from . import plots
+from .ml.presets import PRESETS
 from .models import ModelVersion, RewardSettings, TrainingRun
+from .services import lifecycle, project_settings
 
 
 def _get_project(request, slug: str):
@@ -47,7 +48,7 @@ def model_page(request, slug: str):
     curves = (shown.metrics or {}).get("curves", []) if shown else []
     return render(request, "models_svc/page.html", {
         **_runs_context(project),
-        "settings": services.settings_for(project),
+        "settings": project_settings.settings_for(project),
         "versions": versions,
         "active": next((v for v in versions if v.state == ModelVersion.State.ACTIVE), None),
         # Roll back only when a version other than the active one was ever active.
@@ -77,11 +78,11 @@ def runs_partial(request, slug: str):
 def retrain(request, slug: str):
     project = _get_project(request, slug)
     try:
-        run = services.training_run_enqueue(
+        run = lifecycle.training_run_enqueue(
             project=project, mode=request.POST.get("mode") or None, objective=request.POST.get("objective") or None,
             created_by=request.user,
         )
-    except services.TrainingRefused as exc:
+    except lifecycle.TrainingRefused as exc:
         messages.error(request, f"Not queued: {exc}.")
     else:
         messages.success(request, f"Run #{run.pk} queued ({run.config['mode']}, {run.config['objective']}).")
@@ -93,7 +94,7 @@ def retrain(request, slug: str):
 def settings_update(request, slug: str):
     project = _get_project(request, slug)
     try:
-        services.reward_settings_update(
+        project_settings.reward_settings_update(
             project=project,
             mode=request.POST.get("mode", "head"),
             objective=request.POST.get("objective", "bt"),
@@ -114,7 +115,7 @@ def settings_update(request, slug: str):
 @require_POST
 def run_cancel(request, slug: str, run_id: int):
     project = _get_project(request, slug)
-    services.training_run_cancel(run=get_object_or_404(TrainingRun, project=project, pk=run_id))
+    lifecycle.training_run_cancel(run=get_object_or_404(TrainingRun, project=project, pk=run_id))
     return _back(request, project)
 
 
@@ -122,7 +123,7 @@ def run_cancel(request, slug: str, run_id: int):
 @require_POST
 def version_promote(request, slug: str, number: int):
     project = _get_project(request, slug)
-    version = services.model_version_promote(version=get_object_or_404(ModelVersion, project=project, number=number))
+    version = lifecycle.model_version_promote(version=get_object_or_404(ModelVersion, project=project, number=number))
     messages.success(request, f"Model v{version.number} is now active.")
     return redirect("model-page", slug=project.slug)
 
@@ -132,7 +133,7 @@ def version_promote(request, slug: str, number: int):
 def version_rollback(request, slug: str):
     project = _get_project(request, slug)
     try:
-        version = services.model_version_rollback(project=project)
+        version = lifecycle.model_version_rollback(project=project)
     except ValueError as exc:
         messages.error(request, str(exc).capitalize() + ".")
     else:
@@ -147,11 +148,11 @@ def selection_page(request, slug: str):
     learning curve over versions, and the leaderboard of response sources."""
     from annotate.models import Project
 
-    from .leaderboard import leaderboard
+    from .ml.leaderboard import leaderboard
     from .selection import source_battles
 
     project = _get_project(request, slug)
-    s = services.settings_for(project)
+    s = project_settings.settings_for(project)
     last = s.last_rescore or {}
     versions = list(ModelVersion.objects.filter(project=project).order_by("number"))
     curve = [{"stage": "held-out accuracy", "step": v.metrics.get("train_pairs"), "eval_accuracy": v.metrics.get("eval_accuracy")}
@@ -174,8 +175,8 @@ def selection_page(request, slug: str):
 def selection_update(request, slug: str):
     project = _get_project(request, slug)
     try:
-        services.selection_settings_update(project=project, strategy=request.POST.get("strategy", ""),
-                                           exploration_rate=request.POST.get("exploration_rate", "0"))
+        project_settings.selection_settings_update(project=project, strategy=request.POST.get("strategy", ""),
+                                                   exploration_rate=request.POST.get("exploration_rate", "0"))
     except ValueError as exc:
         messages.error(request, f"Not saved: {exc}.")
     else:
@@ -186,9 +187,7 @@ def selection_update(request, slug: str):
 @login_required
 @require_POST
 def rescore_now(request, slug: str):
-    from . import tasks
-
     project = _get_project(request, slug)
-    tasks.rescore_comparisons.delay_on_commit(project.pk)
+    lifecycle.comparisons_rescore_enqueue(project_id=project.pk)
     messages.success(request, "Rescoring queued; the queue's priorities change when it finishes.")
     return redirect("model-selection", slug=project.slug)

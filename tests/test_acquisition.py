@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models_svc import acquisition as acq
+from models_svc.ml import acquisition as acq
 
 
 def test_uncertainty_and_entropy_by_hand():

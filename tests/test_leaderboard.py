@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from models_svc.leaderboard import fit, leaderboard, most_informative_pair
+from models_svc.ml.leaderboard import fit, leaderboard, most_informative_pair
 
 
 def test_two_sources_recover_the_log_odds():

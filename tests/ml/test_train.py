@@ -13,9 +13,10 @@ import pytest
 import torch
 from transformers import AutoModel
 
-from models_svc.ml.config import TrainConfig, default_backbone_path
+from models_svc.ml.config import TrainConfig
 from models_svc.ml.data import PairExample, RatedExample
 from models_svc.ml.infer import RewardModel, build_head_model, embed_items
+from models_svc.ml.presets import default_backbone_path
 from models_svc.ml.train import Cancelled, train_finetune, train_head
 
 

@@ -6,8 +6,8 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.models import Project
-from models_svc import services
 from models_svc.models import TrainingRun
+from models_svc.services import lifecycle
 
 
 class Command(BaseCommand):
@@ -32,14 +32,14 @@ class Command(BaseCommand):
         if proj is None:
             raise CommandError(f"no project with slug {project!r}")
         try:
-            run = services.training_run_enqueue(project=proj, mode=mode, objective=objective,
+            run = lifecycle.training_run_enqueue(project=proj, mode=mode, objective=objective,
                                                 trigger=TrainingRun.Trigger.CLI, overrides=_parse_overrides(overrides))
-        except services.TrainingRefused as exc:
+        except lifecycle.TrainingRefused as exc:
             raise CommandError(str(exc)) from None
         self.stdout.write(f"run #{run.pk} queued: {run.config['mode']}/{run.config['objective']}, "
                           f"{run.data_snapshot['pairs']} pairs, {run.data_snapshot['ratings']} ratings")
         if inline:
-            run = services.training_run_execute(run_id=run.pk, worker="cli")
+            run = lifecycle.training_run_execute(run_id=run.pk, worker="cli")
         elif wait:
             last = None
             while run.is_active:
@@ -59,7 +59,7 @@ class Command(BaseCommand):
             f"model v{version.number}: held-out accuracy {metrics.get('eval_accuracy')}, "
             f"{metrics.get('train_pairs')} train / {metrics.get('eval_pairs')} eval pairs"))
         if promote:
-            services.model_version_promote(version=version)
+            lifecycle.model_version_promote(version=version)
             self.stdout.write(f"model v{version.number} is now active")
 
 

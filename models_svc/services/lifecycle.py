@@ -6,6 +6,11 @@ the project's labels into plain examples for ``models_svc.ml`` and records what
 comes back; the web request only ever enqueues. A version is recorded only after
 its artifact is fully in place, and nothing here changes the active version except
 ``model_version_promote`` — so a failed, killed or cancelled run never does.
+
+Enqueuing is this module's job (views and the API never call ``.delay``): a task
+is sent with ``delay_on_commit``/``apply_async_on_commit`` from inside the writing
+transaction. ``models_svc.tasks`` imports this module; this module imports the tasks
+only where it sends one, so the tasks' module never sits under a service's import.
 """
 
 from __future__ import annotations
@@ -21,19 +26,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from celery.utils import uuid as celery_uuid
 from django.conf import settings
 from django.db import close_old_connections, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from annotate.models import Comparison, Judgment, LabelSource, Project, Rating
-from rubrics.schema import answer_number
+from annotate.models import Project
 
-from .models import ModelVersion, RewardSettings, TrainingRun
+from ..ml.config import TrainConfig
+from ..ml.presets import PRESETS
+from ..models import ModelVersion, RewardSettings, TrainingRun
+from .project_settings import settings_for
+from .scoring import load_model
+from .training_data import labels_snapshot, training_examples, training_judgments, training_ratings
 
 log = logging.getLogger(__name__)
 
-LABEL_SOURCES = (LabelSource.HUMAN, LabelSource.IMPORTED)
 HEARTBEAT_SECONDS = 10
 STALE_AFTER_SECONDS = 120
 MIN_PAIRS = 4
@@ -59,76 +68,6 @@ def json_safe(value: Any) -> Any:
     return value
 
 
-def settings_for(project: Project) -> RewardSettings:
-    obj, _ = RewardSettings.objects.get_or_create(project=project)
-    return obj
-
-
-# --- which labels a run sees ----------------------------------------------------------
-
-
-def _judgments(project: Project):
-    return Judgment.objects.filter(
-        comparison__project=project, source__in=LABEL_SOURCES, choice__in=("A", "B", "tie")
-    )
-
-
-def _ratings(project: Project):
-    return Rating.objects.filter(response__prompt__project=project, source__in=LABEL_SOURCES)
-
-
-def _snapshot(project: Project) -> dict[str, Any]:
-    """Labels up to these ids belong to the run, whatever arrives while it waits."""
-    j = _judgments(project).aggregate(n=Max("id"))["n"] or 0
-    r = _ratings(project).aggregate(n=Max("id"))["n"] or 0
-    return {
-        "max_judgment_id": j,
-        "max_rating_id": r,
-        "pairs": _judgments(project).filter(id__lte=j).count(),
-        "ratings": _ratings(project).filter(id__lte=r).count(),
-    }
-
-
-def training_examples(project: Project, snapshot: dict[str, Any]):
-    """(pairs, ratings, data hash) for ``models_svc.ml``. Ties are kept (the loss
-    decides what to do with them); both-bad labels say nothing about order."""
-    import hashlib
-
-    from .ml.data import PairExample, RatedExample
-
-    flip = Comparison.Choice.flip
-    digest = hashlib.sha256()
-    pairs = []
-    rows = (
-        _judgments(project)
-        .filter(id__lte=snapshot["max_judgment_id"])
-        .select_related("comparison__prompt", "comparison__response_a", "comparison__response_b")
-        .order_by("id")
-    )
-    for j in rows.iterator(chunk_size=2000):
-        c = j.comparison
-        a_wins = j.choice != "B"
-        chosen, rejected = (c.response_a, c.response_b) if a_wins else (c.response_b, c.response_a)
-        criteria = {k: (v if a_wins else flip(v)) for k, v in (j.criteria or {}).items()}
-        pairs.append(PairExample(
-            prompt_id=str(c.prompt_id), conversation=c.prompt.conversation, chosen_text=chosen.text,
-            rejected_text=rejected.text, tie=j.choice == "tie",
-            strength=abs(j.strength) if j.strength else None, criteria=criteria,
-        ))
-        digest.update(f"j{j.pk}:{j.choice}:{j.updated_at.isoformat()};".encode())
-    ratings = []
-    rows = _ratings(project).filter(id__lte=snapshot["max_rating_id"]).select_related("response__prompt").order_by("id")
-    for r in rows.iterator(chunk_size=2000):
-        scores = {k: answer_number(v) for k, v in (r.scores or {}).items()}
-        ratings.append(RatedExample(prompt_id=str(r.response.prompt_id), conversation=r.response.prompt.conversation,
-                                    response_text=r.response.text, scores=scores))
-        digest.update(f"r{r.pk}:{r.updated_at.isoformat()};".encode())
-    return pairs, ratings, digest.hexdigest()[:16]
-
-
-# --- lifecycle ------------------------------------------------------------------------
-
-
 @transaction.atomic
 def training_run_enqueue(
     *, project: Project, mode: str | None = None, objective: str | None = None, created_by=None,
@@ -137,8 +76,6 @@ def training_run_enqueue(
     """Queue a run with the project's settings: its preset and backbone, then
     ``mode``/``objective`` and ``overrides`` over them. One run at a time per project;
     the labels it will see are fixed now."""
-    from .ml.config import PRESETS, TrainConfig
-
     Project.objects.select_for_update().filter(pk=project.pk).first()  # serialise enqueues per project
     s = settings_for(project)
     if TrainingRun.objects.filter(project=project, status__in=TrainingRun.ACTIVE_STATES).exists():
@@ -152,23 +89,25 @@ def training_run_enqueue(
         TrainConfig.from_dict(requested)  # validate now (unknown keys too): a bad setting fails here, not on the worker
     except (TypeError, ValueError) as exc:
         raise TrainingRefused(str(exc)) from None
-    snapshot = _snapshot(project)
+    snapshot = labels_snapshot(project)
     if requested["objective"] in ("bt", "gated") and snapshot["pairs"] < MIN_PAIRS:
         raise TrainingRefused(f"needs at least {MIN_PAIRS} pairwise labels (A, B or tie); the project has {snapshot['pairs']}")
     if requested["objective"] in ("multi", "gated") and snapshot["ratings"] < MIN_PAIRS:
         raise TrainingRefused(f"needs at least {MIN_PAIRS} ratings; the project has {snapshot['ratings']}")
     run = TrainingRun.objects.create(
-        project=project, created_by=created_by, trigger=trigger, config=requested, data_snapshot=snapshot
+        project=project, created_by=created_by, trigger=trigger, config=requested, data_snapshot=snapshot,
+        celery_id=celery_uuid(),
     )
-    transaction.on_commit(lambda: _send(run.pk))
+    _send(run)
     return run
 
 
-def _send(run_id: int) -> None:
-    from . import tasks
+def _send(run: TrainingRun) -> None:
+    """Hand the run to a worker once the transaction commits, under the task id
+    stored on the run."""
+    from .. import tasks
 
-    result = tasks.train_reward_model.delay(run_id)
-    TrainingRun.objects.filter(pk=run_id, celery_id="").update(celery_id=result.id or "")
+    tasks.train_reward_model.apply_async_on_commit((run.pk,), task_id=run.celery_id)
 
 
 def training_run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
@@ -252,7 +191,7 @@ def _compare_with_active(project: Project, result, eval_pairs) -> dict[str, Any]
     """Score the fixed eval split with the active version too, so "beats the
     active one" and "agreement with the previous version" are measured on the
     same pairs."""
-    from .ml import evaluate
+    from ..ml import evaluate
 
     active = ModelVersion.objects.filter(project=project, state=ModelVersion.State.ACTIVE).first()
     if active is None or not eval_pairs:
@@ -275,9 +214,8 @@ def _compare_with_active(project: Project, result, eval_pairs) -> dict[str, Any]
 
 def training_run_execute(*, run_id: int, worker: str | None = None) -> TrainingRun:
     """The worker body: claim, train, record. Returns the run as it ended."""
-    from .ml import train as ml_train
-    from .ml.config import TrainConfig
-    from .ml.data import split_by_prompt
+    from ..ml import train as ml_train
+    from ..ml.data import split_by_prompt
 
     worker = worker or f"{socket.gethostname()}:{os.getpid()}"
     run = training_run_claim(run_id=run_id, worker=worker)
@@ -372,14 +310,16 @@ def model_version_promote(*, version: ModelVersion) -> ModelVersion:
         pk=version.pk).update(state=ModelVersion.State.RETIRED)
     ModelVersion.objects.filter(pk=version.pk).update(state=ModelVersion.State.ACTIVE, promoted_at=timezone.now())
     # The queue's priorities come from the active model: rescore with the new one.
-    transaction.on_commit(lambda: _rescore(version.project_id))
+    comparisons_rescore_enqueue(project_id=version.project_id)
     return ModelVersion.objects.get(pk=version.pk)
 
 
-def _rescore(project_id: int) -> None:
-    from . import tasks
+def comparisons_rescore_enqueue(*, project_id: int) -> None:
+    """Have a worker rewrite the queue's priorities (``selection.comparisons_rescore``)
+    once the current transaction, if any, commits."""
+    from .. import tasks
 
-    tasks.rescore_comparisons.delay(project_id)
+    tasks.rescore_comparisons.delay_on_commit(project_id)
 
 
 @transaction.atomic
@@ -406,8 +346,8 @@ def reward_models_autorefresh() -> int:
             continue
         last = TrainingRun.objects.filter(project=project).order_by("-created_at").first()
         since = (last.data_snapshot if last else {}) or {}
-        new = (_judgments(project).filter(id__gt=since.get("max_judgment_id", 0)).count()
-               + _ratings(project).filter(id__gt=since.get("max_rating_id", 0)).count())
+        new = (training_judgments(project).filter(id__gt=since.get("max_judgment_id", 0)).count()
+               + training_ratings(project).filter(id__gt=since.get("max_rating_id", 0)).count())
         if new >= s.refresh_after_labels:
             try:
                 training_run_enqueue(project=project, mode="head", trigger=TrainingRun.Trigger.AUTO)
@@ -415,42 +355,6 @@ def reward_models_autorefresh() -> int:
             except TrainingRefused as exc:
                 log.info("auto-refresh of %s skipped: %s", project.slug, exc)
     return queued
-
-
-# --- scoring --------------------------------------------------------------------------
-
-_LOADED: dict[str, Any] = {}
-_LOAD_LOCK = threading.Lock()
-
-
-def load_model(version: ModelVersion):
-    """The version's RewardModel, loaded once per process (the last two are kept)."""
-    from .ml.infer import RewardModel
-
-    with _LOAD_LOCK:
-        model = _LOADED.get(version.artifact_path)
-        if model is None:
-            model = RewardModel.load(version.artifact_path, cache_dir=Path(settings.MODEL_DIR) / "embeddings")
-            while len(_LOADED) >= 2:
-                _LOADED.pop(next(iter(_LOADED)))
-            _LOADED[version.artifact_path] = model
-        return model
-
-
-def rewards_score(*, project: Project, items: list[dict[str, Any]], version: ModelVersion | None = None) -> dict:
-    """Score ``items`` (each ``{"conversation": […], "responses": […]}``) with the
-    active version (or ``version``)."""
-    version = version or ModelVersion.objects.filter(project=project, state=ModelVersion.State.ACTIVE).first()
-    if version is None:
-        raise LookupError("this project has no active reward model yet; train one and promote it")
-    model = load_model(version)
-    flat = [(item["conversation"], text) for item in items for text in item["responses"]]
-    scores = model.score_items(flat).rows() if flat else []
-    out, at = [], 0
-    for item in items:
-        out.append(scores[at:at + len(item["responses"])])
-        at += len(item["responses"])
-    return {"model_version": version.number, "criteria": model.criteria, "results": out}
 
 
 class _Heartbeat:
@@ -491,60 +395,3 @@ class _Heartbeat:
         self._stop.set()
         self._thread.join(timeout=30)
         close_old_connections()
-
-
-@transaction.atomic
-def reward_settings_update(*, project: Project, mode: str, objective: str, refresh_after_labels: int | str,
-                           auto_promote: bool, preset: str | None = None, backbone: str | None = None,
-                           may_set_paths: bool = False) -> RewardSettings:
-    """``preset`` and ``backbone`` (None: unchanged; backbone "": none) must be
-    usable here. A backbone is a path on the server, so only site admins
-    (``may_set_paths``) may set one; anyone may clear it."""
-    from .ml.config import PRESETS, TrainConfig
-
-    try:
-        refresh = int(refresh_after_labels)
-    except (TypeError, ValueError):
-        raise ValueError("refresh after labels must be a whole number") from None
-    if refresh < 0:
-        raise ValueError("refresh after labels must be 0 (off) or more")
-    s = RewardSettings.objects.select_for_update().get(pk=settings_for(project).pk)
-    preset = s.preset if preset is None else preset
-    if preset not in PRESETS:
-        raise ValueError(f"unknown backbone preset {preset!r}; choose one of {', '.join(PRESETS)}")
-    missing = PRESETS[preset].missing()
-    if missing:
-        raise ValueError(f"backbone {PRESETS[preset].label} is not installed on this server: {missing}")
-    if backbone:
-        backbone = backbone.strip()
-        if not may_set_paths:
-            raise ValueError("only site admins can point the backbone at a path on the server")
-        if not Path(backbone).expanduser().exists():
-            raise ValueError(f"backbone path {backbone} does not exist on this server")
-    try:  # the default mode and objective must go with the preset (a stack trains heads only)
-        TrainConfig(mode=mode, objective=objective, **PRESETS[preset].for_mode(mode))
-    except (TypeError, ValueError) as exc:
-        raise ValueError(str(exc)) from None
-    s.mode, s.objective, s.refresh_after_labels, s.auto_promote = mode, objective, refresh, auto_promote
-    s.preset = preset
-    if backbone is not None:
-        s.backbone = backbone
-    s.save()
-    return s
-
-
-@transaction.atomic
-def selection_settings_update(*, project: Project, strategy: str, exploration_rate: float | str) -> Project:
-    """The project's selection strategy and ε; the next rescoring uses them."""
-    if strategy not in Project.Strategy.values:
-        raise ValueError(f"unknown strategy {strategy!r}; choose one of {', '.join(Project.Strategy.values)}")
-    try:
-        epsilon = float(exploration_rate)
-    except (TypeError, ValueError):
-        raise ValueError("exploration rate must be a number from 0 to 1") from None
-    if not 0.0 <= epsilon <= 1.0:
-        raise ValueError("exploration rate must be a number from 0 to 1")
-    Project.objects.filter(pk=project.pk).update(selection_strategy=strategy)
-    RewardSettings.objects.update_or_create(project=project, defaults={"exploration_rate": epsilon})
-    project.refresh_from_db()
-    return project

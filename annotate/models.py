@@ -99,6 +99,10 @@ class Project(models.Model):
     lease_ttl_seconds = models.PositiveIntegerField(default=900, validators=[MinValueValidator(30)])
     gold_rate = models.FloatField(default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)])
     selection_strategy = models.CharField(max_length=16, choices=Strategy.choices, default=Strategy.COVERAGE)
+    exploration_rate = models.FloatField(
+        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="ε: the share of pairwise tasks drawn uniformly from the open pool instead of by priority.",
+    )
     max_tasks_per_annotator = models.PositiveIntegerField(
         null=True, blank=True, help_text="Most tasks one annotator may submit in this project (empty: no cap)."
     )

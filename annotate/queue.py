@@ -312,7 +312,7 @@ def _selection(project: Project, kind: str, gold: bool, qs) -> tuple[str, float 
     candidates to try. Costs one COUNT only when ε > 0."""
     if kind != TaskKind.PAIRWISE or gold:
         return ("gold" if gold else project.selection_strategy), None, slice(0, 8)
-    epsilon = _exploration_rate(project)
+    epsilon = project.exploration_rate
     if epsilon <= 0:
         return project.selection_strategy, 1.0, slice(0, 8)
     n = qs.count()
@@ -322,13 +322,6 @@ def _selection(project: Project, kind: str, gold: bool, qs) -> tuple[str, float 
         offset = random.randrange(n)
         return "explore", epsilon / n, slice(offset, offset + 8)
     return project.selection_strategy, (1 - epsilon) + epsilon / n, slice(0, 8)
-
-
-def _exploration_rate(project: Project) -> float:
-    from models_svc.models import RewardSettings
-
-    rate = RewardSettings.objects.filter(project=project).values_list("exploration_rate", flat=True).first()
-    return float(rate or 0.0)
 
 
 def assignment_for(*, annotator, assignment_id: int) -> Assignment | None:

@@ -9,7 +9,6 @@ partial unique constraint, so even a race cannot make two)."""
 from __future__ import annotations
 
 from django.conf import settings
-from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -45,10 +44,6 @@ class RewardSettings(models.Model):
     )
     auto_promote = models.BooleanField(
         default=False, help_text="Promote a new version when it beats the active one on the fixed eval split."
-    )
-    exploration_rate = models.FloatField(
-        default=0.0, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
-        help_text="ε: the share of pairwise tasks drawn uniformly from the open pool instead of by priority.",
     )
     last_rescore = models.JSONField(
         default=dict, blank=True, help_text="What the last rescoring did (strategy, counts, score histogram)."

@@ -89,13 +89,11 @@ def test_epsilon_exploration_draws_uniformly_at_the_configured_rate(project, ann
     from django.db.models import F
 
     from annotate.models import Assignment
-    from models_svc.models import RewardSettings
 
-    project.selection_strategy = "bald"
-    project.save(update_fields=["selection_strategy"])
     ordered = _priorities(project, n_prompts=4)  # 12 open pairs
     n, eps, trials = len(ordered), 0.25, 600
-    RewardSettings.objects.create(project=project, exploration_rate=eps)
+    project.selection_strategy, project.exploration_rate = "bald", eps
+    project.save(update_fields=["selection_strategy", "exploration_rate"])
     random.seed(20261123)
     explored, hits = 0, {c.pk: 0 for c in ordered}
     for _ in range(trials):
@@ -149,8 +147,6 @@ def test_arena_strategy_puts_the_least_separated_sources_first(project):
 def test_selection_page_shows_strategy_leaderboard_and_is_for_researchers(client, project, owner, annotator):
     from django.urls import reverse
 
-    from models_svc.models import RewardSettings
-
     from .factories import fill
 
     fill(project, prompts=2, responses=3)
@@ -164,7 +160,7 @@ def test_selection_page_shows_strategy_leaderboard_and_is_for_researchers(client
     assert r.status_code == 302
     project.refresh_from_db()
     assert project.selection_strategy == "uncertainty"
-    assert RewardSettings.objects.get(project=project).exploration_rate == 0.1
+    assert project.exploration_rate == 0.1
     comparisons_rescore(project=project)
     html = client.get(reverse("model-selection", args=[project.slug])).content.decode()
     assert '<b id="used-strategy">coverage</b>' in html  # no model yet: coverage first

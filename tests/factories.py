@@ -7,7 +7,7 @@ from annotate.models import Comparison, Judgment, Membership, Prompt, Rating, Re
 from models_svc.models import RewardSettings
 from rubrics import services as rubric_services
 
-from .conftest import make_user
+from tests.conftest import make_user
 
 
 def fill(project, *, prompts: int = 3, responses: int = 2) -> list[Prompt]:

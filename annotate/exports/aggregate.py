@@ -22,7 +22,7 @@ class Agreement:
     so we add each comparison's share as it passes (Krippendorff 2011):
     o_ck += n_c (n_k − [c = k]) / (m − 1) for a comparison with m ≥ 2 labels, n_c
     of them c; then α = 1 − (n − 1) Σ_{c≠k} o_ck / Σ_{c≠k} n_c n_k with
-    n_c = Σ_k o_ck and n = Σ_c n_c. tests/test_exports.py checks the result
+    n_c = Σ_k o_ck and n = Σ_c n_c. tests/annotate/exports/test_exports.py checks the result
     against ``krippendorff.alpha``.
     """
 

@@ -9,7 +9,7 @@ PostgreSQL they are streamed with ``COPY`` into a temporary table and moved with
 ``INSERT … SELECT``, which is an order of magnitude faster than ``bulk_create``
 at a million rows and builds no model instance per row. Elsewhere (SQLite, the
 developer default) the same rows go through ``bulk_create``, so both paths store
-the same values; ``tests/test_import_fast.py`` compares them.
+the same values; ``tests/annotate/imports/test_writer.py`` compares them.
 """
 
 from __future__ import annotations

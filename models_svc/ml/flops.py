@@ -8,7 +8,7 @@ parameters, L layers and width d (Kaplan et al. 2020, §2.1; PaLM, appendix B):
 
 Padded positions are not counted, nor norms, softmax or other element-wise work:
 model FLOPs utilisation (MFU) is useful work per second over the chip's peak, so
-padding shows up as a lower MFU. ``tests/ml/test_flops.py`` checks the formula
+padding shows up as a lower MFU. ``tests/models_svc/ml/test_flops.py`` checks the formula
 against ``torch.utils.flop_counter`` on an unpadded batch.
 """
 

@@ -20,8 +20,8 @@ from annotate.models import ImportJob, Judgment, Rating
 from quality import agreement as stats
 from quality.services import project_agreement
 
-from ..conftest import make_user
-from ..factories import fill, pin_rubric
+from tests.conftest import make_user
+from tests.factories import fill, pin_rubric
 
 # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", the 3-coder
 # example with missing values (also the krippendorff package's doctest).

@@ -9,7 +9,7 @@ from rest_framework.test import APIClient
 
 from annotate.models import Assignment, Judgment
 
-from .factories import annotators, fill, make_gold
+from tests.factories import annotators, fill, make_gold
 
 pytestmark = pytest.mark.django_db
 
@@ -141,7 +141,7 @@ def test_tagged_spans_are_shown_back_to_their_annotator_only(project, annotator)
     from annotate import queue, submit
     from annotate.models import TaskKind
 
-    from .factories import pin_rubric
+    from tests.factories import pin_rubric
 
     project.task_kinds = ["pairwise", "rating"]
     project.save()

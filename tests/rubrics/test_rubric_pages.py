@@ -14,8 +14,8 @@ from annotate.services import membership_set, project_pin_rubric
 from rubrics import services as rubric_services
 from rubrics.models import Criterion, Rubric, RubricVersion
 
-from .factories import fill
-from .helpers import db_snapshot
+from tests.factories import fill
+from tests.helpers import db_snapshot
 
 pytestmark = pytest.mark.django_db
 HX = {"HTTP_HX_REQUEST": "true"}

@@ -11,7 +11,7 @@ import pytest
 from annotate.imports.parsers.base import LabelRecord, RankingRecord, Record, ResponseRecord
 from models_svc.ml.config import resolve_precision
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(REPO))
 
 from benchmarks import _labels, rm_accuracy, rm_throughput  # noqa: E402

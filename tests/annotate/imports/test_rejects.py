@@ -9,7 +9,7 @@ import pytest
 from annotate.imports import services as imports
 from annotate.models import Comparison, ImportJob, Judgment
 
-from .helpers import db_snapshot, head_lines
+from tests.helpers import db_snapshot, head_lines
 
 pytestmark = pytest.mark.django_db
 

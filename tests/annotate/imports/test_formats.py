@@ -14,7 +14,7 @@ from annotate.imports import services as imports
 from annotate.imports.parsers import finegrained, flat
 from annotate.models import Comparison, ImportJob, Judgment, LabelSource, Prompt, Ranking, Rating, Response
 
-from .helpers import db_snapshot
+from tests.helpers import db_snapshot
 
 pytestmark = pytest.mark.django_db
 

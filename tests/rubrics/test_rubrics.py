@@ -12,9 +12,9 @@ from rubrics.models import Rubric, RubricVersion
 from annotate.derived import derivation_report, derived_judgments_refresh
 from annotate.services import project_pin_rubric
 
-from .conftest import make_user
-from .factories import fill
-from .helpers import db_snapshot
+from tests.conftest import make_user
+from tests.factories import fill
+from tests.helpers import db_snapshot
 
 LIKERT = {"key": "helpfulness", "name": "Helpfulness", "scale": "likert", "min": 0, "max": 4,
           "anchors": {"0": "useless", "4": "perfect"}}

@@ -14,7 +14,7 @@ from annotate.imports import services as imports
 from annotate.imports import writer as import_writer
 from annotate.models import Comparison, ImportJob, Judgment, Prompt, Ranking, Rating, Response
 
-from .helpers import db_snapshot
+from tests.helpers import db_snapshot
 
 pytestmark = pytest.mark.django_db
 

@@ -21,8 +21,8 @@ from annotate.exports.services import export_write
 from annotate.exports.spec import ExportSpec
 from annotate.models import Comparison, ExportJob, Judgment, LabelSource, Prompt, Ranking, Rating, Response
 
-from .conftest import make_user
-from .factories import annotators, pin_rubric
+from tests.conftest import make_user
+from tests.factories import annotators, pin_rubric
 
 pytestmark = pytest.mark.django_db
 

@@ -11,9 +11,9 @@ from annotate.models import Comparison, Judgment
 from models_svc.models import ModelVersion, RewardSettings, TrainingRun
 from models_svc.services import lifecycle, scoring
 
-from .conftest import make_user
-from .factories import fast_training as _fast
-from .factories import labelled_for_training as _labelled
+from tests.conftest import make_user
+from tests.factories import fast_training as _fast
+from tests.factories import labelled_for_training as _labelled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

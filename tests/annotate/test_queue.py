@@ -11,7 +11,7 @@ from django.utils import timezone
 from annotate import queue, submit
 from annotate.models import Assignment, Comparison, Judgment, Ranking, Rating, TaskKind
 
-from .factories import annotators, fill, make_gold, pin_rubric
+from tests.factories import annotators, fill, make_gold, pin_rubric
 
 pytestmark = pytest.mark.django_db
 

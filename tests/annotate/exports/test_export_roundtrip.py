@@ -15,7 +15,7 @@ from annotate.exports.spec import ExportSpec
 from annotate.imports import services as imports
 from annotate.models import ImportJob, Judgment, LabelSource, Rating
 
-from .helpers import head_lines
+from tests.helpers import head_lines
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ from rubrics import services as rubric_services
 from rubrics.models import Criterion, RubricVersion
 from rubrics.schema import CriterionError
 
-from .helpers import db_snapshot
+from tests.helpers import db_snapshot
 
 pytestmark = pytest.mark.django_db
 

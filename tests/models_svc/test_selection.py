@@ -12,13 +12,13 @@ from models_svc.services import lifecycle, scoring
 from tests.factories import fast_training as _fast
 from tests.factories import labelled_for_training as _labelled
 
-from .conftest import make_user
+from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_cold_start_is_coverage_first(project):
-    from .factories import fill
+    from tests.factories import fill
 
     fill(project, prompts=3, responses=3)
     labelled = Comparison.objects.order_by("id").first()
@@ -59,7 +59,7 @@ def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that
 
 
 def _priorities(project, n_prompts=5):
-    from .factories import fill
+    from tests.factories import fill
 
     fill(project, prompts=n_prompts, responses=3)
     pairs = list(Comparison.objects.filter(project=project).order_by("id"))
@@ -119,7 +119,7 @@ def test_arena_strategy_puts_the_least_separated_sources_first(project):
     from models_svc.ml.leaderboard import leaderboard
     from models_svc.selection import source_battles
 
-    from .factories import fill
+    from tests.factories import fill
 
     fill(project, prompts=6, responses=3)  # sources model-0, model-1, model-2
     raters = [make_user(f"arena-{i}") for i in range(6)]
@@ -147,7 +147,7 @@ def test_arena_strategy_puts_the_least_separated_sources_first(project):
 def test_selection_page_shows_strategy_leaderboard_and_is_for_researchers(client, project, owner, annotator):
     from django.urls import reverse
 
-    from .factories import fill
+    from tests.factories import fill
 
     fill(project, prompts=2, responses=3)
     from annotate.models import Judgment

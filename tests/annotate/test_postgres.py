@@ -90,7 +90,7 @@ def test_32_concurrent_annotators_drain_100_comparisons_with_overlap_3(postgres,
     from annotate import queue, submit
     from annotate.models import Assignment, Comparison
 
-    from .factories import annotators
+    from tests.factories import annotators
 
     project.overlap = 3
     project.save()

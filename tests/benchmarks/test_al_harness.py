@@ -16,7 +16,7 @@ import torch
 from annotate.imports.parsers.base import LabelRecord, Record, ResponseRecord
 from models_svc.ml.config import TrainConfig
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

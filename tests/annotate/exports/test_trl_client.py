@@ -12,7 +12,7 @@ from annotate.exports.services import export_write
 from annotate.exports.spec import ExportSpec
 from annotate.models import Comparison, Judgment, Prompt, Response
 
-from .factories import annotators
+from tests.factories import annotators
 
 pytestmark = pytest.mark.django_db
 

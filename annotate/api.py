@@ -212,7 +212,8 @@ class LabelSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-_TASK_ERROR_STATUS = {"forbidden": 404, "expired": 409, "conflict": 409, "skipped": 409, "kind": 400, "invalid": 400}
+_TASK_ERROR_STATUS = {"forbidden": 404, "expired": 409, "conflict": 409, "skipped": 409, "kind": 400, "invalid": 400,
+                      "paused": 403}
 
 
 def _task_error(exc: queue.TaskError) -> ApiResponse:
@@ -221,7 +222,7 @@ def _task_error(exc: queue.TaskError) -> ApiResponse:
     return ApiResponse({"detail": str(exc), "code": exc.code, "errors": exc.errors}, status=_TASK_ERROR_STATUS[exc.code])
 
 
-@extend_schema(request=NextTaskRequest, responses={200: TaskSerializer, 204: None})
+@extend_schema(request=NextTaskRequest, responses={200: TaskSerializer, 204: None, 403: None})
 @api_view(["POST"])
 def task_next(request, slug: str):
     """Lease the next task of a kind (or get back your unfinished one); 204 when none is left for you."""

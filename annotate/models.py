@@ -110,6 +110,15 @@ class Project(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1)],
         help_text="Rank only the best k responses (empty: rank them all).",
     )
+    pause_below_gold_accuracy = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Pause an annotator automatically when their accuracy on gold tasks falls below this share "
+        "(once they have answered pause_after_gold of them); empty: never.",
+    )
+    pause_after_gold = models.PositiveSmallIntegerField(
+        default=5, validators=[MinValueValidator(1)],
+        help_text="Gold answers an annotator gives before their gold accuracy can pause them.",
+    )
     show_others_labels = models.BooleanField(
         default=False, help_text="Let annotators see other annotators' labels (off: they never do)."
     )
@@ -136,6 +145,13 @@ class Membership(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+    # A paused annotator is handed no task in this project and is told why. Set by a
+    # researcher (paused_by) or by the project's gold threshold (paused_by empty).
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_reason = models.CharField(max_length=300, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]

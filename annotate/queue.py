@@ -36,6 +36,7 @@ from .models import (
     Assignment,
     Comparison,
     Judgment,
+    Membership,
     Project,
     Prompt,
     Ranking,
@@ -242,6 +243,11 @@ def assignment_lease(*, project: Project, annotator, kind: str = TaskKind.PAIRWI
     for them (all labelled, or their cap reached)."""
     if kind not in QUEUE_KINDS or kind not in project.task_kinds:
         raise TaskError(f"this project has no {kind} tasks", {"kind": "not enabled in this project"}, code="kind")
+    paused = Membership.objects.filter(project=project, user=annotator, paused_at__isnull=False).values_list(
+        "paused_reason", flat=True).first()
+    if paused is not None:
+        raise TaskError("you are paused in this project", {"reason": paused or "a researcher paused you"},
+                        code="paused")
     current = assignment_active(project=project, annotator=annotator, kind=kind)
     if current is not None:
         return current

@@ -1,5 +1,5 @@
 """Writes for the annotate app (keyword-only services, DESIGN §10): projects,
-members and candidate pairs. Import jobs are in ``annotate.imports.services``,
+members (and pausing them) and candidate pairs. Import jobs are in ``annotate.imports.services``,
 export jobs in ``annotate.exports.services``.
 """
 
@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db import transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
 
 from rubrics.models import RubricVersion
 
-from .models import Comparison, Membership, Project, Response, Role
+from .models import Comparison, Judgment, LabelSource, Membership, Project, Response, Role
 
 BATCH = 2000
 
@@ -75,3 +77,49 @@ def project_pin_rubric(*, project: Project, version: RubricVersion) -> Project:
     project.rubric_version = version
     project.save(update_fields=["rubric_version"])
     return project
+
+
+# --- pausing annotators -------------------------------------------------------------
+
+
+@transaction.atomic
+def membership_pause(*, project: Project, user, reason: str, by=None) -> Membership:
+    """Hand ``user`` no more tasks in ``project`` and tell them ``reason``. ``by`` is
+    the researcher who paused them; None means the project's gold threshold did.
+    Pausing again keeps the first pause (its time, reason and author)."""
+    membership = Membership.objects.select_for_update().get(project=project, user=user)
+    if membership.paused_at is None:
+        membership.paused_at = timezone.now()
+        membership.paused_reason = reason[:300]
+        membership.paused_by = by
+        membership.save(update_fields=["paused_at", "paused_reason", "paused_by"])
+    return membership
+
+
+@transaction.atomic
+def membership_resume(*, project: Project, user) -> Membership:
+    membership = Membership.objects.select_for_update().get(project=project, user=user)
+    membership.paused_at, membership.paused_reason, membership.paused_by = None, "", None
+    membership.save(update_fields=["paused_at", "paused_reason", "paused_by"])
+    return membership
+
+
+def annotator_gold_check(*, project: Project, user) -> bool:
+    """After a gold answer: pause ``user`` when the project sets a gold-accuracy
+    threshold and their accuracy over at least ``pause_after_gold`` gold answers is
+    below it. Returns whether they are (now) paused by it."""
+    threshold = project.pause_below_gold_accuracy
+    if threshold is None:
+        return False
+    gold = Judgment.objects.filter(comparison__project=project, comparison__is_gold=True, annotator=user,
+                                   source=LabelSource.HUMAN)
+    tally = gold.aggregate(answered=Count("id"), correct=Count("id", filter=Q(choice=F("comparison__gold_choice"))))
+    answered, correct = tally["answered"], tally["correct"]
+    if answered < project.pause_after_gold or correct / answered >= threshold:
+        return False
+    membership_pause(
+        project=project, user=user,
+        reason=(f"your answers on check tasks agreed with the expected answer {correct} of {answered} times "
+                f"({correct / answered:.0%}), below this project's {threshold:.0%}; a researcher can resume you"),
+    )
+    return True

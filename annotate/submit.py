@@ -21,6 +21,7 @@ from rubrics.schema import AnswerError, scale_of
 
 from .models import Assignment, Comparison, Judgment, Ranking, Rating, Response, TaskKind
 from .queue import UNITS, TaskError, _is_gold, _release_slot, _unit_id
+from .services import annotator_gold_check
 
 FLAGS = ("unsafe", "unanswerable", "broken")
 MAX_RATIONALE = 20_000
@@ -249,11 +250,14 @@ def judgment_submit(
         clean_spans = _clean_spans(a, spans, texts, errors)
         if errors:
             raise TaskError("the answer is incomplete or invalid", errors)
-        return _store(
+        label = _store(
             Judgment, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
             comparison=c, choice=choice, strength=strength, criteria=clean_criteria, rationale=text,
             spans=clean_spans, flags=clean_flags, shown_left_id=a.shown_left_id, source="human",
         )
+        if c.is_gold:
+            annotator_gold_check(project=a.project, user=user)
+        return label
 
 
 def _clean_time(ms: Any) -> int | None:

@@ -155,12 +155,16 @@ def export_file(request, slug: str, job_id: int, which: str):
 
 
 def _task_context(request, project: Project, kind: str, assignment=None, **extra) -> dict:
+    paused = None
     if assignment is None:
         try:
             assignment = queue.assignment_lease(project=project, annotator=request.user, kind=kind)
-        except queue.TaskError:
-            raise Http404("This project has no such tasks.") from None
+        except queue.TaskError as exc:
+            if exc.code != "paused":
+                raise Http404("This project has no such tasks.") from None
+            paused = exc.errors["reason"]
     return {
+        "paused": paused,
         "project": project,
         "kind": kind,
         "assignment": assignment,

@@ -1,5 +1,7 @@
-"""The streaming import: chunked writes stay all-or-nothing, cancel leaves nothing,
-and the PostgreSQL COPY path stores exactly what the portable path stores."""
+"""The import job: chunked writes stay all-or-nothing, progress is committed while the file
+is validated, cancel (before the run, while validating, while writing) leaves nothing, the
+PostgreSQL COPY path stores exactly what the portable path stores, and an upload through
+the page or the API starts a job that runs to completion."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from annotate.imports import services as imports
 from annotate.imports import writer as import_writer
 from annotate.models import Comparison, ImportJob, Judgment, Prompt, Ranking, Rating, Response
 
+from tests.annotate.imports._helpers import parquet_row, write_parquet
 from tests.helpers import db_snapshot
 
 pytestmark = pytest.mark.django_db
@@ -54,14 +57,6 @@ def small_chunks(monkeypatch):
     monkeypatch.setattr(imports, "PROGRESS_EVERY", 4)
 
 
-@pytest.fixture
-def seeded(project, tmp_path):
-    path = _csv(tmp_path / "seed.csv", [{"prompt_id": "p1", "prompt": "Hi?", "response_a_id": "a", "response_a": "Hello!",
-                                         "response_b_id": "b", "response_b": "Go away.", "annotator": "zed", "choice": "A"}])
-    assert imports.import_file(project=project, format="csv", path=path).status == ImportJob.Status.SUCCEEDED
-    return project
-
-
 def test_multi_chunk_import_writes_everything_and_reimport_adds_nothing(project, tmp_path, small_chunks):
     path = _csv(tmp_path / "many.csv", _rows())
     job = imports.import_file(project=project, format="csv", path=path)
@@ -95,7 +90,7 @@ def test_label_given_in_reversed_order_is_flipped_in_a_later_chunk(project, tmp_
 
 def test_conflict_found_while_writing_the_last_chunk_leaves_database_unchanged(seeded, tmp_path, small_chunks):
     rows = _rows()
-    rows.append({"prompt_id": "p1", "prompt": "Something else", "response_a": "x", "response_b": "y"})
+    rows.append({"prompt_id": "seed", "prompt": "Something else", "response_a": "x", "response_b": "y"})
     path = _csv(tmp_path / "late-conflict.csv", rows)
     before = db_snapshot()
     job = imports.import_file(project=seeded, format="csv", path=path)
@@ -135,6 +130,56 @@ def test_same_response_id_with_other_text_in_another_chunk_is_rejected(project, 
     assert not Prompt.objects.filter(project=project).exists()
 
 
+# --- progress and cancel ---------------------------------------------------------------
+
+
+def test_progress_is_committed_while_validating(project, tmp_path, small_chunks, monkeypatch):
+    path = _csv(tmp_path / "many.csv", _rows())
+    job = imports.import_job_create(project=project, format="csv", source_path=path)
+    seen = []
+    real_check = imports._check_cancel
+
+    def check(j):
+        seen.append(ImportJob.objects.get(pk=j.pk).records_done)
+        real_check(j)
+
+    monkeypatch.setattr(imports, "_check_cancel", check)
+    assert imports.import_job_run(job_id=job.pk).status == ImportJob.Status.SUCCEEDED
+    assert seen[:3] == [0, 4, 8]  # each check sees the count the previous one recorded
+
+
+def test_cancelled_import_writes_nothing(seeded, tmp_path):
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"P{i}", "responses": ["a", "b"]}) + "\n" for i in range(1200)))
+    job = imports.import_job_create(project=seeded, format="jsonl", source_path=path)
+    before = db_snapshot()
+    assert imports.import_job_cancel(job=job)
+    job = imports.import_job_run(job_id=job.pk)
+    assert job.status == ImportJob.Status.CANCELLED
+    assert db_snapshot() == before
+
+
+def test_cancel_during_validation_stops_and_writes_nothing(seeded, tmp_path, monkeypatch):
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps({"prompt": f"P{i}", "responses": ["a", "b"]}) + "\n" for i in range(50)))
+    job = imports.import_job_create(project=seeded, format="jsonl", source_path=path)
+    real_parser = imports.PARSERS["jsonl"]
+
+    def parser_that_gets_cancelled(p):
+        for n, record in enumerate(real_parser(p)):
+            if n == 20:  # a researcher presses Cancel while the file is being read
+                ImportJob.objects.filter(pk=job.pk).update(cancel_requested=True)
+            yield record
+
+    monkeypatch.setitem(imports.PARSERS, "jsonl", parser_that_gets_cancelled)
+    monkeypatch.setattr(imports, "PROGRESS_EVERY", 5)
+    before = db_snapshot()
+    job = imports.import_job_run(job_id=job.pk)
+    assert job.status == ImportJob.Status.CANCELLED
+    assert 20 <= job.records_done < 50
+    assert db_snapshot() == before
+
+
 def test_cancel_while_writing_leaves_nothing(seeded, tmp_path, small_chunks, monkeypatch):
     path = _csv(tmp_path / "many.csv", _rows())
     job = imports.import_job_create(project=seeded, format="csv", source_path=path)
@@ -155,19 +200,7 @@ def test_cancel_while_writing_leaves_nothing(seeded, tmp_path, small_chunks, mon
     assert db_snapshot() == before
 
 
-def test_progress_is_committed_while_validating(project, tmp_path, small_chunks, monkeypatch):
-    path = _csv(tmp_path / "many.csv", _rows())
-    job = imports.import_job_create(project=project, format="csv", source_path=path)
-    seen = []
-    real_check = imports._check_cancel
-
-    def check(j):
-        seen.append(ImportJob.objects.get(pk=j.pk).records_done)
-        real_check(j)
-
-    monkeypatch.setattr(imports, "_check_cancel", check)
-    assert imports.import_job_run(job_id=job.pk).status == ImportJob.Status.SUCCEEDED
-    assert seen[:3] == [0, 4, 8]  # each check sees the count the previous one recorded
+# --- COPY vs the portable writer -------------------------------------------------------
 
 
 def _natural_rows(project) -> dict[str, list]:
@@ -222,3 +255,38 @@ def test_copy_path_and_portable_path_store_the_same_rows(owner, tmp_path, small_
         stored[name] = _natural_rows(project)
     assert stored["copy"]["judgments"] and stored["copy"]["ratings"]
     assert stored["copy"] == stored["portable"]
+
+
+# --- upload page and API ---------------------------------------------------------------
+
+
+def test_upload_page_offers_the_new_formats(client, owner, project):
+    client.force_login(owner)
+    html = client.get(f"/p/{project.slug}/import/").content.decode()
+    for fmt in ("oasst", "finegrained", "helpsteer2", "ultrafeedback", "csv", "parquet"):
+        assert f'value="{fmt}"' in html
+
+
+@pytest.mark.shared_data
+def test_import_upload_page_runs_through_celery(client, owner, project, shared_data, settings, celery_eager,
+                                                django_capture_on_commit_callbacks):
+    settings.CELERY_TASK_ALWAYS_EAGER = True
+    client.force_login(owner)
+    with open(shared_data / "pandalm" / "testset-v1.json", "rb") as fh, django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(f"/p/{project.slug}/import/", {"format": "pandalm", "file": fh})
+    assert resp.status_code == 302
+    page = client.get(f"/p/{project.slug}/")
+    html = page.content.decode()
+    assert "succeeded" in html and "999 comparisons" in html
+    assert Judgment.objects.filter(comparison__project=project).count() == 2997
+
+
+def test_api_parquet_upload_runs(client, owner, project, tmp_path, celery_eager, django_capture_on_commit_callbacks):
+    path = write_parquet(tmp_path / "flat.parquet", [parquet_row("q1", "One?", "yes", "no", "dee", "tie", 0)])
+    client.force_login(owner)
+    with open(path, "rb") as fh, django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(f"/api/v1/projects/{project.slug}/imports/", {"format": "parquet", "file": fh})
+    assert resp.status_code == 202, resp.content
+    job = ImportJob.objects.get(pk=resp.json()["id"])
+    assert job.status == ImportJob.Status.SUCCEEDED, job.error
+    assert Judgment.objects.get().choice == "tie"

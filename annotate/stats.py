@@ -5,8 +5,18 @@ from __future__ import annotations
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from .models import Assignment, Comparison, Judgment, Project, Prompt, Response, TaskKind
+from .models import HUMAN_SOURCES, Assignment, Comparison, Judgment, LabelSource, Project, Prompt, Ranking, Rating, Response, TaskKind
 from .queue import gold_scores
+
+
+def _labels(project: Project) -> dict[str, tuple[type, dict]]:
+    """Each kind's people's labels (made here or imported; gold answers are scored
+    apart, derived labels are no one's work): the table and the project filter."""
+    return {
+        TaskKind.PAIRWISE: (Judgment, {"comparison__project": project, "comparison__is_gold": False}),
+        TaskKind.RATING: (Rating, {"response__prompt__project": project}),
+        TaskKind.RANKING: (Ranking, {"prompt__project": project}),
+    }
 
 
 def project_progress(*, project: Project) -> dict:
@@ -29,31 +39,53 @@ def project_progress(*, project: Project) -> dict:
             today=Count("id", filter=Q(state="submitted", finished_at__gte=today)),
         )
     )
+    tables = _labels(project)
     kinds = []
     for kind in project.task_kinds:
         if kind not in units:
             continue
         row = agg.get(kind, {})
         wanted = units[kind] * project.overlap
-        submitted = row.get("submitted", 0)
+        model, scope = tables[kind]
+        by_source = dict(model.objects.filter(source__in=HUMAN_SOURCES, **scope).values("source")
+                         .annotate(n=Count("id")).values_list("source", "n"))
+        labels = sum(by_source.values())
         kinds.append({
-            "kind": kind, "units": units[kind], "wanted": wanted, "submitted": submitted,
+            "kind": kind, "units": units[kind], "wanted": wanted, "submitted": labels,
+            "imported": by_source.get(LabelSource.IMPORTED, 0),
             "active": row.get("active", 0), "skipped": row.get("skipped", 0), "expired": row.get("expired", 0),
-            "today": row.get("today", 0), "percent": round(100 * submitted / wanted, 1) if wanted else 0.0,
+            "today": row.get("today", 0), "percent": min(100.0, round(100 * labels / wanted, 1)) if wanted else 0.0,
         })
-    per_annotator = list(
-        Assignment.objects.filter(project=project)
-        .values("annotator__username")
-        .annotate(
-            pairwise=Count("id", filter=Q(state="submitted", kind="pairwise")),
-            rating=Count("id", filter=Q(state="submitted", kind="rating")),
-            ranking=Count("id", filter=Q(state="submitted", kind="ranking")),
-            skipped=Count("id", filter=Q(state="skipped")),
-            today=Count("id", filter=Q(state="submitted", finished_at__gte=today)),
-        )
-        .order_by("annotator__username")
-    )
+    per_annotator = _per_annotator(project, tables, today)
     gold = {g["annotator__username"]: g for g in gold_scores(project=project)}
+    _add_gold_and_time(project, per_annotator, gold)
+    return {"kinds": kinds, "annotators": per_annotator, "updated": timezone.localtime()}
+
+
+def _per_annotator(project: Project, tables: dict, today) -> list[dict]:
+    """Labels per kind (imported ones included) and, from the leases, skips and
+    today's submits, one row per annotator."""
+    rows: dict[str, dict] = {}
+
+    def row(name: str) -> dict:
+        return rows.setdefault(name, {"annotator__username": name, "pairwise": 0, "rating": 0, "ranking": 0,
+                                      "skipped": 0, "today": 0})
+
+    for kind, (model, scope) in tables.items():
+        for name, n in (model.objects.filter(source__in=HUMAN_SOURCES, **scope).values("annotator__username")
+                        .annotate(n=Count("id")).values_list("annotator__username", "n")):
+            row(name)[kind] = n
+    for name, skipped, done_today in (
+        Assignment.objects.filter(project=project).values("annotator__username")
+        .annotate(skipped=Count("id", filter=Q(state="skipped")),
+                  today=Count("id", filter=Q(state="submitted", finished_at__gte=today)))
+        .values_list("annotator__username", "skipped", "today")
+    ):
+        row(name).update(skipped=skipped, today=done_today)
+    return [rows[name] for name in sorted(rows)]
+
+
+def _add_gold_and_time(project: Project, per_annotator: list[dict], gold: dict) -> None:
     times = {}
     for name, ms in Judgment.objects.filter(comparison__project=project, source="human", time_on_task_ms__isnull=False).values_list(
         "annotator__username", "time_on_task_ms"
@@ -64,4 +96,3 @@ def project_progress(*, project: Project) -> dict:
         row["gold"] = f"{g['correct']}/{g['answered']}" if g else "–"
         t = sorted(times.get(row["annotator__username"], []))
         row["median_s"] = round(t[len(t) // 2] / 1000, 1) if t else None
-    return {"kinds": kinds, "annotators": per_annotator, "updated": timezone.localtime()}

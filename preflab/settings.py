@@ -255,6 +255,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sweep-training-runs": {"task": "models_svc.tasks.training_runs_sweep", "schedule": 60.0},
     # Queues a head-mode retrain where a project asks for one after N new labels.
     "reward-model-autorefresh": {"task": "models_svc.tasks.reward_models_autorefresh", "schedule": 60.0},
+    # Fails quality reports whose worker stopped (killed mid-report).
+    "sweep-quality-reports": {"task": "quality.tasks.quality_reports_sweep", "schedule": 300.0},
 }
 
 # --- Cache (login throttling) -----------------------------------------------------

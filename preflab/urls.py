@@ -16,5 +16,6 @@ urlpatterns = [
     path("api/v1/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("rubrics.urls")),
     path("", include("models_svc.urls")),
+    path("", include("quality.urls")),
     path("", include("annotate.urls")),
 ]

@@ -236,3 +236,46 @@ def project_agreement(*, project: Project, criterion: str | None = None, since=N
     if criterion is not None and not out:
         raise ValueError(f"no labels answer criterion {criterion!r} in project {project.slug}")
     return {"project": project.slug, "criteria": out}
+
+
+# --- over time, and the label mix ---------------------------------------------------------
+
+
+def agreement_by_week(*, project: Project) -> list[dict]:
+    """Raw agreement and α nominal of the overall choice per ISO week of the labels
+    (an item counts in a week when two of its labels were made in it). One read of
+    the labels, bucketed here."""
+    weeks: dict[str, _Answers] = defaultdict(_Answers)
+    rows = Judgment.objects.filter(comparison__project=project, source__in=HUMAN_SOURCES).values_list(
+        "comparison_id", "annotator_id", "choice", "created_at")
+    for item, rater, choice, created in rows.iterator(chunk_size=5000):
+        year, week, _ = created.isocalendar()
+        weeks[f"{year}-W{week:02d}"].add(item, rater, choice)
+    out = []
+    for week in sorted(weeks):
+        figures = pairwise_statistics(weeks[week])
+        out.append({"week": week, "raw_agreement": figures["raw_agreement"]["value"],
+                    "krippendorff_alpha_nominal": figures["krippendorff_alpha_nominal"]["value"],
+                    "n_items": figures["raw_agreement"]["n_items"], "labels": sum(len(v) for v in weeks[week].by_item.values())})
+    return out
+
+
+def label_mix(*, project: Project) -> dict:
+    """How people answered, counted in SQL: the overall choice, the signed strength
+    of decisive and tied answers, and skips (browser leases given back)."""
+    from django.db.models import Count
+
+    from annotate.models import Assignment
+
+    judgments = Judgment.objects.filter(comparison__project=project, source__in=HUMAN_SOURCES)
+    choices = dict(judgments.values("choice").annotate(n=Count("id")).values_list("choice", "n"))
+    strengths = dict(judgments.filter(strength__isnull=False).values("strength").annotate(n=Count("id"))
+                     .values_list("strength", "n"))
+    return {
+        "choices": {c: choices.get(c, 0) for c in CHOICES},
+        # A list, not a mapping: JSON objects lose their key order in PostgreSQL's jsonb.
+        "strengths": [{"strength": s, "labels": strengths.get(s, 0)} for s in STRENGTHS],
+        "no_strength": max(0, sum(choices.values()) - sum(strengths.values()) - choices.get("both_bad", 0)),
+        "skips": Assignment.objects.filter(project=project, state=Assignment.State.SKIPPED).count(),
+        "judgments": sum(choices.values()),
+    }

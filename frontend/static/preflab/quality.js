@@ -1,0 +1,53 @@
+// Quality dashboard charts, drawn with uPlot (vendored under static/vendor/uplot)
+// from the stored report that the page embeds as JSON. Each chart takes its box's width.
+(function () {
+  "use strict";
+
+  function read(id) {
+    var node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  function width(host) {
+    return Math.max(260, Math.min(host.parentNode.clientWidth - 24, 620));
+  }
+
+  function weeks(host, rows) {
+    if (!rows || !rows.length) { host.textContent = "No labels yet."; return; }
+    var x = rows.map(function (_, i) { return i; });
+    var raw = rows.map(function (r) { return r.raw_agreement; });
+    var alpha = rows.map(function (r) { return r.krippendorff_alpha_nominal; });
+    new uPlot({
+      width: width(host), height: 220,
+      legend: { live: false },
+      scales: { x: { time: false, range: [-0.5, rows.length - 0.5] }, y: { range: [Math.min(0, Math.min.apply(null, alpha.filter(function (v) { return v !== null; }).concat([0]))), 1] } },
+      axes: [{ values: function (u, ticks) { return ticks.map(function (t) { return rows[t] ? rows[t].week : ""; }); } }, {}],
+      series: [{}, { label: "raw agreement", stroke: "#2b6cb0", width: 2, points: { show: true } },
+               { label: "Krippendorff's α", stroke: "#c05621", width: 2, points: { show: true } }],
+    }, [x, raw, alpha], host);
+  }
+
+  function mix(host, data) {
+    if (!data || !data.judgments) { host.textContent = "No labels yet."; return; }
+    var names = data.strengths.map(function (s) { return s.strength > 0 ? "+" + s.strength : String(s.strength); })
+      .concat(["bad", "skip"]);
+    var counts = data.strengths.map(function (s) { return s.labels; })
+      .concat([data.choices.both_bad || 0, data.skips || 0]);
+    var bars = uPlot.paths.bars({ size: [0.7, 60] });
+    new uPlot({
+      width: width(host), height: 220,
+      legend: { live: false },
+      scales: { x: { time: false, range: [-0.6, names.length - 0.4] } },
+      axes: [{ values: function (u, ticks) { return ticks.map(function (t) { return names[t] || ""; }); }, space: 24 }, {}],
+      series: [{}, { label: "labels", fill: "rgba(43,108,176,.55)", stroke: "#2b6cb0", paths: bars, points: { show: false } }],
+    }, [names.map(function (_, i) { return i; }), counts], host);
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    if (typeof uPlot === "undefined") { return; }
+    var w = document.getElementById("chart-weeks");
+    if (w) { weeks(w, read("weeks-data")); }
+    var m = document.getElementById("chart-mix");
+    if (m) { mix(m, read("mix-data")); }
+  });
+})();

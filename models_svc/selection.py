@@ -140,15 +140,18 @@ def _member_differences(project: Project, active: ModelVersion, rows: list[tuple
     return members[:, a] - members[:, b]
 
 
-def source_battles(project: Project, limit: int = 50_000) -> list[tuple[str, str, str]]:
-    """(source of A, source of B, outcome) of the most recent human/imported labels."""
+def source_battles(project: Project, limit: int = 50_000) -> list[tuple[str, str, str, int]]:
+    """(source of A, source of B, outcome, prompt id) of the most recent human/imported
+    labels. The prompt id is the leaderboard's bootstrap cluster: a comparison's labels,
+    and the comparisons of one prompt, are correlated and are resampled together."""
     rows = (
         Judgment.objects.filter(comparison__project=project, source__in=(LabelSource.HUMAN, LabelSource.IMPORTED),
                                 choice__in=("A", "B", "tie"))
         .order_by("-id")
-        .values_list("comparison__response_a__source", "comparison__response_b__source", "choice")[:limit]
+        .values_list("comparison__response_a__source", "comparison__response_b__source", "choice",
+                     "comparison__prompt_id")[:limit]
     )
-    return [(a or "unknown", b or "unknown", c) for a, b, c in rows]
+    return [(a or "unknown", b or "unknown", c, prompt) for a, b, c, prompt in rows]
 
 
 def _arena_scores(project: Project, pool: list[tuple]) -> np.ndarray:

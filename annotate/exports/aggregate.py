@@ -66,7 +66,11 @@ def answer_of(ctx: Context, row) -> str | None:
 
 
 def dawid_skene(ctx: Context) -> dict[int, str]:
-    """Comparison id → the answer Dawid-Skene infers (crowd-kit), fitted on every label."""
+    """Comparison id → the answer Dawid-Skene infers (crowd-kit), fitted on every label.
+
+    The answer may be one that no label of the comparison gave (a lone annotator whose
+    estimated confusion says they usually pick the other side): callers must not assume
+    it is among the comparison's votes."""
     import numpy as np
     import pandas as pd
     from crowdkit.aggregation import DawidSkene

@@ -11,6 +11,7 @@ from .spec import AGGREGATIONS, FILE_FORMATS, FORMATS, PAIRWISE_FORMATS
 from .writers import json_encode
 
 COUNT_HELP = {
+    "inferred_unvoted_items": "comparisons exported with a Dawid-Skene answer that none of their labels gave (agreement 0)",
     "labels": "labels read",
     "items": "comparisons (or rated responses, rankings) with at least one usable label",
     "judgments": "judgments", "ratings": "ratings", "rankings": "rankings",

@@ -60,7 +60,7 @@ def _pairwise(ctx: Context) -> tuple[list[Column], Iterator[dict]]:
     if spec.aggregate == "all":
         columns.append(("annotator", "str", "pseudonymous annotator id (stable within this project)"))
     else:
-        columns += [("n_labels", "int", "labels on the comparison"), ("agreement", "float", "share of labels giving the winning answer")]
+        columns += [("n_labels", "int", "labels on the comparison"), ("agreement", "float", "share of labels giving the winning answer (with Dawid-Skene 0 when it infers an answer that no label gave)")]
     ctx.total = ctx.judgments().count() * (2 if spec.aggregate == "dawid-skene" else 1)
     ctx.agreement = Agreement()
     return columns, _pairwise_rows(ctx, conversational)
@@ -90,7 +90,11 @@ def _pairwise_rows(ctx: Context, conversational: bool) -> Iterator[dict]:
         ctx.counts["items"] += 1
         ctx.agreement.add(tally)
         ranked = sorted(tally.items(), key=itemgetter(1), reverse=True)
-        share = ranked[0][1] / len(votes)
+        # Dawid-Skene weighs annotators by their estimated confusion, so it may infer an
+        # answer that no label of this comparison gave: its share is then 0. The share is
+        # always that of the exported answer (for a majority, the most frequent one).
+        winner = None if inferred is None else inferred[comparison_id]
+        share = (ranked[0][1] if winner is None else tally.get(winner, 0)) / len(votes)
         if spec.min_agreement is not None and share < spec.min_agreement:
             ctx.counts[f"excluded_min_agreement_{unit}"] += len(votes) if unit == "labels" else 1
             continue
@@ -105,18 +109,18 @@ def _pairwise_rows(ctx: Context, conversational: bool) -> Iterator[dict]:
                 strength = None if by_criterion else r.strength
                 yield _pair_row(spec, conversational, prompt, a, b, v, [strength], {"annotator": ctx.pseudonym(r.annotator_id)})
             continue
-        if inferred is not None:
-            winner = inferred.get(comparison_id)
-        elif len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-            ctx.counts["excluded_vote_tied_items"] += 1
-            continue
-        else:
+        if inferred is None:
+            if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+                ctx.counts["excluded_vote_tied_items"] += 1
+                continue
             winner = ranked[0][0]
         if winner in ("tie", "both_bad"):
             ctx.counts[f"excluded_{winner}_items"] += 1
             continue
+        if winner not in tally:
+            ctx.counts["inferred_unvoted_items"] += 1
         strengths = [None if by_criterion else r.strength for r, v in votes if v == winner]
-        extra = {"n_labels": len(votes), "agreement": tally[winner] / len(votes)}
+        extra = {"n_labels": len(votes), "agreement": share}
         yield _pair_row(spec, conversational, prompt, a, b, winner, strengths, extra)
 
 

@@ -523,3 +523,55 @@ def test_sweep_fails_a_stale_running_export_and_removes_its_partial_files(lab, s
     assert exports.export_jobs_sweep() == 1
     job.refresh_from_db()
     assert job.status == ExportJob.Status.FAILED and not partial.exists()
+
+
+# --- Dawid-Skene on real multi-annotator data ----------------------------------------------
+
+
+@pytest.mark.shared_data
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::FutureWarning")  # crowd-kit 1.4 on pandas 3.1
+def test_dawid_skene_exports_an_inferred_answer_that_no_label_of_the_comparison_gave(project, shared_data, tmp_path):
+    """summarize batch13: Dawid-Skene overrules the lone annotator of some comparisons
+    (it trusts their estimated confusion more than their label). Those comparisons are
+    exported with the inferred answer, agreement 0, and counted on the card."""
+    import pandas as pd
+    from crowdkit.aggregation import DawidSkene
+
+    from annotate.imports.services import import_file
+    from annotate.models import ImportJob
+
+    job = import_file(project=project, format="summarize", path=shared_data / "summarize-from-feedback" / "batch13.json")
+    assert job.status == ImportJob.Status.SUCCEEDED, job.error
+
+    res = _export(project, tmp_path, format="trl", aggregate="dawid-skene")
+    rows = _jsonl(res.data_path)
+
+    labels = list(Judgment.objects.filter(comparison__project=project).values_list("comparison_id", "annotator_id", "choice"))
+    inferred = DawidSkene(n_iter=100).fit_predict(pd.DataFrame(labels, columns=["task", "worker", "label"]))
+    votes: dict[int, list[str]] = {}
+    for comparison_id, _, choice in labels:
+        votes.setdefault(comparison_id, []).append(choice)
+    comparisons = Comparison.objects.filter(project=project).select_related("prompt", "response_a", "response_b")
+    expected, unvoted = {}, set()
+    for c in comparisons:
+        answer = inferred[c.pk]
+        if answer not in ("A", "B"):
+            continue
+        chosen, rejected = (c.response_a, c.response_b) if answer == "A" else (c.response_b, c.response_a)
+        key = (c.prompt.external_id, chosen.external_id, rejected.external_id)
+        expected[key] = (len(votes[c.pk]), votes[c.pk].count(answer) / len(votes[c.pk]))
+        if answer not in votes[c.pk]:
+            unvoted.add(key)
+
+    got = {(r["prompt_id"], r["chosen_id"], r["rejected_id"]): (r["n_labels"], r["agreement"]) for r in rows}
+    assert len(got) == len(rows) == res.rows  # one row per comparison
+    assert got == expected  # chosen/rejected follow the inferred answer; agreement is its share of the labels
+    assert len(unvoted) >= 10  # 14 with crowd-kit 1.4; none of these is a comparison's majority
+    assert unvoted <= set(got) and all(got[k][1] == 0 for k in unvoted)
+    assert res.counts["inferred_unvoted_items"] == len(unvoted)
+    assert res.counts["items"] == comparisons.count() == 905
+    excluded = sum(v for k, v in res.counts.items() if k.startswith("excluded_") and k.endswith("_items"))
+    assert res.rows + excluded == res.counts["items"]
+    # the rows' texts are the comparison's responses
+    by_id = {(r.prompt.external_id, r.external_id): r.text for r in Response.objects.filter(prompt__project=project).select_related("prompt")}
+    assert all(r["chosen"] == by_id[(r["prompt_id"], r["chosen_id"])] and r["rejected"] == by_id[(r["prompt_id"], r["rejected_id"])] for r in rows)

@@ -39,3 +39,79 @@ def test_ranking_and_intervals_follow_strength():
         assert r.low <= r.score <= r.high and r.battles > 300
     assert rows[0].low > rows[1].high  # clearly separated with this much data
     assert most_informative_pair(rows) in {("strong", "mid"), ("mid", "weak")}
+
+
+# --- the bootstrap resamples clusters (comparisons, prompts), not single labels ----------
+
+
+def _median_width(pairs, **kw) -> float:
+    return float(np.median([r.high - r.low for r in leaderboard(pairs, **kw)]))
+
+
+def test_tripling_every_label_within_its_comparison_leaves_the_interval_width_unchanged():
+    # Three identical labels on a comparison carry no more information than one; a
+    # bootstrap that draws labels would treat them as three and shrink the interval ≈ √3.
+    rng = np.random.default_rng(0)
+    names, beta = ["strong", "mid", "weak"], np.array([1.0, 0.0, -1.0])
+    ia = rng.integers(3, size=600)
+    ib = (ia + rng.integers(1, 3, size=600)) % 3  # another source
+    a_wins = rng.random(600) < 1 / (1 + np.exp(beta[ib] - beta[ia]))
+    pairs = [(names[x], names[y], "A" if win else "B", comparison)
+             for comparison, (x, y, win) in enumerate(zip(ia, ib, a_wins))]
+    tripled = [p for p in pairs for _ in range(3)]
+    original = _median_width(pairs, rounds=400)
+    clustered = _median_width(tripled, rounds=400)
+    label_level = _median_width([p[:3] for p in tripled], rounds=400)  # no cluster ids: each label its own
+    assert clustered > 0.8 * original
+    assert label_level < 0.7 * original  # what resampling labels did
+
+
+def _pandalm_pairs(shared_data, by: str) -> list[tuple]:
+    """PandaLM's human test set as battles: three annotators per pair; ``by`` picks the
+    cluster: "prompt" (instruction + input; up to ten pairs of the five systems share
+    one), "comparison" (the row) or "label" (none: the old bootstrap)."""
+    import json
+
+    rows = json.loads((shared_data / "pandalm" / "testset-v1.json").read_text(encoding="utf-8"))
+    outcome = {0: "tie", 1: "A", 2: "B"}
+    out = []
+    for r in rows:
+        a, b = r["cmp_key"].split("_", 1)
+        cluster = {"prompt": (r["instruction"], r["input"]), "comparison": r["idx"]}.get(by)
+        for k in (1, 2, 3):
+            out.append((a, b, outcome[r[f"annotator{k}"]]) + (() if cluster is None else (cluster,)))
+    return out
+
+
+@pytest.mark.shared_data
+def test_pandalm_intervals_widen_when_prompts_are_resampled_whole(shared_data):
+    prompt = {r.source: r for r in leaderboard(_pandalm_pairs(shared_data, "prompt"), rounds=200)}
+    comparison = {r.source: r for r in leaderboard(_pandalm_pairs(shared_data, "comparison"), rounds=200)}
+    label = {r.source: r for r in leaderboard(_pandalm_pairs(shared_data, "label"), rounds=200)}
+    assert len(prompt) == 5 and {r.battles for r in prompt.values()} == {r.battles for r in label.values()}
+    assert all(prompt[s].score == pytest.approx(label[s].score) for s in label)  # the point fit is unchanged
+
+    def ratio(rows):
+        return float(np.median([(rows[s].high - rows[s].low) / (label[s].high - label[s].low) for s in label]))
+
+    # Measured (seed 0, 200 rounds): comparisons 1.60×, prompts 2.33×.
+    assert ratio(comparison) > 1.2
+    assert ratio(prompt) > 1.2 and ratio(prompt) > ratio(comparison)
+
+
+@pytest.mark.django_db
+@pytest.mark.shared_data
+def test_source_battles_cluster_by_prompt_on_imported_pandalm(project, shared_data):
+    from annotate.imports.services import import_file
+    from annotate.models import Comparison, ImportJob
+    from models_svc.selection import source_battles
+
+    job = import_file(project=project, format="pandalm", path=shared_data / "pandalm" / "testset-v1.json")
+    assert job.status == ImportJob.Status.SUCCEEDED, job.error
+    battles = source_battles(project)
+    assert len(battles) == 3 * 999 and all(len(b) == 4 for b in battles)
+    prompts = set(Comparison.objects.filter(project=project).values_list("prompt_id", flat=True))
+    assert {b[3] for b in battles} == prompts and len(prompts) == 170
+    widths = {r.source: r.high - r.low for r in leaderboard(battles, rounds=200)}
+    label = {r.source: r.high - r.low for r in leaderboard([b[:3] for b in battles], rounds=200)}
+    assert float(np.median([widths[s] / label[s] for s in label])) > 1.2

@@ -11,7 +11,6 @@ from .spec import AGGREGATIONS, FILE_FORMATS, FORMATS, PAIRWISE_FORMATS
 from .writers import json_encode
 
 COUNT_HELP = {
-    "inferred_unvoted_items": "comparisons exported with a Dawid-Skene answer that none of their labels gave (agreement 0)",
     "labels": "labels read",
     "items": "comparisons (or rated responses, rankings) with at least one usable label",
     "judgments": "judgments", "ratings": "ratings", "rankings": "rankings",
@@ -20,6 +19,7 @@ COUNT_HELP = {
     "excluded_tie_labels": "ties left out (labels)", "excluded_tie_items": "ties left out (comparisons)",
     "excluded_both_bad_labels": "both-bad left out (labels)", "excluded_both_bad_items": "both-bad left out (comparisons)",
     "excluded_vote_tied_items": "comparisons whose vote was tied, left out",
+    "inferred_unvoted_items": "comparisons exported with a Dawid-Skene answer that none of their labels gave (agreement 0)",
     "excluded_min_agreement_labels": "labels on comparisons below the minimum agreement, left out",
     "excluded_min_agreement_items": "comparisons below the minimum agreement, left out",
     "excluded_criterion_missing": "labels without an A/B/tie answer for the criterion (n/a or not asked)",

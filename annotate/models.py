@@ -37,6 +37,9 @@ class LabelSource(models.TextChoices):
     IMPORTED = "imported"
     DERIVED = "derived"
     MODEL = "model"
+    # A researcher's final answer on a reviewed comparison (quality's review queue);
+    # never counted as an annotator's label in agreement or progress.
+    ADJUDICATED = "adjudicated"
 
 
 # Labels people gave, in the browser or before (imported): what training, agreement

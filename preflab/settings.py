@@ -257,6 +257,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "reward-model-autorefresh": {"task": "models_svc.tasks.reward_models_autorefresh", "schedule": 60.0},
     # Fails quality reports whose worker stopped (killed mid-report).
     "sweep-quality-reports": {"task": "quality.tasks.quality_reports_sweep", "schedule": 300.0},
+    # Audits labels with each newly promoted model (quality sits above models_svc, so it looks).
+    "noise-audits-after-promotion": {"task": "quality.tasks.noise_audits_autorun", "schedule": 60.0},
+    "sweep-noise-audits": {"task": "quality.tasks.noise_audits_sweep", "schedule": 300.0},
 }
 
 # --- Cache (login throttling) -----------------------------------------------------

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.db import OperationalError
 
-from . import reports
+from . import audit, reports
 
 
 @shared_task(name="quality.tasks.make_quality_report", acks_late=True,
@@ -19,3 +19,23 @@ def make_quality_report(report_id: int) -> str:
 @shared_task(name="quality.tasks.quality_reports_sweep")
 def quality_reports_sweep() -> int:
     return reports.quality_reports_sweep()
+
+
+@shared_task(name="quality.tasks.run_noise_audit", acks_late=True,
+             autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+def run_noise_audit(audit_id: int) -> str:
+    from .models import NoiseAudit
+
+    if not NoiseAudit.objects.filter(pk=audit_id).exists():
+        return "gone"
+    return audit.noise_audit_run(audit_id=audit_id).status
+
+
+@shared_task(name="quality.tasks.noise_audits_autorun")
+def noise_audits_autorun() -> int:
+    return audit.noise_audits_autorun()
+
+
+@shared_task(name="quality.tasks.noise_audits_sweep")
+def noise_audits_sweep() -> int:
+    return audit.noise_audits_sweep()

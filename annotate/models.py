@@ -441,6 +441,16 @@ class Ranking(Label):
         indexes = _where_set_indexes("ranking")
 
 
+class JobStatus(models.TextChoices):
+    """The life of a background job that is claimed, then runs to one end."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
 class BackgroundJob(models.Model):
     """What every row of long work run by a Celery worker carries (imports,
     exports, training runs): the cancel flag the worker polls, the heartbeat the
@@ -522,13 +532,7 @@ class ExportJob(BackgroundJob):
     the finished files are (``path``: the export folder with the data and README.md;
     ``file_path``: the file a download serves)."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
+    Status = JobStatus
     ACTIVE_STATES = (Status.QUEUED, Status.RUNNING)
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="export_jobs")

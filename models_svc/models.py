@@ -12,7 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from annotate.models import BackgroundJob
+from annotate.models import BackgroundJob, JobStatus
 
 
 class RewardSettings(models.Model):
@@ -54,12 +54,7 @@ class RewardSettings(models.Model):
 
 
 class TrainingRun(BackgroundJob):
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+    Status = JobStatus
 
     class Trigger(models.TextChoices):
         MANUAL = "manual"

@@ -6,58 +6,46 @@ from __future__ import annotations
 from django.conf import settings
 from django.db import models
 
-from annotate.models import BackgroundJob, Project
+from annotate.models import BackgroundJob, JobStatus, Project
 
 
-class QualityReport(BackgroundJob):
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
+class QualityJob(BackgroundJob):
+    """A quality job of one project, queued by a researcher (or the beat) and made
+    by a worker, with a fraction done."""
 
+    Status = JobStatus
     ACTIVE_STATES = (Status.QUEUED, Status.RUNNING)
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quality_reports")
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
                                    related_name="+")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
     progress = models.FloatField(default=0.0)
-    result = models.JSONField(default=dict, blank=True, help_text="agreement, agreement by week, label mix, annotators")
 
     class Meta:
+        abstract = True
         ordering = ["-created_at", "-id"]
+
+
+class QualityReport(QualityJob):
+    """Agreement, agreement by week, the label mix and the annotator table, as of
+    when a worker made it."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="quality_reports")
+    result = models.JSONField(default=dict, blank=True, help_text="agreement, agreement by week, label mix, annotators")
 
     def __str__(self) -> str:
         return f"quality report {self.pk} of {self.project} ({self.status})"
 
 
-class NoiseAudit(BackgroundJob):
+class NoiseAudit(QualityJob):
     """The active reward-model ensemble's view of every labelled pair (Secrets of
     RLHF part II): per comparison, the mean μ and spread σ over the ensemble's
     members of d = r(A) − r(B). Made after each promotion and on demand."""
 
-    class Status(models.TextChoices):
-        QUEUED = "queued"
-        RUNNING = "running"
-        SUCCEEDED = "succeeded"
-        FAILED = "failed"
-        CANCELLED = "cancelled"
-
-    ACTIVE_STATES = (Status.QUEUED, Status.RUNNING)
-
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="noise_audits")
     model_version = models.ForeignKey("models_svc.ModelVersion", null=True, blank=True, on_delete=models.SET_NULL,
                                       related_name="+")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                                   related_name="+")
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
-    progress = models.FloatField(default=0.0)
     summary = models.JSONField(default=dict, blank=True, help_text="counts, thresholds and the histogram of μ")
-
-    class Meta:
-        ordering = ["-created_at", "-id"]
 
 
 class PairScore(models.Model):

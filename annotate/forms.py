@@ -27,7 +27,8 @@ class ExportForm(forms.Form):
     file_format = forms.ChoiceField(choices=list(FILE_FORMATS.items()), initial="jsonl")
     aggregate = forms.ChoiceField(
         choices=[(k, f"{k} — {v}") for k, v in AGGREGATIONS.items()], initial="all",
-        help_text="Pairwise formats only: how the labels of several annotators on one comparison become rows.",
+        help_text="Pairwise formats only: how the labels of several annotators on one comparison become rows "
+        "(adjudicated: the review queue's final label where a researcher set one, else the majority).",
     )
     min_agreement = forms.FloatField(
         required=False, min_value=0, max_value=1,

@@ -234,6 +234,9 @@ class Comparison(models.Model):
     # overlap − submitted − live leases; the lease decrements it with a conditional
     # UPDATE, so the row itself arbitrates races (see annotate.queue).
     open_slots = models.IntegerField(default=0)
+    # Labels wanted beyond the project's overlap: a researcher asked for more on this
+    # pair (quality's review queue); every recount of open_slots adds them.
+    extra_labels = models.PositiveSmallIntegerField(default=0)
     is_gold = models.BooleanField(default=False)
     gold_choice = models.CharField(max_length=16, choices=Choice.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

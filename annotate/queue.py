@@ -182,7 +182,8 @@ def _recount_slots(project: Project, kind: str, unit_id: int) -> None:
     live = Assignment.objects.filter(
         **{unit.fk: unit_id}, kind=kind, state__in=Assignment.LIVE_STATES
     ).count()
-    unit.model.objects.filter(pk=unit_id).update(**{unit.slots: max(0, project.overlap - live)})
+    wanted = project.overlap + getattr(obj, "extra_labels", 0)
+    unit.model.objects.filter(pk=unit_id).update(**{unit.slots: max(0, wanted - live)})
 
 
 def _release_slot(assignment: Assignment) -> None:
@@ -203,9 +204,8 @@ def queue_slots_rebuild(*, project: Project) -> None:
                 .annotate(n=Count("id"))
                 .values("n")
             )
-            unit.model.objects.filter(**scope).update(
-                **{unit.slots: project.overlap - Coalesce(Subquery(live), 0)}
-            )
+            wanted = project.overlap + F("extra_labels") if kind == TaskKind.PAIRWISE else project.overlap
+            unit.model.objects.filter(**scope).update(**{unit.slots: wanted - Coalesce(Subquery(live), 0)})
             unit.model.objects.filter(**scope, **{f"{unit.slots}__lt": 0}).update(**{unit.slots: 0})
 
 

@@ -1,11 +1,13 @@
 """The quality dashboard (researchers): the last stored report, a button that
-queues the next, and pausing or resuming annotators. Access helper first, one
-service call, then a redirect or a partial (DESIGN §10)."""
+queues the next, and pausing or resuming annotators; the review queue and its
+items (``quality.review``). Access helper first, one service call, then a
+redirect or a partial (DESIGN §10)."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -13,8 +15,11 @@ from annotate import services as annotate_services
 from annotate.access import get_project_for
 from annotate.models import Membership, Role
 
-from . import reports
+from . import reports, review
+from .models import ReviewItem
 from .services import STATISTIC_HELP
+
+REVIEW_PAGE_SIZE = 50
 
 
 def _context(project) -> dict:
@@ -27,7 +32,8 @@ def _context(project) -> dict:
         row["member"] = m is not None
         row["paused"] = bool(m and m.paused_at)
         row["paused_reason"] = m.paused_reason if m else ""
-    return {"project": project, "report": done, "active": active, "result": result, "help": STATISTIC_HELP}
+    return {"project": project, "report": done, "active": active, "result": result, "help": STATISTIC_HELP,
+            "review_open": review.open_count(project=project)}
 
 
 @login_required
@@ -78,3 +84,99 @@ def annotator_resume(request, slug: str, user_id: int):
     annotate_services.membership_resume(project=project, user=member.user)
     messages.info(request, f"{member.user.username} can take tasks again.")
     return redirect("quality-dashboard", slug=project.slug)
+
+
+# --- the review queue ------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def review_queue(request, slug: str):
+    """Items of one status (open by default), highest evidence first."""
+    project, _ = get_project_for(request.user, slug, role=Role.RESEARCHER)
+    status = request.GET.get("status", ReviewItem.Status.OPEN)
+    if status not in ReviewItem.Status.values:
+        status = ReviewItem.Status.OPEN
+    items = (ReviewItem.objects.filter(project=project, status=status)
+             .select_related("comparison__prompt", "decided_by").order_by("-evidence", "id"))
+    page = Paginator(items, REVIEW_PAGE_SIZE).get_page(request.GET.get("page"))
+    counts = review.status_counts(project=project)
+    return render(request, "quality/review_queue.html", {
+        "project": project, "status": status, "status_label": ReviewItem.Status(status).label, "page": page,
+        "counts": counts, "statuses": [(value, label, counts[value]) for value, label in ReviewItem.Status.choices],
+        "reason_help": review.REASON_HELP,
+    })
+
+
+@login_required
+@require_POST
+def review_refresh(request, slug: str):
+    project, _ = get_project_for(request.user, slug, role=Role.RESEARCHER)
+    counts = review.review_queue_refresh(project=project)
+    messages.info(request, "The queue is up to date: {flagged} comparisons flagged, {created} new, {updated} updated, "
+                  "{removed} no longer flagged, {kept} decided kept as they are.".format(**counts))
+    return redirect("quality-review", slug=project.slug)
+
+
+def _item_page(request, project, item, *, errors=None, values=None, status=200):
+    return render(request, "quality/review_item.html", {
+        "project": project, "item": item, "comparison": item.comparison, "labels": review.item_labels(item=item),
+        "sides": [("A", item.comparison.response_a), ("B", item.comparison.response_b)],
+        "choices": [("A", "A is better"), ("B", "B is better"), ("tie", "Tie"), ("both_bad", "Both bad")],
+        "reason_help": review.REASON_HELP, "errors": errors or {}, "values": values or {},
+        "strengths": [(-3, "A much better"), (-2, "A better"), (-1, "A slightly better"), (0, "tie"),
+                      (1, "B slightly better"), (2, "B better"), (3, "B much better")],
+        "max_extra": review.MAX_EXTRA_LABELS,
+    }, status=status)
+
+
+def _get_item(request, slug: str, item_id: int):
+    project, _ = get_project_for(request.user, slug, role=Role.RESEARCHER)
+    item = get_object_or_404(ReviewItem.objects.select_related(
+        "project", "decided_by", "comparison__prompt", "comparison__response_a", "comparison__response_b"),
+        pk=item_id, project=project)
+    return project, item
+
+
+@login_required
+@require_GET
+def review_item(request, slug: str, item_id: int):
+    project, item = _get_item(request, slug, item_id)
+    return _item_page(request, project, item)
+
+
+def _decision(request, slug: str, item_id: int, decide, message: str):
+    """Access first, then ``decide(item)`` (one service call); back to the queue, or
+    the item page again with the errors by field."""
+    project, item = _get_item(request, slug, item_id)
+    try:
+        decide(item)
+    except review.ReviewError as exc:
+        return _item_page(request, project, item, errors=exc.errors, values=request.POST, status=400)
+    messages.info(request, f"Item #{item.pk}: {message}")
+    return redirect("quality-review", slug=project.slug)
+
+
+@login_required
+@require_POST
+def review_adjudicate(request, slug: str, item_id: int):
+    post = request.POST
+    return _decision(request, slug, item_id, lambda item: review.review_item_adjudicate(
+        item=item, user=request.user, choice=post.get("choice", ""), strength=post.get("strength"),
+        note=post.get("note", "")), "the final label is stored.")
+
+
+@login_required
+@require_POST
+def review_more_labels(request, slug: str, item_id: int):
+    post = request.POST
+    return _decision(request, slug, item_id, lambda item: review.review_item_request_labels(
+        item=item, user=request.user, extra=post.get("extra", 1), note=post.get("note", "")),
+        "annotators will be asked for more labels.")
+
+
+@login_required
+@require_POST
+def review_ambiguous(request, slug: str, item_id: int):
+    return _decision(request, slug, item_id, lambda item: review.review_item_mark_ambiguous(
+        item=item, user=request.user, note=request.POST.get("note", "")), "marked ambiguous.")

@@ -16,6 +16,9 @@ COUNT_HELP = {
     "judgments": "judgments", "ratings": "ratings", "rankings": "rankings",
     "derived_excluded": "derived labels left out (made by a rubric rule, not by a person)",
     "derived_included": "derived labels included (asked for)",
+    "adjudicated_excluded": "adjudicated labels left out (a researcher's final answer, not an annotator's label; "
+                            "`--aggregate adjudicated` uses them)",
+    "adjudicated_items": "comparisons whose row is a researcher's adjudicated answer",
     "excluded_tie_labels": "ties left out (labels)", "excluded_tie_items": "ties left out (comparisons)",
     "excluded_both_bad_labels": "both-bad left out (labels)", "excluded_both_bad_items": "both-bad left out (comparisons)",
     "excluded_vote_tied_items": "comparisons whose vote was tied, left out",

@@ -1,5 +1,6 @@
 """What an export reads, shared by every format: the snapshot's labels (derived
-ones counted and left out unless asked for), read a chunk at a time with progress
+ones counted and left out unless asked for; adjudicated ones only for the
+``adjudicated`` aggregation), read a chunk at a time with progress
 and cancel checks between chunks; the prompts' and responses' texts, cached across
 chunks; and the annotators' pseudonyms."""
 
@@ -135,12 +136,20 @@ class Context:
 
     def _labels(self, qs, kind: str) -> Any:
         """The snapshot's labels of one kind; derived ones are counted (once) and left
-        out unless asked for."""
+        out unless asked for. Adjudicated judgments (a researcher's final answer, not an
+        annotator's label) are read only by the ``adjudicated`` aggregation, and
+        counted (once) where they are left out."""
         if kind not in self._querysets:
             qs = qs.filter(pk__lte=getattr(self.snapshot, kind))
             derived = qs.filter(source=LabelSource.DERIVED).count()
             self.counts["derived_included" if self.spec.include_derived else "derived_excluded"] += derived
-            self._querysets[kind] = qs if self.spec.include_derived else qs.exclude(source=LabelSource.DERIVED)
+            if not self.spec.include_derived:
+                qs = qs.exclude(source=LabelSource.DERIVED)
+            if kind == "judgment" and self.spec.aggregate != "adjudicated":
+                if adjudicated := qs.filter(source=LabelSource.ADJUDICATED).count():
+                    self.counts["adjudicated_excluded"] += adjudicated
+                qs = qs.exclude(source=LabelSource.ADJUDICATED)
+            self._querysets[kind] = qs
         return self._querysets[kind]
 
     def judgments(self):

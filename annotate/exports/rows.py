@@ -12,6 +12,7 @@ from django.db.models import F
 from rubrics.models import RubricVersion
 from rubrics.schema import answer_number
 
+from ..models import LabelSource
 from .aggregate import Agreement, answer_of, dawid_skene
 from .context import CHUNK, Column, Context, PromptRow, ResponseRow
 
@@ -60,7 +61,7 @@ def _pairwise(ctx: Context) -> tuple[list[Column], Iterator[dict]]:
     if spec.aggregate == "all":
         columns.append(("annotator", "str", "pseudonymous annotator id (stable within this project)"))
     else:
-        columns += [("n_labels", "int", "labels on the comparison"), ("agreement", "float", "share of labels giving the winning answer (with Dawid-Skene 0 when it infers an answer that no label gave)")]
+        columns += [("n_labels", "int", "labels on the comparison"), ("agreement", "float", "share of labels giving the winning answer (with Dawid-Skene 0 when it infers an answer that no label gave; an adjudicated answer is not a label: empty when no annotator labelled the comparison)")]
     ctx.total = ctx.judgments().count() * (2 if spec.aggregate == "dawid-skene" else 1)
     ctx.agreement = Agreement()
     return columns, _pairwise_rows(ctx, conversational)
@@ -69,11 +70,20 @@ def _pairwise(ctx: Context) -> tuple[list[Column], Iterator[dict]]:
 def _pairwise_rows(ctx: Context, conversational: bool) -> Iterator[dict]:
     spec = ctx.spec
     inferred = dawid_skene(ctx) if spec.aggregate == "dawid-skene" else None
+    adjudicating = spec.aggregate == "adjudicated"
     fields = ["criteria"] if spec.criterion else ["choice", "strength"]
+    if adjudicating:
+        fields.append("source")
     by_criterion = spec.criterion is not None
     unit = "labels" if spec.aggregate == "all" else "items"
     for comparison_id, group in itertools.groupby(_judgment_stream(ctx, fields), key=attrgetter("comparison_id")):
         labels = list(group)
+        first = labels[0]
+        # The adjudicated answer (the ``adjudicated`` aggregation reads it; no other
+        # does) decides the row; it is never one of the votes that agreement counts.
+        final = next((r for r in labels if r.source == LabelSource.ADJUDICATED), None) if adjudicating else None
+        if final is not None:
+            labels = [r for r in labels if r is not final]
         ctx.counts["labels"] += len(labels)
         votes = []
         tally: dict[str, int] = {}
@@ -85,6 +95,9 @@ def _pairwise_rows(ctx: Context, conversational: bool) -> Iterator[dict]:
                 continue
             votes.append((r, v))
             tally[v] = tally.get(v, 0) + 1
+        if final is not None:
+            yield from _adjudicated_row(ctx, conversational, first, final, votes, tally)
+            continue
         if not votes:
             continue
         ctx.counts["items"] += 1
@@ -98,9 +111,7 @@ def _pairwise_rows(ctx: Context, conversational: bool) -> Iterator[dict]:
         if spec.min_agreement is not None and share < spec.min_agreement:
             ctx.counts[f"excluded_min_agreement_{unit}"] += len(votes) if unit == "labels" else 1
             continue
-        first = labels[0]
-        prompt = ctx.texts.prompts[first.prompt_pk]
-        a, b = ctx.texts.responses[first.a_pk], ctx.texts.responses[first.b_pk]
+        prompt, a, b = _texts(ctx, first)
         if spec.aggregate == "all":
             for r, v in votes:
                 if v in ("tie", "both_bad"):
@@ -122,6 +133,26 @@ def _pairwise_rows(ctx: Context, conversational: bool) -> Iterator[dict]:
         strengths = [None if by_criterion else r.strength for r, v in votes if v == winner]
         extra = {"n_labels": len(votes), "agreement": share}
         yield _pair_row(spec, conversational, prompt, a, b, winner, strengths, extra)
+
+
+def _texts(ctx: Context, row) -> tuple[PromptRow, ResponseRow, ResponseRow]:
+    return ctx.texts.prompts[row.prompt_pk], ctx.texts.responses[row.a_pk], ctx.texts.responses[row.b_pk]
+
+
+def _adjudicated_row(ctx: Context, conversational: bool, first, final, votes: list, tally: dict[str, int]) -> Iterator[dict]:
+    """The row of a comparison a researcher adjudicated: their answer and strength,
+    whatever the votes and the minimum agreement say; ``agreement`` is the share of
+    the annotators' labels that gave it (empty without any)."""
+    ctx.counts["items"] += 1
+    ctx.counts["adjudicated_items"] += 1
+    ctx.agreement.add(tally)
+    if final.choice in ("tie", "both_bad"):
+        ctx.counts[f"excluded_{final.choice}_items"] += 1
+        return
+    prompt, a, b = _texts(ctx, first)
+    share = tally.get(final.choice, 0) / len(votes) if votes else None
+    yield _pair_row(ctx.spec, conversational, prompt, a, b, final.choice, [final.strength],
+                    {"n_labels": len(votes), "agreement": share})
 
 
 def _pair_row(spec, conversational, prompt: PromptRow, a: ResponseRow, b: ResponseRow, winner: str,

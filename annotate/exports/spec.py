@@ -28,6 +28,8 @@ AGGREGATIONS = {
     "all": "every label is its own row, with its annotator's pseudonymous id",
     "majority": "one row per comparison: the most frequent answer (a tie in the vote is left out)",
     "dawid-skene": "one row per comparison: the answer Dawid-Skene infers, weighing annotators by their estimated confusion",
+    "adjudicated": "one row per comparison: a researcher's adjudicated answer from the review queue where there is one "
+                   "(kept whatever the minimum agreement), else the most frequent answer as with majority",
 }
 PAIRWISE_FORMATS = ("trl", "trl-conversational")
 SNAPSHOT_RE = re.compile(r"p(\d+)-j(\d+)-r(\d+)-k(\d+)")
@@ -67,6 +69,8 @@ class ExportSpec:
             raise ValueError("a criterion key is lower-case letters, digits and _")
         if self.margin is not None and not (math.isfinite(self.margin) and self.margin > 0):
             raise ValueError("the margin scale must be a positive number")
+        if self.aggregate == "adjudicated" and self.criterion is not None:
+            raise ValueError("adjudications settle the overall preference, not a criterion: aggregate a criterion otherwise")
         if self.margin is not None and self.criterion is not None:
             raise ValueError("per-criterion choices carry no strength, so a criterion split has no margin")
 

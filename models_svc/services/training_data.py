@@ -1,12 +1,18 @@
 """Which labels a run sees (DESIGN §4): the project's human and imported
 judgments and ratings, fixed by id when the run is queued, turned into the plain
-examples ``models_svc.ml`` trains on."""
+examples ``models_svc.ml`` trains on.
+
+Adjudications (``source = adjudicated``, a researcher's final answer from the
+review queue) override: a comparison with an adjudicated label within the
+snapshot trains on that label alone, its annotators' labels dropped (an
+adjudicated "both bad" leaves the comparison out, as a both-bad label says
+nothing about order)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef, Q
 
 from annotate.models import Comparison, Judgment, LabelSource, Project, Rating
 from rubrics.schema import answer_number
@@ -14,10 +20,14 @@ from rubrics.schema import answer_number
 LABEL_SOURCES = (LabelSource.HUMAN, LabelSource.IMPORTED)
 
 
-def training_judgments(project: Project):
-    return Judgment.objects.filter(
-        comparison__project=project, source__in=LABEL_SOURCES, choice__in=("A", "B", "tie")
-    )
+def training_judgments(project: Project, max_id: int | None = None):
+    """The judgments a run trains on (up to ``max_id``): people's labels, except on
+    comparisons with an adjudication (also up to ``max_id``), which train on it alone."""
+    adjudications = Judgment.objects.filter(comparison_id=OuterRef("comparison_id"), source=LabelSource.ADJUDICATED)
+    qs = Judgment.objects.filter(comparison__project=project, choice__in=("A", "B", "tie"))
+    if max_id is not None:
+        adjudications, qs = adjudications.filter(id__lte=max_id), qs.filter(id__lte=max_id)
+    return qs.filter(Q(source=LabelSource.ADJUDICATED) | Q(source__in=LABEL_SOURCES) & ~Exists(adjudications))
 
 
 def training_ratings(project: Project):
@@ -31,7 +41,7 @@ def labels_snapshot(project: Project) -> dict[str, Any]:
     return {
         "max_judgment_id": j,
         "max_rating_id": r,
-        "pairs": training_judgments(project).filter(id__lte=j).count(),
+        "pairs": training_judgments(project, max_id=j).count(),
         "ratings": training_ratings(project).filter(id__lte=r).count(),
     }
 
@@ -47,8 +57,7 @@ def training_examples(project: Project, snapshot: dict[str, Any]):
     digest = hashlib.sha256()
     pairs = []
     rows = (
-        training_judgments(project)
-        .filter(id__lte=snapshot["max_judgment_id"])
+        training_judgments(project, max_id=snapshot["max_judgment_id"])
         .select_related("comparison__prompt", "comparison__response_a", "comparison__response_b")
         .order_by("id")
     )

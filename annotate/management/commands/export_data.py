@@ -15,7 +15,8 @@ class Command(BaseCommand):
         parser.add_argument("--format", required=True, choices=list(FORMATS))
         parser.add_argument("--out", required=True, type=Path, help="The export folder to create (must not hold files).")
         parser.add_argument("--file-format", default="jsonl", choices=list(FILE_FORMATS))
-        parser.add_argument("--aggregate", default="all", choices=list(AGGREGATIONS))
+        parser.add_argument("--aggregate", default="all", choices=list(AGGREGATIONS), help="Pairwise formats: "
+                            + "; ".join(f"{k}: {v}" for k, v in AGGREGATIONS.items()).replace("%", "%%") + ".")
         parser.add_argument("--min-agreement", type=float, help="Drop comparisons whose majority share is below this.")
         parser.add_argument("--criterion", help="Export one pairwise criterion's choices instead of the overall preference.")
         parser.add_argument("--margin", type=float, help="Add a margin column: |strength| times this.")

@@ -1,12 +1,22 @@
-"""Celery tasks: thin adapters that take an id and call a service (DESIGN §10)."""
+"""Celery tasks: thin adapters that take an id and call a service (DESIGN §10).
+
+Tasks that talk to the database or the broker retry with backoff (``RETRY``) when
+either is briefly unreachable; each is safe to run twice, since a job is claimed
+by a conditional UPDATE (queued → running) and a second run finds it claimed.
+models_svc and quality use the same ``RETRY``.
+"""
 
 from celery import shared_task
+from django.db import OperationalError
+from kombu.exceptions import OperationalError as BrokerError
 
 from .exports import services as exports
 from .imports import services as imports
 
+RETRY = {"autoretry_for": (OperationalError, BrokerError), "retry_backoff": True, "max_retries": 5}
 
-@shared_task(name="annotate.tasks.run_import", acks_late=True)
+
+@shared_task(name="annotate.tasks.run_import", acks_late=True, **RETRY)
 def run_import(job_id: int) -> str:
     from .models import ImportJob
 
@@ -20,7 +30,7 @@ def import_jobs_sweep() -> int:
     return imports.import_jobs_sweep()
 
 
-@shared_task(name="annotate.tasks.run_export", acks_late=True)
+@shared_task(name="annotate.tasks.run_export", acks_late=True, **RETRY)
 def run_export(job_id: int) -> str:
     from .models import ExportJob
 
@@ -43,7 +53,7 @@ def assignments_expire() -> int:
     return queue.assignments_expire()
 
 
-@shared_task(name="annotate.tasks.derive_judgments", acks_late=True)
+@shared_task(name="annotate.tasks.derive_judgments", acks_late=True, **RETRY)
 def derive_judgments(project_id: int, rule: str) -> dict | str:
     from . import derived
     from .models import Project

@@ -81,8 +81,8 @@ def scores(both: np.ndarray, flipped: np.ndarray, decisive: np.ndarray, rng: ran
     }
 
 
-def run_seed(pairs: list[PairExample], *, seed: int, share: float, config: TrainConfig) -> dict:
-    """One seed: flip, train in-sample and cross-fitted, score. Returns the figures."""
+def run_seed(pairs: list[PairExample], *, seed: int, share: float, config: TrainConfig, crossfit: bool = True) -> dict:
+    """One seed: flip, train in-sample (and cross-fitted), score. Returns the figures."""
     from models_svc.ml.train import train_head
 
     rng = random.Random(seed)
@@ -94,6 +94,9 @@ def run_seed(pairs: list[PairExample], *, seed: int, share: float, config: Train
     result = train_head(cfg, noisy, eval_pairs=held)
     in_sample = scores(evidence(result.model, noisy), flipped, decisive, rng)
     in_sample["held_out_accuracy"] = round(float(result.metrics.get("eval_accuracy") or 0.0), 4)
+    row = {"seed": seed, "train_pairs": len(noisy), "flipped": int(flipped.sum()), "in_sample": in_sample}
+    if not crossfit:
+        return {**row, "seconds": round(time.perf_counter() - started, 1)}
     halves = [[], []]
     for i, p in enumerate(noisy):
         halves[int(noise_half(p.prompt_id, seed))].append(i)
@@ -101,9 +104,7 @@ def run_seed(pairs: list[PairExample], *, seed: int, share: float, config: Train
     for side in (0, 1):
         fit = train_head(cfg, [noisy[i] for i in halves[1 - side]], eval_pairs=held)
         z[:, halves[side]] = evidence(fit.model, [noisy[i] for i in halves[side]])
-    crossfit = scores(z, flipped, decisive, rng)
-    return {"seed": seed, "train_pairs": len(noisy), "flipped": int(flipped.sum()), "in_sample": in_sample,
-            "crossfit": crossfit, "seconds": round(time.perf_counter() - started, 1)}
+    return {**row, "crossfit": scores(z, flipped, decisive, rng), "seconds": round(time.perf_counter() - started, 1)}
 
 
 def noise_half(prompt_id: str, seed: int) -> int:

@@ -7,17 +7,13 @@ same rows, an automatic refresh queues nothing while a run is active).
 """
 
 from celery import shared_task
-from django.db import OperationalError
-from kombu.exceptions import OperationalError as BrokerError
 
 from annotate.models import Project
+from annotate.tasks import RETRY
 
 from .models import TrainingRun
 from .selection import comparisons_rescore
 from .services import lifecycle
-
-RETRY = {"autoretry_for": (OperationalError, BrokerError), "retry_backoff": True, "max_retries": 5}
-
 
 @shared_task(name="models_svc.tasks.train_reward_model", acks_late=True, **RETRY)
 def train_reward_model(run_id: int) -> str:

@@ -1,13 +1,13 @@
 """Celery tasks: thin adapters that take an id and call a service (DESIGN §10)."""
 
 from celery import shared_task
-from django.db import OperationalError
+
+from annotate.tasks import RETRY
 
 from . import audit, reports
 
 
-@shared_task(name="quality.tasks.make_quality_report", acks_late=True,
-             autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+@shared_task(name="quality.tasks.make_quality_report", acks_late=True, **RETRY)
 def make_quality_report(report_id: int) -> str:
     from .models import QualityReport
 
@@ -21,8 +21,7 @@ def quality_reports_sweep() -> int:
     return reports.quality_reports_sweep()
 
 
-@shared_task(name="quality.tasks.run_noise_audit", acks_late=True,
-             autoretry_for=(OperationalError,), retry_backoff=True, max_retries=5)
+@shared_task(name="quality.tasks.run_noise_audit", acks_late=True, **RETRY)
 def run_noise_audit(audit_id: int) -> str:
     from .models import NoiseAudit
 

@@ -15,8 +15,8 @@ from annotate import services as annotate_services
 from annotate.access import get_project_for
 from annotate.models import Membership, Role
 
-from . import reports, review
-from .models import ReviewItem
+from . import audit, reports, review
+from .models import NoiseAudit, ReviewItem
 from .services import STATISTIC_HELP
 
 REVIEW_PAGE_SIZE = 50
@@ -32,8 +32,11 @@ def _context(project) -> dict:
         row["member"] = m is not None
         row["paused"] = bool(m and m.paused_at)
         row["paused_reason"] = m.paused_reason if m else ""
+    audits = NoiseAudit.objects.filter(project=project).select_related("model_version")
     return {"project": project, "report": done, "active": active, "result": result, "help": STATISTIC_HELP,
-            "review_open": review.open_count(project=project)}
+            "review_open": review.open_count(project=project), "audit": audit.latest_audit(project=project),
+            "audit_active": audits.filter(status__in=NoiseAudit.ACTIVE_STATES).first(),
+            "audit_failed": audits.filter(status=NoiseAudit.Status.FAILED).first()}
 
 
 @login_required
@@ -83,6 +86,20 @@ def annotator_resume(request, slug: str, user_id: int):
     member = get_object_or_404(Membership, project=project, user_id=user_id)
     annotate_services.membership_resume(project=project, user=member.user)
     messages.info(request, f"{member.user.username} can take tasks again.")
+    return redirect("quality-dashboard", slug=project.slug)
+
+
+@login_required
+@require_POST
+def audit_run(request, slug: str):
+    """Audit the labels with the active model now (it also runs after each promotion)."""
+    project, _ = get_project_for(request.user, slug, role=Role.RESEARCHER)
+    try:
+        job = audit.noise_audit_enqueue(project=project, created_by=request.user)
+    except ValueError as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.info(request, f"Noise audit #{job.pk} is being made by a worker with model v{job.model_version.number}.")
     return redirect("quality-dashboard", slug=project.slug)
 
 

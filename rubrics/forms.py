@@ -24,7 +24,7 @@ def anchor_levels(scale: str, lo: Any = 0, hi: Any = 4) -> list[str]:
     # The draft being edited may not validate yet, so the scale object is built
     # from the two fields levels depend on, without the schema's other checks.
     cls = SCALE_CLASSES.get(scale)
-    if cls is None:
+    if cls is None or "anchors" not in cls.model_fields:  # pairwise and spans take no anchors
         return []
     if scale == "likert":
         try:

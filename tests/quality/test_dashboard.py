@@ -98,3 +98,18 @@ def test_pause_and_resume_from_the_annotator_table(project, owner, celery_eager,
     assert other.memberships.filter(user=stranger, role=Role.RESEARCHER).exists()
     r = _client(stranger).post(reverse("quality-pause", args=[project.slug, target.pk]), {"reason": "x"})
     assert r.status_code == 404 and Membership.objects.get(project=project, user=target).paused_at is None
+
+
+def test_noise_audit_on_the_dashboard(project, owner, annotator):
+    from quality.models import NoiseAudit
+
+    web = _client(owner)
+    r = web.post(reverse("quality-audit", args=[project.slug]), follow=True)
+    assert "no active reward model" in r.content.decode() and not NoiseAudit.objects.exists()
+    assert _client(annotator).post(reverse("quality-audit", args=[project.slug])).status_code == 404
+    NoiseAudit.objects.create(project=project, status="succeeded", summary={
+        "pairs": 40, "flagged": {"likely_flipped": 6, "ambiguous_pair": 2}, "flip_z": 1.0,
+        "mu_histogram": {"edges": [-1.0, 0.0, 1.0], "counts": [10, 30]}})
+    html = web.get(reverse("quality-dashboard", args=[project.slug])).content.decode()
+    assert '<span id="audit-flipped">6</span>' in html and '<span id="audit-ambiguous">2</span>' in html
+    assert 'id="chart-audit"' in html and '"counts": [10, 30]' in html

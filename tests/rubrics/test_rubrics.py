@@ -300,3 +300,12 @@ def test_templates_are_all_three_with_their_scales():
     hh = rubric_services.rubric_create_from_template(template="hh")
     assert [(c.key, c.scale) for c in hh.criteria.all()] == [("harmless", "pairwise"), ("helpful", "pairwise")]
     assert Rubric.objects.count() == 2 and RubricVersion.objects.count() == 2
+
+
+def test_the_editor_offers_anchors_only_where_the_scale_takes_them():
+    from rubrics.forms import anchor_levels
+
+    assert anchor_levels("likert", "1", "3") == ["1", "2", "3"]
+    assert anchor_levels("binary") == ["yes", "no"]
+    assert anchor_levels("severity") == ["none", "minor", "moderate", "severe"]
+    assert anchor_levels("pairwise") == [] and anchor_levels("spans") == [] and anchor_levels("nope") == []

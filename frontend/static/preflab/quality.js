@@ -43,11 +43,26 @@
     }, [names.map(function (_, i) { return i; }), counts], host);
   }
 
+  function histogram(host, data) {
+    if (!data || !data.counts || !data.counts.length) { host.textContent = "Nothing audited."; return; }
+    var mids = data.counts.map(function (_, i) { return (data.edges[i] + data.edges[i + 1]) / 2; });
+    var step = data.edges[1] - data.edges[0];
+    new uPlot({
+      width: width(host), height: 200,
+      legend: { live: false },
+      scales: { x: { time: false, range: [data.edges[0] - step, data.edges[data.edges.length - 1] + step] } },
+      series: [{}, { label: "comparisons", fill: "rgba(192,86,33,.5)", stroke: "#c05621",
+                     paths: uPlot.paths.bars({ size: [0.95, 40] }), points: { show: false } }],
+    }, [mids, data.counts], host);
+  }
+
   document.addEventListener("DOMContentLoaded", function () {
     if (typeof uPlot === "undefined") { return; }
     var w = document.getElementById("chart-weeks");
     if (w) { weeks(w, read("weeks-data")); }
     var m = document.getElementById("chart-mix");
     if (m) { mix(m, read("mix-data")); }
+    var a = document.getElementById("chart-audit");
+    if (a) { histogram(a, read("audit-data")); }
   });
 })();

@@ -42,7 +42,8 @@ def test_dashboard_draws_charts_and_pauses_an_annotator_at_both_widths(page, pro
     expect(page.locator(f'tr[data-annotator="{crew[1].username}"] .status')).to_contain_text("please reread the guidelines")
     assert Membership.objects.get(project=project, user=crew[1]).paused_by == owner
 
-    page.set_viewport_size({"width": 390, "height": 844})
+    page.set_viewport_size({"width": 390, "height": 844})  # a window narrowed: the charts follow
+    page.wait_for_function("document.body.scrollWidth <= document.body.clientWidth + 1", timeout=5000)
     page.goto(f"/p/{project.slug}/quality/")
     expect(page.locator("#chart-mix canvas")).to_have_count(1)
     overflow = page.evaluate("document.body.scrollWidth - document.body.clientWidth")

@@ -236,7 +236,8 @@ class Comparison(models.Model):
     open_slots = models.IntegerField(default=0)
     # Labels wanted beyond the project's overlap: a researcher asked for more on this
     # pair (quality's review queue); every recount of open_slots adds them.
-    extra_labels = models.PositiveSmallIntegerField(default=0)
+    # db_default: imports write comparisons with COPY, which names only the columns it fills.
+    extra_labels = models.PositiveSmallIntegerField(default=0, db_default=0)
     is_gold = models.BooleanField(default=False)
     gold_choice = models.CharField(max_length=16, choices=Choice.choices, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)

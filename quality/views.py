@@ -68,11 +68,16 @@ def report_refresh(request, slug: str):
     return redirect("quality-dashboard", slug=project.slug)
 
 
+def _member_for(user, slug: str, user_id: int):
+    """The project (``user`` researches it) and one of its members, or 404."""
+    project, _ = get_project_for(user, slug, role=Role.RESEARCHER)
+    return project, get_object_or_404(Membership.objects.select_related("user"), project=project, user_id=user_id)
+
+
 @login_required
 @require_POST
 def annotator_pause(request, slug: str, user_id: int):
-    project, _ = get_project_for(request.user, slug, role=Role.RESEARCHER)
-    member = get_object_or_404(Membership, project=project, user_id=user_id)
+    project, member = _member_for(request.user, slug, user_id)
     reason = (request.POST.get("reason") or "").strip() or "a researcher paused you"
     annotate_services.membership_pause(project=project, user=member.user, reason=reason, by=request.user)
     messages.info(request, f"{member.user.username} is paused: they get no tasks until you resume them.")
@@ -82,8 +87,7 @@ def annotator_pause(request, slug: str, user_id: int):
 @login_required
 @require_POST
 def annotator_resume(request, slug: str, user_id: int):
-    project, _ = get_project_for(request.user, slug, role=Role.RESEARCHER)
-    member = get_object_or_404(Membership, project=project, user_id=user_id)
+    project, member = _member_for(request.user, slug, user_id)
     annotate_services.membership_resume(project=project, user=member.user)
     messages.info(request, f"{member.user.username} can take tasks again.")
     return redirect("quality-dashboard", slug=project.slug)

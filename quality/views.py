@@ -14,6 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotate import services as annotate_services
 from annotate.access import get_project_for
 from annotate.models import Membership, Role
+from models_svc import plots
 
 from . import audit, reports, review
 from .models import NoiseAudit, ReviewItem
@@ -33,10 +34,38 @@ def _context(project) -> dict:
         row["paused"] = bool(m and m.paused_at)
         row["paused_reason"] = m.paused_reason if m else ""
     audits = NoiseAudit.objects.filter(project=project).select_related("model_version")
+    latest = audit.latest_audit(project=project)
     return {"project": project, "report": done, "active": active, "result": result, "help": STATISTIC_HELP,
-            "review_open": review.open_count(project=project), "audit": audit.latest_audit(project=project),
+            "review_open": review.open_count(project=project), "audit": latest,
+            "report_charts": _report_charts(result), "audit_charts": _audit_charts(latest),
             "audit_active": audits.filter(status__in=NoiseAudit.ACTIVE_STATES).first(),
             "audit_failed": audits.filter(status=NoiseAudit.Status.FAILED).first()}
+
+
+def _report_charts(result: dict) -> list[dict]:
+    if not result:
+        return []
+    weeks = result.get("agreement_by_week", [])
+    curves = [{"stage": name, "step": i, "value": w[key]} for i, w in enumerate(weeks)
+              for name, key in (("raw agreement", "raw_agreement"), ("Krippendorff's α", "krippendorff_alpha_nominal"))]
+    mix = result.get("label_mix") or {}
+    strengths = mix.get("strengths", [])
+    return [
+        plots.line_chart(curves, "value", "agreement by week (overall choice)", x_label="week", y_range=(0.0, 1.0),
+                         x_ticks=[w["week"] for w in weeks]),
+        plots.category_chart(
+            [f"{s['strength']:+d}" if s["strength"] else "0" for s in strengths] + ["bad", "skip"],
+            [s["labels"] for s in strengths] + [mix.get("choices", {}).get("both_bad", 0), mix.get("skips", 0)],
+            "label mix: strength (−3 A much better … +3 B much better), both bad, skipped tasks"),
+    ]
+
+
+def _audit_charts(latest) -> list[dict]:
+    if latest is None:
+        return []
+    hist = latest.summary.get("mu_histogram") or {}
+    return [plots.bar_chart(hist.get("counts", []), hist.get("edges", []),
+                            "μ of r(A) − r(B) over the ensemble, per labelled comparison")]
 
 
 @login_required

@@ -30,3 +30,13 @@ def head_lines(src: Path, dest: Path, n: int) -> list[bytes]:
         lines = list(itertools.islice(fh, n))
     dest.write_bytes(b"".join(lines))
     return lines
+
+
+def chart_specs(html: str, specs_id: str) -> list[dict]:
+    """The chart specs a page embeds for preflab/charts.js (models_svc.plots)."""
+    import json
+    import re
+
+    found = re.search(rf'<script id="{specs_id}" type="application/json">(.*?)</script>', html, re.S)
+    assert found, f"no chart specs {specs_id!r} on the page"
+    return json.loads(found.group(1))

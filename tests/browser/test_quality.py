@@ -30,8 +30,7 @@ def test_dashboard_draws_charts_and_pauses_an_annotator_at_both_widths(page, pro
     login(page, owner.username, PASSWORD)
     page.goto(f"/p/{project.slug}/quality/")
     expect(page.locator("#agreement")).to_contain_text("raw_agreement")
-    expect(page.locator("#chart-weeks canvas")).to_have_count(1)
-    expect(page.locator("#chart-mix canvas")).to_have_count(1)
+    expect(page.locator("#report-charts canvas")).to_have_count(2)
     if os.environ.get("PREFLAB_SCREENSHOTS"):
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.set_viewport_size({"width": 1400, "height": 900})
@@ -45,7 +44,7 @@ def test_dashboard_draws_charts_and_pauses_an_annotator_at_both_widths(page, pro
     page.set_viewport_size({"width": 390, "height": 844})  # a window narrowed: the charts follow
     page.wait_for_function("document.body.scrollWidth <= document.body.clientWidth + 1", timeout=5000)
     page.goto(f"/p/{project.slug}/quality/")
-    expect(page.locator("#chart-mix canvas")).to_have_count(1)
+    expect(page.locator("#report-charts canvas")).to_have_count(2)
     overflow = page.evaluate("document.body.scrollWidth - document.body.clientWidth")
     assert overflow <= 1, f"the page scrolls sideways by {overflow}px at 390 px"
     if os.environ.get("PREFLAB_SCREENSHOTS"):

@@ -16,6 +16,7 @@ from models_svc.models import ModelVersion, RewardSettings, TrainingRun
 from models_svc.services import lifecycle, project_settings
 from tests.factories import fast_training as _fast
 from tests.factories import labelled_for_training as _labelled
+from tests.helpers import chart_specs
 
 pytestmark = pytest.mark.django_db(transaction=True)
 SMOLLM2_MISSING = PRESETS["smollm2"].missing()
@@ -99,7 +100,10 @@ def test_retrain_from_the_page_shows_the_version_and_promote(client, project, ow
     assert run.status == "succeeded", run.error
     html = client.get(reverse("model-page", args=[project.slug])).content.decode()
     assert '<tr data-version="1">' in html and "Promote v1" in html
-    assert '<svg class="chart"' in html and "held-out pairwise accuracy" in html
+    specs = chart_specs(html, "run-chart-specs")
+    assert [s["title"] for s in specs] == ["training loss", "held-out pairwise accuracy"]
+    loss = specs[0]["series"][0]["points"]
+    assert loss and loss == [[float(p["step"]), float(p["loss"])] for p in run.metrics["curves"] if "loss" in p][:len(loss)]
     assert f"{run.version.metrics['eval_accuracy']:.3f}" in html
     # Where and how the run computed: "auto" precision is shown as what it came to.
     used = run.metrics["final"]["precision"]
@@ -110,10 +114,11 @@ def test_retrain_from_the_page_shows_the_version_and_promote(client, project, ow
     html = client.get(reverse("model-page", args=[project.slug])).content.decode()
     assert '<b id="active-version">v1</b>' in html
     assert "Roll back" not in html  # nothing was active before v1
-    # Accuracy is drawn on a fixed 0–1 axis, with a dot per evaluation.
-    chart = html[html.index('aria-label="held-out pairwise accuracy"'):]
-    chart = chart[:chart.index("</svg>")]
-    assert 'class="tick">1</text>' in chart and 'class="tick">0</text>' in chart and "<circle" in chart
+    # Accuracy is drawn on a fixed 0–1 axis, with a point per evaluation.
+    accuracy = next(s for s in chart_specs(html, "run-chart-specs") if s["title"] == "held-out pairwise accuracy")
+    assert accuracy["y_range"] == [0.0, 1.0] and not accuracy["empty"]
+    evaluated = [p for p in run.metrics["curves"] if p.get("eval_accuracy") is not None]
+    assert sum(len(s["points"]) for s in accuracy["series"]) == len(evaluated) > 0
 
 
 def test_cli_trains_inline_and_promotes(project, tiny, capsys):

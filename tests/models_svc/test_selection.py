@@ -11,6 +11,7 @@ from models_svc.selection import comparisons_rescore
 from models_svc.services import lifecycle, scoring
 from tests.factories import fast_training as _fast
 from tests.factories import labelled_for_training as _labelled
+from tests.helpers import chart_specs
 
 from tests.conftest import make_user
 
@@ -165,7 +166,8 @@ def test_selection_page_shows_strategy_leaderboard_and_is_for_researchers(client
     html = client.get(reverse("model-selection", args=[project.slug])).content.decode()
     assert '<b id="used-strategy">coverage</b>' in html  # no model yet: coverage first
     assert '<table class="grid" id="leaderboard">' in html and "model-0" in html
-    assert html.count('<svg class="chart"') >= 1
+    titles = [s["title"] for s in chart_specs(html, "selection-chart-specs")]
+    assert titles == ["pool acquisition scores", "learning curve", "sources (Bradley-Terry, 95% bootstrap interval)"]
     r = client.post(reverse("model-selection-update", args=[project.slug]), {"strategy": "magic", "exploration_rate": "2"})
     project.refresh_from_db()
     assert project.selection_strategy == "uncertainty"
@@ -175,9 +177,7 @@ def test_selection_page_shows_strategy_leaderboard_and_is_for_researchers(client
 
 def test_learning_curve_has_one_point_per_retrain_at_its_label_count(client, project, owner, tiny):
     """The researcher page's learning curve after two retrains: two points, placed at
-    each version's number of training pairs, drawn as a polyline."""
-    import re
-
+    each version's number of training pairs, in the chart's spec."""
     from django.urls import reverse
 
     from annotate import services as annotate_services
@@ -217,8 +217,7 @@ def test_learning_curve_has_one_point_per_retrain_at_its_label_count(client, pro
     assert second.version.metrics["train_pairs"] > first.version.metrics["train_pairs"]
     client.force_login(owner)
     html = client.get(reverse("model-selection", args=[project.slug])).content.decode()
-    chart = re.search(r'<svg class="chart" role="img" aria-label="learning curve".*?</svg>', html, re.S)
-    assert chart, "no learning-curve chart"
-    (points,) = re.findall(r'points="([^"]+)"', chart.group(0))
-    xs = [float(p.split(",")[0]) for p in points.split()]
+    curve = next(s for s in chart_specs(html, "selection-chart-specs") if s["title"] == "learning curve")
+    (series,) = curve["series"]
+    xs = [x for x, _ in series["points"]]
     assert len(xs) == 2 and xs[0] < xs[1]  # two versions, left to right by labels

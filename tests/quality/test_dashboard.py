@@ -13,6 +13,7 @@ from quality.models import QualityReport
 from quality.services import project_agreement
 from tests.conftest import make_user
 from tests.factories import annotators, fill
+from tests.helpers import chart_specs
 
 pytestmark = pytest.mark.django_db
 
@@ -63,7 +64,11 @@ def test_a_worker_makes_the_report_and_the_page_shows_it(project, owner, celery_
     assert 'data-statistic="raw_agreement"' in html and f"{raw:.3f}" in html
     for user in crew:
         assert f'data-annotator="{user.username}"' in html
-    assert 'id="chart-weeks"' in html and 'id="weeks-data"' in html and "uPlot.iife.min.js" in html
+    assert 'data-specs="report-chart-specs"' in html and "uPlot.iife.min.js" in html and "preflab/charts.js" in html
+    specs = chart_specs(html, "report-chart-specs")
+    assert [s["kind"] for s in specs] == ["line", "bars"]
+    assert specs[0]["x_ticks"] == [w["week"] for w in report.result["agreement_by_week"]]
+    assert specs[1]["values"][:7] == [s["labels"] for s in report.result["label_mix"]["strengths"]]
 
 
 def test_one_report_at_a_time_and_a_queued_one_is_polled(project, owner):
@@ -112,4 +117,5 @@ def test_noise_audit_on_the_dashboard(project, owner, annotator):
         "mu_histogram": {"edges": [-1.0, 0.0, 1.0], "counts": [10, 30]}})
     html = web.get(reverse("quality-dashboard", args=[project.slug])).content.decode()
     assert '<span id="audit-flipped">6</span>' in html and '<span id="audit-ambiguous">2</span>' in html
-    assert 'id="chart-audit"' in html and '"counts": [10, 30]' in html
+    [hist] = chart_specs(html, "audit-chart-specs")
+    assert (hist["kind"], hist["counts"], hist["edges"]) == ("histogram", [10, 30], [-1.0, 0.0, 1.0])

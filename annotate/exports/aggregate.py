@@ -11,6 +11,7 @@ from typing import Any
 from .context import CHUNK, Context
 
 CHOICES = ("A", "B", "tie", "both_bad")
+_SWAP = {"A": "B", "B": "A"}
 
 
 class Agreement:
@@ -24,6 +25,11 @@ class Agreement:
     of them c; then α = 1 − (n − 1) Σ_{c≠k} o_ck / Σ_{c≠k} n_c n_k with
     n_c = Σ_k o_ck and n = Σ_c n_c. tests/annotate/exports/test_exports.py checks the result
     against ``krippendorff.alpha``.
+
+    A pairwise answer means the same whichever response the data calls A, so α
+    counts every comparison in both namings (A and B swapped): otherwise a file that
+    lists the winner first makes "A" common and α small. The quality app's
+    agreement counts the same way, and gives the same α (tests/quality).
     """
 
     def __init__(self) -> None:
@@ -38,11 +44,12 @@ class Agreement:
             return
         self.items += 1
         self.pairs += m * (m - 1)
-        counts = [(i, votes[c]) for i, c in enumerate(CHOICES) if c in votes]
-        for i, ni in counts:
-            self.agreeing_pairs += ni * (ni - 1)
-            for k, nk in counts:
-                self.o[i][k] += ni * (nk - (i == k)) / (m - 1)
+        self.agreeing_pairs += sum(n * (n - 1) for n in votes.values())
+        for naming in (votes, {_SWAP.get(c, c): n for c, n in votes.items()}):
+            counts = [(i, naming[c]) for i, c in enumerate(CHOICES) if c in naming]
+            for i, ni in counts:
+                for k, nk in counts:
+                    self.o[i][k] += ni * (nk - (i == k)) / (m - 1)
 
     def summary(self) -> dict[str, Any]:
         if not self.items:

@@ -140,7 +140,7 @@ def _reliability(project, flip_all=False):
 
 @pytest.mark.django_db
 @pytest.mark.shared_data
-def test_summarize_batch13_agreement_and_renaming_invariance(project, shared_data):
+def test_summarize_batch13_agreement_and_renaming_invariance(project, shared_data, tmp_path):
     _import(project, "summarize", shared_data / "summarize-from-feedback" / "batch13.json")
     overall = project_agreement(project=project)["criteria"][0]
     assert overall["key"] == "overall"
@@ -165,6 +165,14 @@ def test_summarize_batch13_agreement_and_renaming_invariance(project, shared_dat
     rng = random.Random(5)
     _rename(cid for cid in votes if rng.random() < 0.5)
     assert project_agreement(project=project)["criteria"][0]["statistics"] == s
+
+    # The export's dataset card counts both namings too, and states the same α.
+    from annotate.exports.services import export_write
+    from annotate.exports.spec import ExportSpec
+
+    card = export_write(project=project, spec=ExportSpec(format="trl"), out=tmp_path / "export").card_path.read_text()
+    assert f"Krippendorff's α (nominal): {s['krippendorff_alpha_nominal']['value']}" in card
+    assert f"raw pairwise agreement: {s['raw_agreement']['value']}" in card
 
 
 def _rename(comparison_ids):

@@ -360,7 +360,8 @@ def test_the_card_has_counts_rubric_text_agreement_and_licence(lab, tmp_path):
     matrix = np.full((4, 4), np.nan)  # annotators (3 + the imported one's row is ann1) × comparisons
     for j in Judgment.objects.exclude(source=LabelSource.DERIVED):
         matrix[lab["ann"].index(j.annotator), [c.pk for c in lab["c"]].index(j.comparison_id)] = codes[j.choice]
-    alpha = krippendorff.alpha(reliability_data=matrix[:3], level_of_measurement="nominal")
+    both = np.hstack([matrix[:3], np.where(matrix[:3] < 2, 1 - matrix[:3], matrix[:3])])  # each comparison in both namings
+    alpha = krippendorff.alpha(reliability_data=both, level_of_measurement="nominal")
     assert f"Krippendorff's α (nominal): {round(alpha, 4)}" in card
     assert "- `margin`" not in card and "- `agreement`: share of labels giving the winning answer" in card
     unspecified = _export(project.__class__.objects.create(name="Bare", slug="bare"), tmp_path, "bare", format="trl")
@@ -389,7 +390,10 @@ def test_streamed_agreement_matches_krippendorff_alpha_on_random_labels():
             raw_num += sum(n * (n - 1) for n in votes.values())
             raw_den += len(coders) * (len(coders) - 1)
     summary = agreement.summary()
-    assert summary["alpha"] == round(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"), 4)
+    # A and B are codes 0 and 1: the mirror swaps them, ties and both-bad stay.
+    both = np.hstack([matrix, np.where(matrix < 2, 1 - matrix, matrix)])
+    assert summary["alpha"] == round(krippendorff.alpha(reliability_data=both, level_of_measurement="nominal"), 4)
+    assert summary["alpha"] != round(krippendorff.alpha(reliability_data=matrix, level_of_measurement="nominal"), 4)
     assert summary["raw"] == round(raw_num / raw_den, 4)
     assert summary["items"] == int((np.sum(~np.isnan(matrix), axis=0) >= 2).sum())
 

@@ -8,25 +8,17 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 
 from rubrics import derive
 from rubrics.models import RubricVersion
 
-from .models import Comparison, Judgment, LabelSource, Rating
+from .models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Rating
+from .services import system_account
 
 def derivation_user(rule: str):
-    """The inactive system account that owns judgments derived by ``rule``: one per
-    rule keeps the (comparison, annotator) uniqueness meaningful and keeps derived
-    labels apart from every person's."""
-    user, created = get_user_model().objects.get_or_create(
-        username=f"preflab-derived-{rule.replace('_', '-')}", defaults={"is_active": False}
-    )
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    return user
+    """The system account that owns judgments derived by ``rule`` (one per rule)."""
+    return system_account(f"preflab-derived-{rule.replace('_', '-')}")
 
 
 @transaction.atomic
@@ -52,7 +44,7 @@ def derived_judgments_refresh(*, project, rule: str | None = None, version: Rubr
     per_response: dict[int, list] = {}
     ratings = Rating.objects.filter(
         response__prompt__project=project,
-        source__in=[LabelSource.HUMAN, LabelSource.IMPORTED],
+        source__in=HUMAN_SOURCES,
         rubric_version__rubric_id=version.rubric_id,
     ).values_list("response_id", "scores", "spans")
     for response_id, scores, spans in ratings.iterator(chunk_size=2000):
@@ -142,7 +134,7 @@ def derivation_report(*, project, rule: str) -> DerivationReport:
         ).values_list("metadata__decided_by", "choice")
     ).most_common()
     human = Judgment.objects.filter(
-        comparison_id__in=list(derived), source__in=[LabelSource.HUMAN, LabelSource.IMPORTED]
+        comparison_id__in=list(derived), source__in=HUMAN_SOURCES
     ).values_list("comparison_id", "choice")
     pairs = set()
     for cid, choice in human.iterator(chunk_size=5000):

@@ -79,6 +79,22 @@ def project_pin_rubric(*, project: Project, version: RubricVersion) -> Project:
     return project
 
 
+# --- system accounts ----------------------------------------------------------------
+
+
+def system_account(username: str):
+    """An inactive account that can never log in, owning labels no person gave
+    (derived by a rubric rule, adjudicated): one per kind keeps the (comparison,
+    annotator) uniqueness meaningful and keeps them apart from every person's."""
+    from django.contrib.auth import get_user_model
+
+    user, created = get_user_model().objects.get_or_create(username=username, defaults={"is_active": False})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
 # --- pausing annotators -------------------------------------------------------------
 
 

@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 from django.db import connection, transaction
 
-from annotate.models import Comparison, Judgment, LabelSource, Project
+from annotate.models import HUMAN_SOURCES, Comparison, Judgment, Project
 
 from .ml import acquisition
 from .models import ModelVersion, RewardSettings
@@ -36,7 +36,7 @@ def _label_counts(project: Project) -> tuple[dict[int, int], dict[int, int]]:
     per_pair: dict[int, int] = defaultdict(int)
     per_prompt: dict[int, int] = defaultdict(int)
     rows = Judgment.objects.filter(
-        comparison__project=project, source__in=(LabelSource.HUMAN, LabelSource.IMPORTED)
+        comparison__project=project, source__in=HUMAN_SOURCES
     ).values_list("comparison_id", "comparison__prompt_id")
     for cid, pid in rows.iterator(chunk_size=10_000):
         per_pair[cid] += 1
@@ -145,7 +145,7 @@ def source_battles(project: Project, limit: int = 50_000) -> list[tuple[str, str
     labels. The prompt id is the leaderboard's bootstrap cluster: a comparison's labels,
     and the comparisons of one prompt, are correlated and are resampled together."""
     rows = (
-        Judgment.objects.filter(comparison__project=project, source__in=(LabelSource.HUMAN, LabelSource.IMPORTED),
+        Judgment.objects.filter(comparison__project=project, source__in=HUMAN_SOURCES,
                                 choice__in=("A", "B", "tie"))
         .order_by("-id")
         .values_list("comparison__response_a__source", "comparison__response_b__source", "choice",

@@ -17,7 +17,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
-from annotate.models import HUMAN_SOURCES, Judgment, Project
+from annotate.models import HUMAN_SOURCES, Comparison, Judgment, Project
 from models_svc.models import ModelVersion
 
 from . import noise
@@ -63,8 +63,6 @@ def _labelled_pairs(project: Project) -> list[tuple[int, list, str, str]]:
     gave a decisive or tied answer on."""
     ids = set(Judgment.objects.filter(comparison__project=project, source__in=HUMAN_SOURCES,
                                       choice__in=("A", "B", "tie")).values_list("comparison_id", flat=True))
-    from annotate.models import Comparison
-
     rows = Comparison.objects.filter(pk__in=ids).order_by("pk").values_list(
         "pk", "prompt__conversation", "response_a__text", "response_b__text")
     return list(rows)
@@ -105,7 +103,7 @@ def noise_audit_run(*, audit_id: int) -> NoiseAudit:
                 NoiseAudit.objects.filter(pk=audit_id).update(status=NoiseAudit.Status.CANCELLED,
                                                               finished_at=timezone.now())
                 return NoiseAudit.objects.get(pk=audit_id)
-        summary = _summary(audit.project, audit_id, np.array(mus), np.array(sigmas))
+        summary = _summary(audit, np.array(mus), np.array(sigmas))
     except Exception as exc:  # the audit must end, and say why
         log.exception("noise audit %s failed", audit_id)
         PairScore.objects.filter(audit_id=audit_id).delete()
@@ -123,8 +121,8 @@ def noise_audits_sweep(*, stale_after_seconds: int = STALE_AFTER_SECONDS) -> int
                             on_stale=lambda audit: PairScore.objects.filter(audit=audit).delete())
 
 
-def _summary(project: Project, audit_id: int, mus: np.ndarray, sigmas: np.ndarray) -> dict:
-    flags = pair_flags(project=project, audit=NoiseAudit(pk=audit_id, project=project))
+def _summary(audit: NoiseAudit, mus: np.ndarray, sigmas: np.ndarray) -> dict:
+    flags = pair_flags(project=audit.project, audit=audit)
     counts = defaultdict(int)
     for flag in flags.values():
         for reason in flag["reasons"]:

@@ -38,13 +38,13 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
-from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
 from annotate.exports.context import annotator_pseudonym
 from annotate.models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Project
+from annotate.services import system_account
 
 from .audit import pair_flags
 from .models import ReviewItem
@@ -79,13 +79,7 @@ def adjudicator_user():
     ``annotate.derived.derivation_user``): one account keeps the (comparison,
     annotator) uniqueness at one adjudication per comparison and keeps it apart
     from every person's labels. Who decided is in the label's metadata."""
-    user, created = get_user_model().objects.get_or_create(
-        username=ADJUDICATOR_USERNAME, defaults={"is_active": False}
-    )
-    if created:
-        user.set_unusable_password()
-        user.save(update_fields=["password"])
-    return user
+    return system_account(ADJUDICATOR_USERNAME)
 
 
 # --- collecting the queue ---------------------------------------------------------------

@@ -172,12 +172,12 @@ def _scales(project: Project, version_ids: set[int]) -> dict[str, Any]:
     """key → the criterion's scale object, from the newest version that has it (the
     pinned one first): what a rating's answers mean and which levels exist."""
     ids = set(version_ids) | ({project.rubric_version_id} if project.rubric_version_id else set())
+    rows = sorted(Criterion.objects.filter(version_id__in=ids),
+                  key=lambda c: (c.version_id != project.rubric_version_id, -c.version_id))
     out: dict[str, Any] = {}
-    rows = Criterion.objects.filter(version_id__in=ids).order_by("-version_id")
-    if project.rubric_version_id:
-        out.update({c.key: (c.name, scale_of(c.as_spec())) for c in rows if c.version_id == project.rubric_version_id})
     for c in rows:
-        out.setdefault(c.key, (c.name, scale_of(c.as_spec())))
+        if c.key not in out:
+            out[c.key] = (c.name, scale_of(c.as_spec()))
     return out
 
 

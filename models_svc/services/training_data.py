@@ -14,10 +14,9 @@ from typing import Any
 
 from django.db.models import Exists, Max, OuterRef, Q
 
-from annotate.models import Comparison, Judgment, LabelSource, Project, Rating
+from annotate.models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Project, Rating
 from rubrics.schema import answer_number
 
-LABEL_SOURCES = (LabelSource.HUMAN, LabelSource.IMPORTED)
 
 
 def training_judgments(project: Project, max_id: int | None = None):
@@ -27,11 +26,11 @@ def training_judgments(project: Project, max_id: int | None = None):
     qs = Judgment.objects.filter(comparison__project=project, choice__in=("A", "B", "tie"))
     if max_id is not None:
         adjudications, qs = adjudications.filter(id__lte=max_id), qs.filter(id__lte=max_id)
-    return qs.filter(Q(source=LabelSource.ADJUDICATED) | Q(source__in=LABEL_SOURCES) & ~Exists(adjudications))
+    return qs.filter(Q(source=LabelSource.ADJUDICATED) | Q(source__in=HUMAN_SOURCES) & ~Exists(adjudications))
 
 
 def training_ratings(project: Project):
-    return Rating.objects.filter(response__prompt__project=project, source__in=LABEL_SOURCES)
+    return Rating.objects.filter(response__prompt__project=project, source__in=HUMAN_SOURCES)
 
 
 def labels_snapshot(project: Project) -> dict[str, Any]:

@@ -17,13 +17,17 @@ value stops start-up with a message naming the variable instead of failing later
 | PREFLAB_DATA_DIR | ./var | models, exports, uploads, broker files |
 | PREFLAB_SECURE | 0 | HTTPS-only cookies, HSTS, SSL redirect (behind TLS) |
 | PREFLAB_IMPORT_MAX_MB | 512 | largest accepted upload |
-| PREFLAB_LOGIN_MAX_FAILURES | 5 | failed log-ins per username per 15 min before 429 |
+| PREFLAB_LOGIN_MAX_FAILURES | 5 | failed log-ins for one username from one address before 429 |
+| PREFLAB_LOGIN_MAX_ADDRESS_FAILURES | 5 × the above | failed log-ins from one address before unknown usernames get 429 |
+| PREFLAB_LOGIN_WINDOW_MINUTES | 15 | how long failures count, and the longest wait after a lock |
+| PREFLAB_TRUSTED_PROXIES | 0 | reverse proxies in front that append X-Forwarded-For (1 behind one TLS proxy) |
 | PREFLAB_STATIC_ROOT | $PREFLAB_DATA_DIR/staticfiles | where collectstatic writes |
 """
 
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -98,6 +102,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "rest_framework.authtoken",
+    "axes",
     "drf_spectacular",
     "django_htmx",
     "frontend",
@@ -117,6 +122,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as axes asks: turns a locked-out log-in into preflab.auth.lockout_response.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "preflab.urls"
@@ -262,15 +269,39 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sweep-noise-audits": {"task": "quality.tasks.noise_audits_sweep", "schedule": 300.0},
 }
 
-# --- Cache (login throttling) -----------------------------------------------------
+# --- Cache ---------------------------------------------------------------------------
 # Shared between processes when Redis is configured; per-process memory otherwise
-# (the embedded default runs one web process).
+# (the embedded default runs one web process). Log-in never reads it (below).
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": CELERY_BROKER_URL}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Log-in limits (django-axes; the policy is in preflab/auth.py) --------------------
 LOGIN_MAX_FAILURES = _env_int("PREFLAB_LOGIN_MAX_FAILURES", 5, minimum=1)
-LOGIN_WINDOW_SECONDS = 900
+LOGIN_MAX_ADDRESS_FAILURES = _env_int("PREFLAB_LOGIN_MAX_ADDRESS_FAILURES", 5 * LOGIN_MAX_FAILURES, minimum=1)
+LOGIN_WINDOW_SECONDS = _env_int("PREFLAB_LOGIN_WINDOW_MINUTES", 15, minimum=1) * 60
+# How many reverse proxies that append X-Forwarded-For stand in front of gunicorn
+# (docs/production.md); 0 trusts only the socket's address.
+TRUSTED_PROXIES = _env_int("PREFLAB_TRUSTED_PROXIES", 0)
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out attempt before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+# Counts in the database, so log-in works while Redis is down.
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_LOCKOUT_PARAMETERS = "preflab.auth.lockout_parameters"
+AXES_FAILURE_LIMIT = "preflab.auth.failure_limit"
+AXES_USERNAME_CALLABLE = "preflab.auth.client_username"
+AXES_CLIENT_IP_CALLABLE = "preflab.auth.client_address"
+AXES_LOCKOUT_CALLABLE = "preflab.auth.lockout_response"
+AXES_COOLOFF_TIME = timedelta(seconds=LOGIN_WINDOW_SECONDS)
+# Attempts while locked are refused but not counted, so the stated wait holds.
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_RESET_ON_SUCCESS = True
+# The limiter only: no table of every successful log-in growing without bound.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
 
 # --- Security (production) ------------------------------------------------------
 SESSION_COOKIE_HTTPONLY = True

@@ -44,22 +44,26 @@ def client_username(request, credentials) -> str:
     return str(raw or "").strip()[:USERNAME_MAX]
 
 
-def client_address(request) -> str:
+def _ip(value: str | None) -> str | None:
+    try:
+        return str(ipaddress.ip_address((value or "").strip()))
+    except ValueError:
+        return None
+
+
+def client_address(request) -> str | None:
     """The client's address: REMOTE_ADDR, or behind N trusted proxies the N-th
     X-Forwarded-For entry from the right (each proxy appends the address that
-    connected to it, so entries further left are whatever the client sent)."""
-    remote = request.META.get("REMOTE_ADDR") or "unknown"
+    connected to it, so entries further left are whatever the client sent).
+    None where there is no address (a unix socket, a test request without one)."""
+    remote = _ip(request.META.get("REMOTE_ADDR"))
     proxies = settings.TRUSTED_PROXIES
     if not proxies:
         return remote
-    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    forwarded = [part for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
     if len(forwarded) < proxies:
         return remote  # reached us without passing every proxy: only the socket is known
-    candidate = forwarded[-proxies]
-    try:
-        return str(ipaddress.ip_address(candidate))
-    except ValueError:
-        return remote
+    return _ip(forwarded[-proxies]) or remote
 
 
 def _known(username: str) -> bool:

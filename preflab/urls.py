@@ -6,6 +6,8 @@ from drf_spectacular.views import SpectacularAPIView
 from .auth import TokenView
 from .health import healthz
 
+handler500 = "preflab.errors.server_error"
+
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),

@@ -1,13 +1,16 @@
 """PrefLab settings, read from the environment.
 
 Every value has an embedded default (SQLite, a filesystem Celery broker, CPU) so a
-fresh checkout runs with no services; production sets the variables below. A bad
+fresh checkout runs with no services; production sets the variables below. A
+``.env`` file at the top of the checkout is read first (scripts/dev.sh writes one);
+variables set in the environment win over it. A bad
 value stops start-up with a message naming the variable instead of failing later.
 
 | variable | default | meaning |
 |---|---|---|
 | DEBUG | 0 | development mode (also allows the dev SECRET_KEY) |
-| SECRET_KEY | dev key when DEBUG | required when DEBUG is off |
+| SECRET_KEY | dev key when DEBUG | required when DEBUG is off; placeholders (.env.example's) are refused |
+| PREFLAB_ENV_FILE | ./.env | a file of VAR=value lines read first (the environment wins); empty: none |
 | ALLOWED_HOSTS | localhost,127.0.0.1 (DEBUG: also *) | comma separated |
 | CSRF_TRUSTED_ORIGINS | empty | comma separated origins (https://host) |
 | DATABASE_URL | sqlite:///$PREFLAB_DATA_DIR/preflab.sqlite3 | postgres://user@host:5432/db in production |
@@ -15,7 +18,7 @@ value stops start-up with a message naming the variable instead of failing later
 | CELERY_RESULT_BACKEND | same Redis as the broker, else files | where task results go |
 | CELERY_TASK_ALWAYS_EAGER | 0 | run tasks in-process (tests only) |
 | PREFLAB_DATA_DIR | ./var | models, exports, uploads, broker files |
-| PREFLAB_SECURE | 0 | HTTPS-only cookies, HSTS, SSL redirect (behind TLS) |
+| PREFLAB_SECURE | 1 unless DEBUG | HTTPS-only cookies, HSTS, SSL redirect (behind TLS) |
 | PREFLAB_IMPORT_MAX_MB | 512 | largest accepted upload |
 | PREFLAB_LOGIN_MAX_FAILURES | 5 | failed log-ins for one username from one address before 429 |
 | PREFLAB_LOGIN_MAX_ADDRESS_FAILURES | 5 × the above | failed log-ins from one address before unknown usernames get 429 |
@@ -32,8 +35,15 @@ from pathlib import Path
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+from dotenv import load_dotenv
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+
+# A local .env (scripts/dev.sh writes one with DEBUG=1 and a generated secret) fills
+# in what the environment does not set; the environment always wins.
+ENV_FILE = os.environ.get("PREFLAB_ENV_FILE", str(BASE_DIR / ".env"))
+if ENV_FILE:
+    load_dotenv(ENV_FILE, override=False)
 
 
 def _env_bool(name: str, default: bool) -> bool:
@@ -79,13 +89,31 @@ UPLOAD_DIR = DATA_DIR / "uploads"
 MODEL_DIR = DATA_DIR / "models"
 EXPORT_DIR = DATA_DIR / "exports"
 
+# Words that mark a key someone was meant to replace (.env.example's, Django's
+# startproject "django-insecure-…", the dev key below).
+_PLACEHOLDER_MARKS = ("change-me", "changeme", "change_me", "replace-me", "replaceme", "your-secret", "placeholder", "insecure", "example")
+
+
+def _placeholder_secret(key: str) -> bool:
+    lowered = key.lower()
+    return len(set(key)) < 5 or lowered in {"secret", "secret_key", "secretkey", "django"} or any(
+        mark in lowered for mark in _PLACEHOLDER_MARKS
+    )
+
+
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfigured(
-            "SECRET_KEY is not set. Set it (50+ random characters) or set DEBUG=1 for development."
+            "SECRET_KEY is not set. Set it (50+ random characters) or set DEBUG=1 for development "
+            "(scripts/dev.sh writes a .env with both)."
         )
     SECRET_KEY = "dev-only-insecure-key-do-not-use-in-production-0123456789abcdefghij"
+elif not DEBUG and _placeholder_secret(SECRET_KEY):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is a placeholder, not a secret. Set 50+ random characters, e.g. the output of "
+        "python -c 'import secrets; print(secrets.token_urlsafe(50))'."
+    )
 
 ALLOWED_HOSTS = _env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"] + (["*"] if DEBUG else []))
 CSRF_TRUSTED_ORIGINS = _env_list("CSRF_TRUSTED_ORIGINS", [])

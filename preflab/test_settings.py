@@ -4,6 +4,8 @@ without a secret and redirects to HTTPS)."""
 
 import os
 
+# The suite never reads a developer's .env (nor do the processes it starts).
+os.environ.setdefault("PREFLAB_ENV_FILE", "")
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key-not-for-production-0123456789abcdefgh")
 os.environ.setdefault("PREFLAB_SECURE", "0")
 

@@ -2,6 +2,15 @@
 # Start PrefLab locally on the embedded default: SQLite, a filesystem Celery broker,
 # one worker with beat, the CPU model. Loads the demo project and prints the logins.
 source "$(dirname "$0")/_venv.sh"
+# A local, git-ignored .env with a generated secret: settings read it, so the
+# README's manage.py commands work from any new shell (the environment wins over it).
+if [ ! -e .env ]; then
+  secret="$(python -c 'import secrets; print(secrets.token_urlsafe(50))')"
+  (umask 077 && printf '%s\n' "# Local development settings written by scripts/dev.sh (git-ignored)." \
+    "# preflab/settings.py reads this file; variables set in the environment win." \
+    "DEBUG=1" "SECRET_KEY=${secret}" >.env)
+  echo "Wrote .env (DEBUG=1 and a generated SECRET_KEY)."
+fi
 export DEBUG="${DEBUG:-1}"
 PORT="${PORT:-8000}"
 python manage.py migrate --noinput

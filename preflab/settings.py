@@ -313,7 +313,7 @@ LOGIN_WINDOW_SECONDS = _env_int("PREFLAB_LOGIN_WINDOW_MINUTES", 15, minimum=1) *
 # (docs/production.md); 0 trusts only the socket's address.
 TRUSTED_PROXIES = _env_int("PREFLAB_TRUSTED_PROXIES", 0)
 AUTHENTICATION_BACKENDS = [
-    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out attempt before any password check
+    "preflab.auth.LoginLimitBackend",  # first: axes refuses a locked-out attempt before any password check
     "django.contrib.auth.backends.ModelBackend",
 ]
 # Counts in the database, so log-in works while Redis is down.

@@ -105,6 +105,7 @@ INSTALLED_APPS = [
     "annotate",
     "models_svc",
     "quality",
+    "dataio",
 ]
 
 MIDDLEWARE = [
@@ -248,8 +249,8 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
-    "expire-stale-import-jobs": {"task": "annotate.tasks.import_jobs_sweep", "schedule": 300.0},
-    "expire-stale-export-jobs": {"task": "annotate.tasks.export_jobs_sweep", "schedule": 300.0},
+    "expire-stale-import-jobs": {"task": "dataio.tasks.import_jobs_sweep", "schedule": 300.0},
+    "expire-stale-export-jobs": {"task": "dataio.tasks.export_jobs_sweep", "schedule": 300.0},
     "expire-leases": {"task": "annotate.tasks.assignments_expire", "schedule": 60.0},
     # Fails training runs whose worker stopped sending heartbeats (killed, lost).
     "sweep-training-runs": {"task": "models_svc.tasks.training_runs_sweep", "schedule": 60.0},

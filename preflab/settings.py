@@ -17,6 +17,8 @@ value stops start-up with a message naming the variable instead of failing later
 | PREFLAB_DATA_DIR | ./var | models, exports, uploads, broker files |
 | PREFLAB_SECURE | 0 | HTTPS-only cookies, HSTS, SSL redirect (behind TLS) |
 | PREFLAB_IMPORT_MAX_MB | 512 | largest accepted upload |
+| PREFLAB_IMPORT_MAX_INFLATED_MB | 2048 | largest an import may inflate to (gzip), else rejected |
+| PREFLAB_IMPORT_MAX_LINE_MB | 16 | longest line (CSV, JSON Lines) or JSON array element of an import |
 | PREFLAB_LOGIN_MAX_FAILURES | 5 | failed log-ins per username per 15 min before 429 |
 | PREFLAB_STATIC_ROOT | $PREFLAB_DATA_DIR/staticfiles | where collectstatic writes |
 """
@@ -191,6 +193,9 @@ STORAGES = {
 MEDIA_ROOT = DATA_DIR / "media"
 
 IMPORT_MAX_BYTES = _env_int("PREFLAB_IMPORT_MAX_MB", 512, minimum=1) * 1024 * 1024
+# A small gzip can inflate to many GB: caps on what an import reads once inflated.
+IMPORT_MAX_INFLATED_BYTES = _env_int("PREFLAB_IMPORT_MAX_INFLATED_MB", 2048, minimum=1) * 1024 * 1024
+IMPORT_MAX_LINE_BYTES = _env_int("PREFLAB_IMPORT_MAX_LINE_MB", 16, minimum=1) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 

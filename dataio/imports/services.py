@@ -27,7 +27,7 @@ from annotate.models import ImportJob, Project
 
 from .index import FileIndex
 from .parsers import PARSERS
-from .parsers.base import ImportRejected
+from .parsers.base import ImportRejected, ReadLimits, read_limits
 from .writer import ImportWriter
 
 log = logging.getLogger(__name__)
@@ -77,8 +77,13 @@ def import_job_enqueue(*, job: ImportJob) -> None:
 
 
 def import_job_cancel(*, job: ImportJob) -> bool:
-    """Ask a running import to stop; a queued one stops at once. Returns whether it applied."""
-    return job.request_cancel()
+    """Ask a running import to stop; a queued one stops at once (and its file goes).
+    Returns whether it applied."""
+    applied = job.request_cancel()
+    job.refresh_from_db()
+    if job.status == ImportJob.Status.CANCELLED:
+        _remove_upload(job)
+    return applied
 
 
 def import_job_run(*, job_id: int) -> ImportJob:
@@ -112,14 +117,25 @@ def import_job_run(*, job_id: int) -> ImportJob:
         ImportJob.objects.filter(pk=job.pk).update(
             status=ImportJob.Status.SUCCEEDED, progress=1.0, counts=counts, finished_at=timezone.now()
         )
+        job.refresh_from_db()
+        return job
+    _remove_upload(job)
     job.refresh_from_db()
     return job
+
+
+def _remove_upload(job: ImportJob) -> None:
+    """A failed or cancelled import keeps no copy of its file: it may be large (or
+    hostile), and nothing will read it again; the job row keeps the error."""
+    if job.file_path:
+        Path(job.file_path).unlink(missing_ok=True)
 
 
 def import_jobs_sweep(*, stale_after_seconds: int = 900) -> int:
     """Fail jobs whose worker stopped heart-beating (killed mid-run); returns how many."""
     return ImportJob.sweep(
-        stale_after_seconds=stale_after_seconds, error="the worker stopped responding; nothing was imported"
+        stale_after_seconds=stale_after_seconds, error="the worker stopped responding; nothing was imported",
+        on_stale=_remove_upload,
     )
 
 
@@ -132,6 +148,12 @@ def import_file(*, project: Project, format: str, path: Path, created_by=None) -
 def _check_cancel(job: ImportJob) -> None:
     if ImportJob.objects.filter(pk=job.pk, cancel_requested=True).exists():
         raise ImportCancelled()
+
+
+def _beat(job: ImportJob, records: int) -> None:
+    """While validating: stop on a cancel request, else report progress."""
+    _check_cancel(job)
+    ImportJob.objects.filter(pk=job.pk).update(records_done=records, heartbeat_at=timezone.now())
 
 
 def _import_file(job: ImportJob) -> dict[str, int]:
@@ -161,14 +183,18 @@ def _import_stream(job: ImportJob, path: Path) -> dict[str, int]:
     index = FileIndex()
     with tempfile.TemporaryFile(prefix="preflab-import-") as spill:
         chunk: list[tuple] = []
-        for record in PARSERS[job.format](path):
-            chunk.append(index.add(record))
-            if len(chunk) >= IMPORT_CHUNK:
-                pickle.dump(chunk, spill, protocol=pickle.HIGHEST_PROTOCOL)
-                chunk = []
-            if index.records % PROGRESS_EVERY == 0:
-                _check_cancel(job)
-                ImportJob.objects.filter(pk=job.pk).update(records_done=index.records, heartbeat_at=timezone.now())
+        # The caps, and a cancel check every few MB read, apply inside the parser: a
+        # file of blank lines or one endless line yields no record to check between.
+        limits = ReadLimits(max_inflated=settings.IMPORT_MAX_INFLATED_BYTES, max_line=settings.IMPORT_MAX_LINE_BYTES,
+                            check=lambda: _beat(job, index.records))
+        with read_limits(limits):
+            for record in PARSERS[job.format](path):
+                chunk.append(index.add(record))
+                if len(chunk) >= IMPORT_CHUNK:
+                    pickle.dump(chunk, spill, protocol=pickle.HIGHEST_PROTOCOL)
+                    chunk = []
+                if index.records % PROGRESS_EVERY == 0:
+                    _beat(job, index.records)
         if chunk:
             pickle.dump(chunk, spill, protocol=pickle.HIGHEST_PROTOCOL)
         del chunk

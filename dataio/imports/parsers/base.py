@@ -5,6 +5,8 @@ parsers on machines without it."""
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import gzip
 import hashlib
 import io
@@ -12,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 ROLES = ("system", "user", "assistant")
 CHOICES = ("A", "B", "tie", "both_bad")
@@ -101,6 +103,58 @@ def conversation_id(conversation: list[dict[str, str]]) -> str:
 # --- reading -------------------------------------------------------------------
 
 
+@dataclass
+class ReadLimits:
+    """How much a file may inflate to, how long one line (or one JSON array element)
+    may be, and a check called every ``check_every`` bytes read (the import service
+    passes its cancel check). A gzip of a few MB can inflate to many GB, as one
+    endless line or as billions of blank ones: both stop at these caps, and a cancel
+    request is seen while they are read, not only between records."""
+
+    max_inflated: int = 2 * 1024**3
+    max_line: int = 16 * 1024**2
+    check: Callable[[], None] | None = None
+    check_every: int = 1024**2
+
+
+_LIMITS: contextvars.ContextVar[ReadLimits] = contextvars.ContextVar("import_read_limits", default=ReadLimits())
+
+
+@contextlib.contextmanager
+def read_limits(limits: ReadLimits) -> Iterator[None]:
+    """Apply ``limits`` to every file the parsers read inside this block."""
+    token = _LIMITS.set(limits)
+    try:
+        yield
+    finally:
+        _LIMITS.reset(token)
+
+
+def _size(n: int) -> str:
+    for unit, size in (("GB", 1024**3), ("MB", 1024**2), ("KB", 1024)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bytes"
+
+
+class _Meter:
+    """Counts the bytes read from the (inflated) file against the limits."""
+
+    def __init__(self) -> None:
+        self.limits = _LIMITS.get()
+        self.total = 0
+        self.next_check = self.limits.check_every
+
+    def add(self, n: int) -> None:
+        self.total += n
+        if self.total > self.limits.max_inflated:
+            raise ImportRejected(f"the file inflates past {_size(self.limits.max_inflated)}; split it into smaller files")
+        if self.total >= self.next_check:
+            self.next_check = self.total + self.limits.check_every
+            if self.limits.check is not None:
+                self.limits.check()
+
+
 def _open_bytes(path: Path) -> io.BufferedIOBase:
     raw = open(path, "rb")
     magic = raw.read(2)
@@ -110,11 +164,32 @@ def _open_bytes(path: Path) -> io.BufferedIOBase:
     return raw  # type: ignore[return-value]
 
 
-def _iter_all_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """Yield (line number, text) for every physical line, decoding UTF-8 strictly."""
+def _iter_all_lines(path: Path, *, skip_blank: bool | Callable[[], bool] = False) -> Iterator[tuple[int, str]]:
+    """Yield (line number, text) for every physical line, decoding UTF-8 strictly;
+    while ``skip_blank`` is (or returns) true, lines of blank space are left out. A line is read with a
+    bound (``readline``), so an endless one costs no more memory than the line cap,
+    and runs of blank lines are skipped a buffer at a time."""
+    meter = _Meter()
+    cap = meter.limits.max_line
     with _open_bytes(path) as fh:
         try:
-            for number, raw in enumerate(fh, start=1):
+            number = 0
+            while True:
+                skipping = skip_blank() if callable(skip_blank) else skip_blank
+                if skipping and (blank := _blank_run(fh.peek(BLANK_PEEK))):
+                    fh.read(blank[0])
+                    meter.add(blank[0])
+                    number += blank[1]
+                    continue
+                raw = fh.readline(cap + 1)
+                if not raw:
+                    break
+                number += 1
+                meter.add(len(raw))
+                if len(raw.rstrip(b"\r\n")) > cap:
+                    raise ImportRejected(f"line {number} is longer than {_size(cap)}", line=number)
+                if skipping and not raw.strip():
+                    continue
                 try:
                     text = raw.decode("utf-8")
                 except UnicodeDecodeError as exc:
@@ -127,10 +202,35 @@ def _iter_all_lines(path: Path) -> Iterator[tuple[int, str]]:
             raise ImportRejected(f"cannot read the file: {exc}") from None
 
 
+BLANK_PEEK = 64 * 1024
+
+
+def _blank_run(ahead: bytes) -> tuple[int, int] | None:
+    """(bytes, lines) of the whole blank lines at the start of ``ahead``, if any."""
+    stripped = len(ahead) - len(ahead.lstrip(b" \t\r\n"))
+    cut = ahead.rfind(b"\n", 0, stripped) + 1
+    return (cut, ahead.count(b"\n", 0, cut)) if cut else None
+
+
+def _read_all(path: Path) -> bytes:
+    """The whole inflated file (a JSON array is parsed whole), read in blocks under
+    the limits."""
+    meter = _Meter()
+    blocks = []
+    with _open_bytes(path) as fh:
+        try:
+            while block := fh.read(1024 * 1024):
+                meter.add(len(block))
+                blocks.append(block)
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise ImportRejected(f"cannot read the file: {exc}") from None
+    return b"".join(blocks)
+
+
 def iter_lines(path: Path) -> Iterator[tuple[int, str]]:
     """Yield (line number, text) for non-blank lines, decoding UTF-8 strictly."""
     seen_any = False
-    for number, text in _iter_all_lines(path):
+    for number, text in _iter_all_lines(path, skip_blank=True):
         if text.strip():
             seen_any = True
             yield number, text
@@ -154,17 +254,37 @@ def iter_json_lines(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
         yield number, _json_line(number, text)
 
 
+def _starts_with_bracket(path: Path) -> bool:
+    """Whether the first character after blank space (and a BOM) is ``[``."""
+    meter = _Meter()
+    with _open_bytes(path) as fh:
+        try:
+            while block := fh.read(64 * 1024):
+                meter.add(len(block))
+                rest = block.lstrip(b" \t\r\n").removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+                if rest:
+                    return rest.startswith(b"[")
+        except (OSError, EOFError, gzip.BadGzipFile) as exc:
+            raise ImportRejected(f"cannot read the file: {exc}") from None
+    return False
+
+
 def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     """A JSON array of objects, or JSON Lines: whichever the file holds."""
-    lines = list(iter_lines(path))  # decodes and checks UTF-8 with line numbers
-    first = lines[0][1].lstrip()
-    if not first.startswith("["):
-        for number, text in lines:
-            yield number, _json_line(number, text)
+    if not _starts_with_bracket(path):
+        yield from iter_json_lines(path)
         return
-    # Rebuild the whole text (blank lines included, so offsets map to real line numbers).
-    with _open_bytes(path) as fh:
-        text = fh.read().decode("utf-8").removeprefix("\ufeff")
+    # The whole text (blank lines included, so offsets map to real line numbers); an
+    # array may be one long line, so the line cap applies to each element instead.
+    data = _read_all(path)
+    try:
+        text = data.decode("utf-8").removeprefix("\ufeff")
+    except UnicodeDecodeError as exc:
+        line_start = data.rfind(b"\n", 0, exc.start) + 1
+        raise ImportRejected(f"invalid UTF-8 (byte {exc.start - line_start + 1} of the line); save the file as UTF-8",
+                             line=data.count(b"\n", 0, exc.start) + 1) from None
+    del data
+    cap = _LIMITS.get().max_line
     line_starts = [0] + [m.end() for m in re.finditer("\n", text)]
 
     def line_of(offset: int) -> int:
@@ -195,6 +315,9 @@ def iter_json_records(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
             obj, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as exc:
             raise ImportRejected(f"not valid JSON ({exc.msg})", line=exc.lineno) from None
+        # A character is at most 4 bytes: encode only elements that may be too long.
+        if end - pos > cap // 4 and len(text[pos:end].encode("utf-8")) > cap:
+            raise ImportRejected(f"the record at line {line_of(pos)} is longer than {_size(cap)}", line=line_of(pos))
         if not isinstance(obj, dict):
             raise ImportRejected(f"expected a JSON object, got {type(obj).__name__}", line=line_of(pos))
         yield line_of(pos), obj

@@ -232,12 +232,14 @@ def parse_csv(path: Path) -> Iterator[Record]:
     Lines are physical lines: a quoted field that spans lines counts them all."""
     # Long responses: the csv module's default field limit (128 KiB) is below MAX_TEXT.
     csv.field_size_limit(max(csv.field_size_limit(), MAX_TEXT + 1))
-    consumed = 0
+    start = 0  # the line a record starts on
+    at_start = True  # blank lines between records are skipped unread (a file of them is a bomb)
 
     def physical_lines() -> Iterator[str]:
-        nonlocal consumed
-        for number, text in _iter_all_lines(path):
-            consumed = number
+        nonlocal start, at_start
+        for number, text in _iter_all_lines(path, skip_blank=lambda: at_start):
+            if at_start:
+                start, at_start = number, False
             yield text
 
     reader = csv.reader(physical_lines(), strict=True)
@@ -245,7 +247,7 @@ def parse_csv(path: Path) -> Iterator[Record]:
     header: list[str] | None = None
     seen_any = False
     while True:
-        start = consumed + 1
+        at_start = True
         try:
             row = next(reader)
         except StopIteration:

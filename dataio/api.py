@@ -98,6 +98,8 @@ class ExportRequestSerializer(serializers.Serializer):
     criterion = serializers.CharField(required=False, allow_null=True, default=None)
     margin = serializers.FloatField(required=False, allow_null=True, default=None)
     include_derived = serializers.BooleanField(default=False)
+    escape_formulas = serializers.BooleanField(
+        default=True, help_text="CSV: prefix ' to text cells starting with = + - @ tab or CR (always on for generic CSV)")
 
     def validate(self, data):
         try:

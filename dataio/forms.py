@@ -41,6 +41,11 @@ class ExportForm(forms.Form):
     )
     margin = forms.FloatField(required=False, help_text="Pairwise formats only: add a margin column, |strength| × this.")
     include_derived = forms.BooleanField(required=False, help_text="Include labels derived from ratings by a rubric rule.")
+    keep_formulas = forms.BooleanField(
+        required=False, label="Keep formulas",
+        help_text="CSV only: write cells starting with = + - @ as they are. By default they get a leading ' so that "
+        "a spreadsheet shows them as text instead of running them (the generic CSV always escapes them).",
+    )
 
     def clean(self):
         data = super().clean()
@@ -50,6 +55,7 @@ class ExportForm(forms.Form):
                     format=data["format"], file_format=data["file_format"], aggregate=data["aggregate"],
                     min_agreement=data.get("min_agreement"), criterion=data.get("criterion") or None,
                     margin=data.get("margin"), include_derived=data.get("include_derived", False),
+                    escape_formulas=not data.get("keep_formulas", False),
                 )
             except ValueError as exc:
                 raise forms.ValidationError(str(exc)) from None

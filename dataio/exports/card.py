@@ -11,6 +11,11 @@ from .context import Column, Context
 from .spec import AGGREGATIONS, FILE_FORMATS, FORMATS, PAIRWISE_FORMATS
 from .writers import json_encode
 
+FORMULAS = {
+    True: "text cells starting with `=`, `+`, `-`, `@`, tab or CR (after any quotes) carry one more leading `'`, "
+          "so that spreadsheets show them as text; the generic CSV importer removes it",
+    False: "written as they are (a spreadsheet may run cells starting with `=`, `+`, `-` or `@` as formulas)",
+}
 COUNT_HELP = {
     "labels": "labels read",
     "items": "comparisons (or rated responses, rankings) with at least one usable label",
@@ -62,6 +67,7 @@ def dataset_card(ctx: Context, columns: list[Column], exported_at) -> str:
         ]
     lines += [
         f"| derived labels | {'included' if spec.include_derived else 'excluded'} |",
+        *([f"| formulas | {FORMULAS[spec.escape_formulas]} |"] if spec.file_format == "csv" else []),
         f"| licence | {licence} |",
         "", "## Counts", "", "| | |", "|---|---|", f"| rows written | {ctx.rows} |",
     ]

@@ -63,7 +63,7 @@ def export_write(
     archive_path = out.with_name(out.name + ".zip") if archive and spec.file_format == "hf" else None
     try:
         columns, rows = PRODUCERS[spec.format](ctx)
-        writer = WRITERS[spec.file_format](tmp / spec.data_name, columns)
+        writer = WRITERS[spec.file_format](tmp / spec.data_name, columns, **spec.writer_options())
         try:
             while batch := list(itertools.islice(rows, CHUNK)):
                 writer.write(batch)

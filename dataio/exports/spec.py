@@ -46,6 +46,8 @@ class ExportSpec:
     criterion: str | None = None
     margin: float | None = None  # scale of the margin column (|strength| × margin); None: no column
     include_derived: bool = False
+    # CSV only: prefix a quote to text cells a spreadsheet would run as formulas (OWASP)
+    escape_formulas: bool = True
 
     def __post_init__(self) -> None:
         if self.format not in FORMATS:
@@ -73,6 +75,12 @@ class ExportSpec:
             raise ValueError("adjudications settle the overall preference, not a criterion: aggregate a criterion otherwise")
         if self.margin is not None and self.criterion is not None:
             raise ValueError("per-criterion choices carry no strength, so a criterion split has no margin")
+        if not self.escape_formulas and self.format == "generic" and self.file_format == "csv":
+            raise ValueError("the generic CSV always escapes formulas: its importer takes the escape off, so it "
+                             "re-imports exactly (Parquet and JSONL escape nothing)")
+
+    def writer_options(self) -> dict[str, Any]:
+        return {"escape_formulas": self.escape_formulas} if self.file_format == "csv" else {}
 
     def options(self) -> dict[str, Any]:
         data = asdict(self)

@@ -8,6 +8,7 @@ import json
 import shutil
 from pathlib import Path
 
+from ..imports.parsers.flat import formula_escape
 from .context import Column
 
 WRITE_BATCH = 2000  # rows per Parquet record batch (larger ones cost pyarrow far more memory than they save time)
@@ -29,19 +30,30 @@ class _JsonlWriter:
 
 
 class _CsvWriter:
-    """Nested values (objects, lists) as JSON text; empty cells for nulls."""
+    """Nested values (objects, lists) as JSON text; empty cells for nulls. With
+    ``escape_formulas`` a text cell that a spreadsheet would run as a formula gets a
+    leading quote (``formula_escape``; the generic CSV importer takes it off)."""
 
-    def __init__(self, path: Path, columns: list[Column]) -> None:
+    def __init__(self, path: Path, columns: list[Column], *, escape_formulas: bool = True) -> None:
         self.fh = open(path, "w", encoding="utf-8", newline="")
         self.names = [name for name, _, _ in columns]
         self.nested = {name for name, kind, _ in columns if kind not in ("str", "int", "float")}
-        self.writer = csv.writer(self.fh, lineterminator="\n")
+        self.escape = formula_escape if escape_formulas else None
+        # RFC 4180 line ends: the csv module quotes a cell only for the characters of its
+        # line terminator, so with "\n" alone a bare CR in a text would end the row.
+        self.writer = csv.writer(self.fh, lineterminator="\r\n")
         self.writer.writerow(self.names)
 
     def write(self, rows: list[dict]) -> None:
-        self.writer.writerows(
-            [("" if row[n] is None else json_encode(row[n]) if n in self.nested else row[n]) for n in self.names] for row in rows
-        )
+        cells = ([self._cell(n, row[n]) for n in self.names] for row in rows)
+        self.writer.writerows(cells)
+
+    def _cell(self, name: str, value):
+        if value is None:
+            return ""
+        if name in self.nested:
+            value = json_encode(value)
+        return self.escape(value) if self.escape is not None and isinstance(value, str) else value
 
     def close(self) -> None:
         self.fh.close()

@@ -26,6 +26,10 @@ are rejected, so a misspelt column never goes unnoticed::
 A pair row with neither annotator nor choice imports the two responses only. CSV
 errors name the physical line where the row starts (a quoted field may span lines)
 and the column; Parquet errors name the 1-based row and the column.
+
+CSV cells may carry the spreadsheet-formula escape that PrefLab's CSV exports write
+(``formula_escape``): a cell of quotes followed by = + - @ tab or CR loses its first
+quote on import (``formula_unescape``), so an exported generic CSV re-imports exactly.
 """
 
 from __future__ import annotations
@@ -52,6 +56,21 @@ FLAT_COLUMNS = (
 _LABEL_COLUMNS = ("choice", "strength", "criteria")
 _ANSWER_COLUMNS = ("annotator", "rationale", "time_on_task_ms")  # with a label or with scores
 PARQUET_BATCH_ROWS = 1000
+
+# OWASP's CSV-injection advice: a spreadsheet runs a cell starting with one of these
+# as a formula, so an exported cell that does is prefixed with a single quote. Cells
+# that already start with quotes before one of them get one more, which makes the
+# escape reversible: the importer strips exactly one quote from such cells.
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_ESCAPED = re.compile(r"'+[=+\-@\t\r]")
+
+
+def formula_escape(text: str) -> str:
+    return "'" + text if text.lstrip("'").startswith(FORMULA_START) else text
+
+
+def formula_unescape(cell: str) -> str:
+    return cell[1:] if cell[:1] == "'" and _ESCAPED.match(cell) else cell
 
 
 def _flat_header(names: list[str], line: int | None) -> None:
@@ -266,7 +285,7 @@ def parse_csv(path: Path) -> Iterator[Record]:
                 line=start, field=header[len(row)] if len(row) < len(header) else "",
             )
         seen_any = True
-        yield _flat_record(dict(zip(header, row)), start, cache)
+        yield _flat_record(dict(zip(header, map(formula_unescape, row))), start, cache)
     if not seen_any:
         raise ImportRejected("the file is empty: no records found" if header is None else "the file has a header but no rows")
 

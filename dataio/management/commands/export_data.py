@@ -21,6 +21,9 @@ class Command(BaseCommand):
         parser.add_argument("--criterion", help="Export one pairwise criterion's choices instead of the overall preference.")
         parser.add_argument("--margin", type=float, help="Add a margin column: |strength| times this.")
         parser.add_argument("--include-derived", action="store_true", help="Include labels derived by a rubric rule.")
+        parser.add_argument("--no-escape-formulas", dest="escape_formulas", action="store_false",
+                            help="CSV: write cells starting with = + - @ as they are (default: prefix a quote, as OWASP "
+                            "advises; the generic CSV always escapes, and its importer undoes it).")
         parser.add_argument("--snapshot", help="Re-export an earlier snapshot id (default: now).")
 
     def handle(self, *args, project_slug, out, snapshot, **options):
@@ -31,7 +34,7 @@ class Command(BaseCommand):
             spec = ExportSpec(
                 format=options["format"], file_format=options["file_format"], aggregate=options["aggregate"],
                 min_agreement=options["min_agreement"], criterion=options["criterion"], margin=options["margin"],
-                include_derived=options["include_derived"],
+                include_derived=options["include_derived"], escape_formulas=options["escape_formulas"],
             )
             result = export_write(project=project, spec=spec, out=out, snapshot=snapshot)
         except ValueError as exc:

@@ -4,13 +4,15 @@ annotators' labels)."""
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import random
 
 from rubrics.presenters import PREFERENCE_SCALE, criterion_view
 
 from .models import Assignment, TaskKind
 
-__all__ = ["PREFERENCE_SCALE", "criterion_view", "task_payload"]
+__all__ = ["PREFERENCE_SCALE", "annotator_pseudonym", "criterion_view", "task_payload"]
 
 
 def task_payload(assignment: Assignment) -> dict:
@@ -48,3 +50,10 @@ def task_payload(assignment: Assignment) -> dict:
                              for i, r in enumerate(responses)]
         data["ranking_top_k"] = a.project.ranking_top_k
     return data
+
+
+def annotator_pseudonym(*, salt: str, user_id: int) -> str:
+    """Stable per project, unlinkable across projects, never the username: an HMAC of
+    the user id keyed by the project's secret salt. Exports and the review queue
+    show annotators by it."""
+    return hmac.new(salt.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()[:16]

@@ -1,6 +1,6 @@
 """Writes for the annotate app (keyword-only services, DESIGN §10): projects,
-members (and pausing them) and candidate pairs. Import jobs are in ``annotate.imports.services``,
-export jobs in ``annotate.exports.services``.
+members (and pausing them) and candidate pairs. Import jobs are in ``dataio.imports.services``,
+export jobs in ``dataio.exports.services``.
 """
 
 from __future__ import annotations

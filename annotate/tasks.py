@@ -3,45 +3,14 @@
 Tasks that talk to the database or the broker retry with backoff (``RETRY``) when
 either is briefly unreachable; each is safe to run twice, since a job is claimed
 by a conditional UPDATE (queued → running) and a second run finds it claimed.
-models_svc and quality use the same ``RETRY``.
+models_svc, quality and dataio use the same ``RETRY``.
 """
 
 from celery import shared_task
 from django.db import OperationalError
 from kombu.exceptions import OperationalError as BrokerError
 
-from .exports import services as exports
-from .imports import services as imports
-
 RETRY = {"autoretry_for": (OperationalError, BrokerError), "retry_backoff": True, "max_retries": 5}
-
-
-@shared_task(name="annotate.tasks.run_import", acks_late=True, **RETRY)
-def run_import(job_id: int) -> str:
-    from .models import ImportJob
-
-    if not ImportJob.objects.filter(pk=job_id).exists():
-        return "gone"
-    return imports.import_job_run(job_id=job_id).status
-
-
-@shared_task(name="annotate.tasks.import_jobs_sweep")
-def import_jobs_sweep() -> int:
-    return imports.import_jobs_sweep()
-
-
-@shared_task(name="annotate.tasks.run_export", acks_late=True, **RETRY)
-def run_export(job_id: int) -> str:
-    from .models import ExportJob
-
-    if not ExportJob.objects.filter(pk=job_id).exists():
-        return "gone"
-    return exports.export_job_run(job_id=job_id).status
-
-
-@shared_task(name="annotate.tasks.export_jobs_sweep")
-def export_jobs_sweep() -> int:
-    return exports.export_jobs_sweep()
 
 
 @shared_task(name="annotate.tasks.assignments_expire")

@@ -1,6 +1,6 @@
 """Real labels for the benchmarks, read through the product's own importers.
 
-A file is parsed with ``annotate.imports.parsers.PARSERS[format]`` (``hh`` is accepted
+A file is parsed with ``dataio.imports.parsers.PARSERS[format]`` (``hh`` is accepted
 for ``hh-rlhf``), exactly as an import would read it. Pairwise judgments come from
 each record's labels and from its rankings (every response of a better group
 beats every response of a worse one; responses sharing a group tie). Repeated
@@ -17,8 +17,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotate.imports.parsers import PARSERS as IMPORT_PARSERS
-from annotate.imports.parsers.base import LabelRecord, Record
+from dataio.imports.parsers import PARSERS as IMPORT_PARSERS
+from dataio.imports.parsers.base import LabelRecord, Record
 from models_svc.ml.data import PairExample
 
 ALIASES = {"hh": "hh-rlhf"}

@@ -1,7 +1,7 @@
 """Active-learning simulation (DESIGN §5): real labels replayed as the annotator.
 
 A file of labelled comparisons is read with the project's own importer
-(``annotate.imports.parsers``, through ``benchmarks/_labels.py``), so the simulation sees
+(``dataio.imports.parsers``, through ``benchmarks/_labels.py``), so the simulation sees
 exactly what an import would. Repeated judgments of one pair are merged into one
 label by majority (PandaLM: 3 annotators per row; summarize: the same pair judged
 by several workers); no strict majority is a tie. Pairs are split once by prompt (``split_by_prompt``,

@@ -8,7 +8,7 @@ tool carries at most 64 MiB. So this gathers, here:
   (45 MB; the wheel's fp32 file is 88 MB). transformers loads them back as fp32;
   speed is unchanged, scores move by about 1e-3 relative;
 - ``.gpu/wheels``: pydantic and its compiled core for that machine's Python 3.12
-  (``annotate.imports.parsers`` validates rubric keys with it), from PyPI;
+  (``dataio.imports.parsers`` validates rubric keys with it), from PyPI;
 - ``.gpu/hh-harmless-base-test.jsonl.gz``: the HH harmless file from ../shared/data
   (a working copy in an ignored folder; never committed).
 

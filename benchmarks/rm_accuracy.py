@@ -1,7 +1,7 @@
 """Reward-model held-out accuracy on real labels, CPU by default.
 
 Reads a file of real labels through the product's importer (``--format`` is any
-``annotate.imports.parsers.PARSERS`` key that yields pairwise judgments or rankings, or
+``dataio.imports.parsers.PARSERS`` key that yields pairwise judgments or rankings, or
 ``hh`` for ``hh-rlhf``; see ``benchmarks/_labels.py``), merges repeated judgments
 of a pair by majority (no majority: a tie, kept as a tie), holds out 20% of the
 prompts (``split_by_prompt``, ``--seed``), trains the product's head or finetune

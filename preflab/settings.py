@@ -20,6 +20,8 @@ value stops start-up with a message naming the variable instead of failing later
 | PREFLAB_DATA_DIR | ./var | models, exports, uploads, broker files |
 | PREFLAB_SECURE | 1 unless DEBUG | HTTPS-only cookies, HSTS, SSL redirect (behind TLS) |
 | PREFLAB_IMPORT_MAX_MB | 512 | largest accepted upload |
+| PREFLAB_IMPORT_MAX_INFLATED_MB | 2048 | largest an import may inflate to (gzip), else rejected |
+| PREFLAB_IMPORT_MAX_LINE_MB | 16 | longest line (CSV, JSON Lines) or JSON array element of an import |
 | PREFLAB_LOGIN_MAX_FAILURES | 5 | failed log-ins for one username from one address before 429 |
 | PREFLAB_LOGIN_MAX_ADDRESS_FAILURES | 5 × the above | failed log-ins from one address before unknown usernames get 429 |
 | PREFLAB_LOGIN_WINDOW_MINUTES | 15 | how long failures count, and the longest wait after a lock |
@@ -138,6 +140,7 @@ INSTALLED_APPS = [
     "annotate",
     "models_svc",
     "quality",
+    "dataio",
 ]
 
 MIDDLEWARE = [
@@ -225,6 +228,9 @@ STORAGES = {
 MEDIA_ROOT = DATA_DIR / "media"
 
 IMPORT_MAX_BYTES = _env_int("PREFLAB_IMPORT_MAX_MB", 512, minimum=1) * 1024 * 1024
+# A small gzip can inflate to many GB: caps on what an import reads once inflated.
+IMPORT_MAX_INFLATED_BYTES = _env_int("PREFLAB_IMPORT_MAX_INFLATED_MB", 2048, minimum=1) * 1024 * 1024
+IMPORT_MAX_LINE_BYTES = _env_int("PREFLAB_IMPORT_MAX_LINE_MB", 16, minimum=1) * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 
@@ -283,8 +289,8 @@ CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
-    "expire-stale-import-jobs": {"task": "annotate.tasks.import_jobs_sweep", "schedule": 300.0},
-    "expire-stale-export-jobs": {"task": "annotate.tasks.export_jobs_sweep", "schedule": 300.0},
+    "expire-stale-import-jobs": {"task": "dataio.tasks.import_jobs_sweep", "schedule": 300.0},
+    "expire-stale-export-jobs": {"task": "dataio.tasks.export_jobs_sweep", "schedule": 300.0},
     "expire-leases": {"task": "annotate.tasks.assignments_expire", "schedule": 60.0},
     # Fails training runs whose worker stopped sending heartbeats (killed, lost).
     "sweep-training-runs": {"task": "models_svc.tasks.training_runs_sweep", "schedule": 60.0},

@@ -18,5 +18,6 @@ urlpatterns = [
     path("", include("rubrics.urls")),
     path("", include("models_svc.urls")),
     path("", include("quality.urls")),
+    path("", include("dataio.urls")),
     path("", include("annotate.urls")),
 ]

@@ -42,8 +42,8 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from annotate.exports.context import annotator_pseudonym
 from annotate.models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Project
+from annotate.presenters import annotator_pseudonym
 from annotate.services import system_account
 
 from .audit import pair_flags

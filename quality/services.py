@@ -130,14 +130,11 @@ def binary_statistics(answers: _Answers) -> dict[str, dict]:
 # --- reading the labels -----------------------------------------------------------------
 
 
-def _judgment_answers(project: Project, since=None, until=None):
+def _judgment_answers(rows):
+    """The answers of these judgments (a queryset), human ones only."""
     overall, strengths = _Answers(), _Answers()
     criteria: dict[str, _Answers] = defaultdict(_Answers)
-    rows = Judgment.objects.filter(comparison__project=project, source__in=HUMAN_SOURCES)
-    if since is not None:
-        rows = rows.filter(created_at__gte=since)
-    if until is not None:
-        rows = rows.filter(created_at__lt=until)
+    rows = rows.filter(source__in=HUMAN_SOURCES)
     fields = ("comparison_id", "annotator_id", "choice", "strength", "criteria")
     for item, rater, choice, strength, answers in rows.values_list(*fields).iterator(chunk_size=5000):
         overall.add(item, rater, choice)
@@ -219,7 +216,12 @@ def project_agreement(*, project: Project, criterion: str | None = None, since=N
     criterion, each rated criterion. ``criterion`` keeps one; ``since``/``until``
     keep the labels made in that window. Each statistic carries the number of
     items (with ≥ 2 labels) and of annotators behind it."""
-    overall, strengths, pairwise = _judgment_answers(project, since, until)
+    judgments = Judgment.objects.filter(comparison__project=project)
+    if since is not None:
+        judgments = judgments.filter(created_at__gte=since)
+    if until is not None:
+        judgments = judgments.filter(created_at__lt=until)
+    overall, strengths, pairwise = _judgment_answers(judgments)
     rated, versions = _rating_answers(project, since, until)
     known = _scales(project, versions)
     out: list[dict] = []
@@ -236,6 +238,16 @@ def project_agreement(*, project: Project, criterion: str | None = None, since=N
     if criterion is not None and not out:
         raise ValueError(f"no labels answer criterion {criterion!r} in project {project.slug}")
     return {"project": project.slug, "criteria": out}
+
+
+def judgments_agreement(*, judgments, criterion: str | None = None) -> dict[str, dict]:
+    """The statistics ``project_agreement`` states for the overall choice (``criterion``
+    None) or one pairwise criterion, over a queryset of judgments (human ones count):
+    what an export's dataset card states for the labels of its snapshot."""
+    overall, strengths, pairwise = _judgment_answers(judgments)
+    if criterion is None:
+        return {**pairwise_statistics(overall), **strength_statistics(strengths)}
+    return pairwise_statistics(pairwise.get(criterion, _Answers()), CRITERION_CHOICES, CRITERION_FLIP)
 
 
 # --- over time, and the label mix ---------------------------------------------------------

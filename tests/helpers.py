@@ -40,3 +40,14 @@ def chart_specs(html: str, specs_id: str) -> list[dict]:
     found = re.search(rf'<script id="{specs_id}" type="application/json">(.*?)</script>', html, re.S)
     assert found, f"no chart specs {specs_id!r} on the page"
     return json.loads(found.group(1))
+
+
+def card_agreement(card: str) -> dict[str, tuple]:
+    """The dataset card's agreement table: statistic → (value, items, annotators)."""
+    section = card.split("## Agreement", 1)[1].split("\n## ", 1)[0]
+    rows = {}
+    for line in section.splitlines():
+        if line.startswith("| `"):
+            name, value, items, raters = (cell.strip() for cell in line.strip("|").split("|")[:4])
+            rows[name.strip("`")] = (None if value == "n/a" else float(value), int(items), int(raters))
+    return rows

@@ -12,8 +12,8 @@ import pytest
 from django.db import connection
 
 from annotate import services
-from annotate.imports import services as imports
 from annotate.models import Comparison, ImportJob, Judgment, Prompt, Response
+from dataio.imports import services as imports
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 

@@ -8,9 +8,9 @@ import re
 import pytest
 from django.test import Client
 
-from annotate.imports import services as imports
 from annotate.models import ImportJob, Judgment
 from annotate.stats import project_progress
+from dataio.imports import services as imports
 
 pytestmark = pytest.mark.django_db
 

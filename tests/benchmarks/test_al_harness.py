@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from annotate.imports.parsers.base import LabelRecord, Record, ResponseRecord
+from dataio.imports.parsers.base import LabelRecord, Record, ResponseRecord
 from models_svc.ml.config import TrainConfig
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from annotate.imports import services as imports
 from annotate.models import ImportJob, Judgment
+from dataio.imports import services as imports
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 
@@ -32,7 +32,7 @@ def test_import_job_runs_in_the_worker(worker, project, tmp_path):
         )
     )
     job = imports.import_job_create(project=project, format="jsonl", source_path=path)
-    status = client.send_task("annotate.tasks.run_import", args=[job.pk]).get(timeout=90)
+    status = client.send_task("dataio.tasks.run_import", args=[job.pk]).get(timeout=90)
     assert status == "succeeded"
     job.refresh_from_db()
     assert job.status == ImportJob.Status.SUCCEEDED and job.counts["judgments_created"] == 30

@@ -36,7 +36,7 @@ def test_migrations_are_in_sync_with_models():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
 
 
-# --- dependencies run one way: rubrics ← annotate ← models_svc, quality ----------------
+# --- dependencies run one way: rubrics ← annotate ← models_svc, quality ← dataio --------
 
 # app → the apps it may import (itself always). preflab (settings, urls, Celery app)
 # sits on top and may import anything; frontend's template tags may ask rubrics.
@@ -45,6 +45,7 @@ MAY_IMPORT = {
     "annotate": {"rubrics"},
     "models_svc": {"rubrics", "annotate"},
     "quality": {"rubrics", "annotate", "models_svc"},
+    "dataio": {"rubrics", "annotate", "models_svc", "quality"},
     "frontend": {"rubrics"},
 }
 APPS = set(MAY_IMPORT) | {"preflab"}
@@ -120,7 +121,7 @@ def test_urlconf_imports_no_torch():
         "import preflab.urls\n"
         "from django.urls import get_resolver\n"
         "get_resolver().url_patterns\n"
-        "for app in ('annotate', 'rubrics', 'models_svc', 'quality', 'frontend'):\n"
+        "for app in ('annotate', 'rubrics', 'models_svc', 'quality', 'dataio', 'frontend'):\n"
         "    for part in ('views', 'api', 'forms', 'urls', 'templatetags'):\n"
         "        try:\n"
         "            module = importlib.import_module(f'{app}.{part}')\n"

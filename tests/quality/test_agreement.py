@@ -15,12 +15,13 @@ from django.core.management import CommandError, call_command
 from sklearn.metrics import cohen_kappa_score
 from statsmodels.stats.inter_rater import fleiss_kappa as sm_fleiss
 
-from annotate.imports import services as imports
 from annotate.models import ImportJob, Judgment, Rating
+from dataio.imports import services as imports
 from quality import agreement as stats
 from quality.services import project_agreement
 
 from tests.conftest import make_user
+from tests.helpers import card_agreement
 from tests.factories import fill, pin_rubric
 
 # Krippendorff (2011), "Computing Krippendorff's alpha-reliability", the 3-coder
@@ -166,13 +167,19 @@ def test_summarize_batch13_agreement_and_renaming_invariance(project, shared_dat
     _rename(cid for cid in votes if rng.random() < 0.5)
     assert project_agreement(project=project)["criteria"][0]["statistics"] == s
 
-    # The export's dataset card counts both namings too, and states the same α.
-    from annotate.exports.services import export_write
-    from annotate.exports.spec import ExportSpec
+    # The export's dataset card states quality's figures, every one of them (Fleiss' κ,
+    # AC1 and α ordinal included, which no other code computes), as the command does.
+    from dataio.exports.services import export_write
+    from dataio.exports.spec import ExportSpec
 
     card = export_write(project=project, spec=ExportSpec(format="trl"), out=tmp_path / "export").card_path.read_text()
-    assert f"Krippendorff's α (nominal): {s['krippendorff_alpha_nominal']['value']}" in card
-    assert f"raw pairwise agreement: {s['raw_agreement']['value']}" in card
+    out = io.StringIO()
+    call_command("agreement", project.slug, "--criterion", "overall", "--json", stdout=out)
+    command = json.loads(out.getvalue())["criteria"][0]["statistics"]
+    assert command == s
+    assert card_agreement(card) == {name: (f["value"], f["n_items"], f["n_raters"]) for name, f in s.items()}
+    assert set(card_agreement(card)) >= {"raw_agreement", "krippendorff_alpha_nominal", "krippendorff_alpha_ordinal",
+                                         "fleiss_kappa", "gwet_ac1"}
 
 
 def _rename(comparison_ids):

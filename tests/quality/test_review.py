@@ -16,12 +16,12 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from annotate import queue, submit
-from annotate.exports.context import annotator_pseudonym
-from annotate.exports.services import export_write
-from annotate.exports.spec import ExportSpec
-from annotate.forms import ExportForm
 from annotate.models import Comparison, ExportJob, Judgment, LabelSource
+from annotate.presenters import annotator_pseudonym
 from annotate.stats import project_progress
+from dataio.exports.services import export_write
+from dataio.exports.spec import ExportSpec
+from dataio.forms import ExportForm
 from models_svc.services.training_data import labels_snapshot, training_judgments
 from quality import review
 from quality.models import NoiseAudit, PairScore, ReviewItem

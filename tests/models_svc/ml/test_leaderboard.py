@@ -102,7 +102,7 @@ def test_pandalm_intervals_widen_when_prompts_are_resampled_whole(shared_data):
 @pytest.mark.django_db
 @pytest.mark.shared_data
 def test_source_battles_cluster_by_prompt_on_imported_pandalm(project, shared_data):
-    from annotate.imports.services import import_file
+    from dataio.imports.services import import_file
     from annotate.models import Comparison, ImportJob
     from models_svc.selection import source_battles
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from annotate.imports.parsers.base import LabelRecord, RankingRecord, Record, ResponseRecord
+from dataio.imports.parsers.base import LabelRecord, RankingRecord, Record, ResponseRecord
 from models_svc.ml.config import resolve_precision
 
 REPO = Path(__file__).resolve().parents[3]

@@ -30,7 +30,7 @@ README = REPO / "README.md"
 PREFIX = ".venv/bin/python manage.py"
 PLACEHOLDERS = {
     "PROJECT_SLUG": "demo",
-    "PATH": "annotate/demo_data/demo.jsonl",
+    "PATH": "dataio/demo_data/demo.jsonl",
     "FORMAT": "jsonl",
     "DIR": "var/readme-export",
 }

@@ -12,8 +12,10 @@ members.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .losses import gated_reward
@@ -67,12 +69,35 @@ def summarize(member_rewards: torch.Tensor, lam: float) -> tuple[torch.Tensor, t
     return mu, sigma, mu - lam * sigma
 
 
+def overall_reward(aggregation: dict[str, Any], criteria: Sequence[str], ratings: torch.Tensor) -> torch.Tensor:
+    """[…] overall rewards from […, K] predicted ratings (rating units, in the order
+    of ``criteria``) by a rubric aggregation (``rubrics.derive.reward_aggregation``,
+    whose docstring gives the rules). Criteria the rubric does not name count 0."""
+    specs = {c["key"]: c for c in aggregation["criteria"]}
+    rule = aggregation["rule"]
+    total = ratings.new_zeros(ratings.shape[:-1])
+    for j, key in enumerate(criteria):
+        c = specs.get(key)
+        if c is None:
+            continue
+        v = ratings[..., j].clamp(c["lo"], c["hi"])  # a rating cannot leave its scale
+        oriented = -(v - c["target"]).abs() if c["target"] is not None else c["sign"] * v
+        if rule == "conjunctive":
+            total = total + F.logsigmoid(oriented - c["worst"] - c["reference"])
+        elif "limit" in c:  # a hierarchical hard rule
+            total = total - aggregation["hard_penalty"] * (oriented < c["limit"]).to(total.dtype)
+        elif c["best"] > c["worst"]:
+            total = total + c["weight"] * (oriented - c["worst"]) / (c["best"] - c["worst"])
+    return total
+
+
 class HeadModel(nn.Module):
     """Everything head mode puts on top of a frozen backbone.
 
     - ``bt``: M scalar reward heads on the features.
     - ``multi``: M heads with one output per criterion, trained on z-scored ratings;
-      reward R = Σ_k w_k r'_k with fixed weights (equal by default).
+      reward R = the rubric's aggregation of the predicted ratings when one is given
+      (``overall_reward``), else Σ_k w_k r'_k with fixed weights (equal by default).
     - ``gated``: as multi, plus M gates on the prompt embedding; R = w(x)ᵀ r'.
 
     r' is r after optional length decorrelation, r'_k = r_k − λ_k r_verbosity, with a
@@ -93,6 +118,7 @@ class HeadModel(nn.Module):
         dropout: float,
         seed: int,
         criterion_weights: dict[str, float] | None = None,
+        aggregation: dict[str, Any] | None = None,
         verbosity_key: str = "verbosity",
         standardize: bool = False,
     ):
@@ -115,6 +141,7 @@ class HeadModel(nn.Module):
         if criterion_weights:
             weights = torch.tensor([float(criterion_weights.get(c, 0.0)) for c in self.criteria])
         self.register_buffer("criterion_weights", weights)
+        self.aggregation = aggregation if objective == "multi" else None
         self.register_buffer("criterion_mean", torch.zeros(k))
         self.register_buffer("criterion_std", torch.ones(k))
         self.register_buffer("decorrelation", torch.zeros(ensemble_size, k))
@@ -152,6 +179,8 @@ class HeadModel(nn.Module):
     def combine(self, scores: torch.Tensor, prompt_emb: torch.Tensor | None) -> torch.Tensor:
         """[M, N] rewards from [M, N, K] criterion scores."""
         adjusted = self.decorrelate(scores)
+        if self.aggregation is not None:
+            return overall_reward(self.aggregation, self.criteria, adjusted * self.criterion_std + self.criterion_mean)
         if self.gates is None:
             return adjusted @ self.criterion_weights
         if prompt_emb is None:

@@ -53,6 +53,7 @@ def build_head_model(config: TrainConfig, criteria: Sequence[str], feature_dim: 
         dropout=config.head_dropout,
         seed=config.seed,
         criterion_weights=config.criterion_weights,
+        aggregation=config.aggregation,
         verbosity_key=config.verbosity_key,
         standardize=config.standardize,
     )

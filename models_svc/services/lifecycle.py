@@ -85,6 +85,10 @@ def training_run_enqueue(
     if s.backbone:
         preset["backbone"] = s.backbone  # an admin's own checkpoint replaces the preset's
     requested = {"mode": mode, "objective": objective or s.objective, **preset, **(overrides or {})}
+    if requested["objective"] == "multi" and not {"aggregation", "criterion_weights"} & set(requested):
+        aggregation = rubric_aggregation(project)
+        if aggregation is not None:
+            requested["aggregation"] = aggregation
     try:
         TrainConfig.from_dict(requested)  # validate now (unknown keys too): a bad setting fails here, not on the worker
     except (TypeError, ValueError) as exc:
@@ -100,6 +104,22 @@ def training_run_enqueue(
     )
     _send(run)
     return run
+
+
+def rubric_aggregation(project: Project) -> dict[str, Any] | None:
+    """The pinned rubric version's aggregation as plain data for a multi-objective
+    model (``rubrics.derive.reward_aggregation``), naming the version it came from;
+    None without a version or without rated criteria."""
+    from rubrics import derive
+
+    version = project.rubric_version
+    if version is None:
+        return None
+    spec = derive.reward_aggregation(version.aggregation,
+                                     derive.rules_from_specs(c.as_spec() for c in version.criteria.all()))
+    if not spec["criteria"]:
+        return None
+    return {**spec, "rubric_version_id": version.pk, "rubric": version.rubric.name, "version": version.number}
 
 
 def _send(run: TrainingRun) -> None:
@@ -283,7 +303,7 @@ def _record_version(run: TrainingRun, path: Path, final: dict, curves: list) -> 
             return False
         number = (ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"] or 0) + 1
         ModelVersion.objects.create(project=run.project, run=locked, number=number, artifact_path=str(path),
-                                    metrics=final)
+                                    metrics=final, aggregation=locked.config.get("aggregation"))
         _finish(run.pk, TrainingRun.Status.SUCCEEDED, progress=1.0,
                 metrics={"final": final, "curves": json_safe(curves)})
     return True

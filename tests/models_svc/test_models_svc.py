@@ -136,3 +136,45 @@ def test_multi_objective_model_scores_with_per_criterion_values(project, tiny):
     assert out["model_version"] == 1 and out["criteria"] == ["correct", "helpful"] or out["criteria"] == ["helpful", "correct"]
     row = out["results"][0][0]
     assert set(row["criteria"]) == {"helpful", "correct"} and isinstance(row["reward"], float)
+
+
+def test_multi_model_keeps_the_aggregation_of_the_rubric_version_it_was_trained_under(project, tiny):
+    """Issue #20, fix 1: the version stores the pinned rubric's weights and polarity;
+    a later rubric version changes neither it nor the old model's rewards."""
+    from models_svc.ml.infer import RewardModel
+    from rubrics import services as rubric_services
+
+    v1 = rubric_services.rubric_version_publish(
+        version=rubric_services.rubric_create_from_template(template="helpsteer2", slug="hs2"))
+    project.rubric_version = v1
+    project.save(update_fields=["rubric_version"])
+    _labelled(project, tiny, prompts=4, ratings=True, criteria=("helpfulness", "verbosity"))
+    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(
+        project=project, objective="multi", overrides=_fast()).pk)
+    assert run.status == "succeeded", run.error
+    version = run.version
+    stored = {c["key"]: c for c in version.aggregation["criteria"]}
+    assert version.aggregation["rule"] == v1.aggregation and version.aggregation["version"] == v1.number
+    specs = {c.key: c.as_spec() for c in v1.criteria.all()}
+    assert set(stored) == set(specs)
+    for key, spec in specs.items():
+        assert stored[key]["weight"] == pytest.approx(spec["weight"]) and stored[key]["polarity"] == spec["polarity"]
+        assert stored[key]["target"] == spec.get("target")
+    assert stored["verbosity"]["polarity"] == "target" and stored["verbosity"]["target"] == 2
+
+    items = [([{"role": "user", "content": "Question 0?"}], t) for t in ("Answer 0 to question 0.", "x " * 40)]
+    before = RewardModel.load(version.artifact_path).score_items(items).reward
+    v2 = rubric_services.rubric_version_new_draft(version=v1)
+    rubric_services.criterion_update(criterion=v2.criteria.get(key="verbosity"),
+                                     data={"weight": 3.0, "polarity": "higher_better", "target": None})
+    v2 = rubric_services.rubric_version_publish(version=v2)
+    project.rubric_version = v2
+    project.save(update_fields=["rubric_version"])
+    version.refresh_from_db()
+    assert version.aggregation["version"] == v1.number and stored == {c["key"]: c for c in version.aggregation["criteria"]}
+    after = RewardModel.load(version.artifact_path).score_items(items).reward
+    assert after.tolist() == before.tolist()
+    # A new run takes the new version's aggregation.
+    run2 = lifecycle.training_run_enqueue(project=project, objective="multi", overrides=_fast())
+    verbosity = next(c for c in run2.config["aggregation"]["criteria"] if c["key"] == "verbosity")
+    assert (verbosity["weight"], verbosity["polarity"]) == (3.0, "higher_better")

@@ -229,6 +229,7 @@ def _compare_with_active(project: Project, result, eval_pairs) -> dict[str, Any]
         "previous_version": active.number,
         "previous_accuracy": evaluate.pairwise_accuracy(d_old, ties),
         "agreement_with_previous": evaluate.agreement(d_new, d_old),
+        "gain_over_previous": evaluate.paired_accuracy_gain(d_new, d_old, ties, [p.prompt_id for p in eval_pairs]),
     }
 
 
@@ -309,16 +310,20 @@ def _record_version(run: TrainingRun, path: Path, final: dict, curves: list) -> 
     return True
 
 
-def _beats(candidate: ModelVersion) -> bool:
-    acc = candidate.metrics.get("eval_accuracy")
-    prev = candidate.metrics.get("previous_accuracy")
-    return acc is not None and (prev is None or acc > prev)
+def _beats(candidate: ModelVersion, min_pairs: int) -> bool:
+    """The gain's 95 % interval (paired bootstrap over prompts) lies above zero, on
+    enough held-out comparisons: a strict ">" on accuracy promotes noise."""
+    gain = candidate.metrics.get("gain_over_previous") or {}
+    low = gain.get("low")
+    return low is not None and low > 0 and gain.get("pairs", 0) >= min_pairs
 
 
 def _maybe_auto_promote(version: ModelVersion) -> None:
     s = settings_for(version.project)
+    if not s.auto_promote:
+        return
     has_active = ModelVersion.objects.filter(project=version.project, state=ModelVersion.State.ACTIVE).exists()
-    if s.auto_promote and (not has_active or _beats(version)):
+    if not has_active or _beats(version, s.promote_min_eval_pairs):
         model_version_promote(version=version)
 
 

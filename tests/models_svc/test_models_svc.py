@@ -178,3 +178,55 @@ def test_multi_model_keeps_the_aggregation_of_the_rubric_version_it_was_trained_
     run2 = lifecycle.training_run_enqueue(project=project, objective="multi", overrides=_fast())
     verbosity = next(c for c in run2.config["aggregation"]["criteria"] if c["key"] == "verbosity")
     assert (verbosity["weight"], verbosity["polarity"]) == (3.0, "higher_better")
+
+
+def _version(project, number, metrics, state="candidate"):
+    run = TrainingRun.objects.create(project=project, status="succeeded", config={}, data_snapshot={})
+    return ModelVersion.objects.create(project=project, run=run, number=number, artifact_path="-", metrics=metrics,
+                                       state=state)
+
+
+def test_auto_promote_needs_the_gain_interval_above_zero_on_enough_held_out_comparisons(project):
+    """Issue #20, fix 3: a ">" on a small held-out set promoted noise."""
+    from models_svc.ml.evaluate import paired_accuracy_gain
+
+    RewardSettings.objects.update_or_create(project=project, defaults={"auto_promote": True})
+    _version(project, 1, {"eval_accuracy": 0.6}, state="active")
+    # Equal to the incumbent but for one lucky pair of eight.
+    d_new, d_old = [1, 1, 1, 1, 1, -1, -1, -1], [1, 1, 1, 1, -1, -1, -1, -1]
+    lucky = _version(project, 2, {"eval_accuracy": 0.625, "previous_accuracy": 0.5, "previous_version": 1,
+                                  "gain_over_previous": paired_accuracy_gain(d_new, d_old, [False] * 8, range(8))})
+    lifecycle._maybe_auto_promote(lucky)
+    assert ModelVersion.objects.get(state="active").number == 1
+    # Clearly better on 300 comparisons from 150 prompts.
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    old = np.where(rng.random(300) < 0.6, 1.0, -1.0)
+    new = np.where(rng.random(300) < 0.8, 1.0, -1.0)
+    gain = paired_accuracy_gain(new, old, np.zeros(300, bool), np.repeat(np.arange(150), 2))
+    assert gain["low"] > 0
+    better = _version(project, 3, {"eval_accuracy": 0.8, "previous_accuracy": 0.6, "previous_version": 1,
+                                   "gain_over_previous": gain})
+    RewardSettings.objects.filter(project=project).update(promote_min_eval_pairs=301)
+    lifecycle._maybe_auto_promote(better)  # one comparison short of the minimum
+    assert ModelVersion.objects.get(state="active").number == 1
+    RewardSettings.objects.filter(project=project).update(promote_min_eval_pairs=300)
+    lifecycle._maybe_auto_promote(better)
+    assert ModelVersion.objects.get(state="active").number == 3
+
+
+def test_a_retrained_version_records_its_gain_over_the_active_one(client, project, owner, tiny):
+    _labelled(project, tiny, prompts=6)
+    v1 = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
+    lifecycle.model_version_promote(version=v1)
+    RewardSettings.objects.filter(project=project).update(auto_promote=True, promote_min_eval_pairs=1)
+    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk)
+    gain = run.version.metrics["gain_over_previous"]
+    # Same labels, same seed: the same model, so no gain and no promotion.
+    assert gain["pairs"] > 0 and gain["gain"] == gain["low"] == gain["high"] == 0
+    assert ModelVersion.objects.get(state="active") == v1
+    client.force_login(owner)
+    page = client.get(f"/p/{project.slug}/models/?run={run.pk}").content.decode()
+    assert f"over {gain['pairs']} held-out comparisons" in page and "Not enough for automatic promotion" in page
+    assert "+0.000 <span class=\"muted\">[0.000, 0.000]</span>" in page

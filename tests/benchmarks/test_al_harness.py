@@ -135,17 +135,25 @@ def test_repeated_judgments_merge_by_majority(al):
     }
 
 
-def test_cli_writes_json_svg_and_png(al, tmp_path, monkeypatch):
-    """The whole script on a small PandaLM-format file, random features instead of the backbone."""
+def _pandalm_file(al, tmp_path, monkeypatch, n: int, per_prompt: int) -> Path:
+    """A small PandaLM-format file (3 annotators a row, some disagreeing), and random
+    features instead of the backbone."""
     rows = [
-        {"idx": i, "instruction": f"question {i}", "input": "", "response1": f"good {i}", "response2": f"bad {i}",
-         "annotator1": 1, "annotator2": 1 if i % 5 else 0, "annotator3": 1 if i % 7 else 2, "cmp_key": "m1_m2"}
-        for i in range(40)
+        {"idx": i, "instruction": f"question {i // per_prompt}", "input": "", "response1": f"good {i}",
+         "response2": f"bad {i}", "annotator1": 1, "annotator2": 1 if i % 5 else 0, "annotator3": 1 if i % 7 else 2,
+         "cmp_key": "m1_m2"}
+        for i in range(n)
     ]
     source = tmp_path / "pandalm.json"
     source.write_text(json.dumps(rows))
     monkeypatch.setattr(al, "embed", lambda items, cache_dir, threads: torch.nn.functional.normalize(
         torch.randn(len(items), 8, generator=torch.Generator().manual_seed(0)), dim=-1))
+    return source
+
+
+def test_cli_writes_json_svg_and_png(al, tmp_path, monkeypatch):
+    """The whole script on a small PandaLM-format file, random features instead of the backbone."""
+    source = _pandalm_file(al, tmp_path, monkeypatch, 40, per_prompt=1)
     out_json, out_svg = tmp_path / "r.json", tmp_path / "r.svg"
     monkeypatch.setattr(sys, "argv", [
         "active_learning.py", "--format", "pandalm", "--path", str(source), "--seeds", "2", "--rounds", "2",
@@ -173,15 +181,7 @@ def test_two_runs_of_variance_and_uncertainty_write_identical_json(al, tmp_path,
     whatever state the global generators are in (timings go to a file of their own)."""
     import random
 
-    rows = [
-        {"idx": i, "instruction": f"question {i // 2}", "input": "", "response1": f"good {i}", "response2": f"bad {i}",
-         "annotator1": 1, "annotator2": 1 if i % 3 else 2, "annotator3": 1 if i % 4 else 0, "cmp_key": "m1_m2"}
-        for i in range(60)
-    ]
-    source = tmp_path / "pandalm.json"
-    source.write_text(json.dumps(rows))
-    monkeypatch.setattr(al, "embed", lambda items, cache_dir, threads: torch.nn.functional.normalize(
-        torch.randn(len(items), 8, generator=torch.Generator().manual_seed(0)), dim=-1))
+    source = _pandalm_file(al, tmp_path, monkeypatch, 60, per_prompt=2)
     outputs = []
     for run in range(2):
         random.seed(run)

@@ -54,7 +54,7 @@ _HEAD_DEFAULTS: dict[bool, dict[str, Any]] = {
 
 # A stored (resolved) config lacks the fields added after it was written; these are
 # the values such a run was trained with, which differ from today's defaults.
-STORED_BEFORE: dict[str, Any] = {"layers": 1, "standardize": False}
+STORED_BEFORE: dict[str, Any] = {"layers": 1, "standardize": False, "gate_temperature": False}
 
 
 def cpu_has_bf16_matrix_units() -> bool:
@@ -227,6 +227,13 @@ class TrainConfig:
             "(plain data from rubrics.derive.reward_aggregation: rule, per-criterion weight, orientation, scale ends, "
             "hard rules). Training fills it from the project's pinned rubric version, so the model keeps the rubric "
             "it was trained under. Takes precedence over criterion_weights."
+        },
+    )
+    gate_temperature: bool = field(
+        default=True,
+        metadata={
+            "help": "objective=gated: learn a temperature β with the gate, R = β w(x)ᵀ r (ArmoRM). Without it the "
+            "gated reward's differences are small and its probabilities crowd near ½."
         },
     )
     length_decorrelation: bool = field(

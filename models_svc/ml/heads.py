@@ -32,14 +32,22 @@ def make_head(kind: str, in_dim: int, out_dim: int, hidden: int, dropout: float)
 
 
 class GatingNetwork(nn.Module):
-    """ArmoRM gate: prompt embedding → softmax weights w(x) over K criteria."""
+    """ArmoRM gate: prompt embedding → softmax weights w(x) over K criteria, and
+    (``temperature``) a learned β > 0 that scales the gated reward before the
+    sigmoid. w(x)ᵀr is a convex mix of z-scored criteria, so its differences are
+    small and σ of them crowds near ½ however sure the labels are; ArmoRM learns
+    β with the gate. β = exp(log β), log β starts at 0 (β = 1)."""
 
-    def __init__(self, prompt_dim: int, n_criteria: int, hidden: int):
+    def __init__(self, prompt_dim: int, n_criteria: int, hidden: int, temperature: bool = False):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(prompt_dim, hidden), nn.GELU(), nn.Linear(hidden, n_criteria))
+        self.log_beta = nn.Parameter(torch.zeros(())) if temperature else None
 
     def forward(self, prompt_emb: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.net(prompt_emb), dim=-1)
+
+    def beta(self) -> torch.Tensor:
+        return self.log_beta.exp() if self.log_beta is not None else torch.ones(())
 
 
 class Ensemble(nn.Module):
@@ -98,7 +106,8 @@ class HeadModel(nn.Module):
     - ``multi``: M heads with one output per criterion, trained on z-scored ratings;
       reward R = the rubric's aggregation of the predicted ratings when one is given
       (``overall_reward``), else Σ_k w_k r'_k with fixed weights (equal by default).
-    - ``gated``: as multi, plus M gates on the prompt embedding; R = w(x)ᵀ r'.
+    - ``gated``: as multi, plus M gates on the prompt embedding; R = β w(x)ᵀ r'
+      (β learned with the gate when ``gate_temperature``, else 1).
 
     r' is r after optional length decorrelation, r'_k = r_k − λ_k r_verbosity, with a
     λ per member and criterion (0 for verbosity itself and when disabled). Buffers
@@ -121,6 +130,7 @@ class HeadModel(nn.Module):
         aggregation: dict[str, Any] | None = None,
         verbosity_key: str = "verbosity",
         standardize: bool = False,
+        gate_temperature: bool = False,
     ):
         super().__init__()
         self.objective = objective
@@ -133,7 +143,7 @@ class HeadModel(nn.Module):
         out = 1 if objective == "bt" else k
         self.heads = Ensemble(lambda: make_head(head, feature_dim, out, hidden, dropout), ensemble_size, seed)
         self.gates = (
-            Ensemble(lambda: GatingNetwork(prompt_dim, k, hidden), ensemble_size, seed + 10_000)
+            Ensemble(lambda: GatingNetwork(prompt_dim, k, hidden, gate_temperature), ensemble_size, seed + 10_000)
             if objective == "gated"
             else None
         )
@@ -185,7 +195,8 @@ class HeadModel(nn.Module):
             return adjusted @ self.criterion_weights
         if prompt_emb is None:
             raise ValueError("the gated objective needs prompt embeddings")
-        return gated_reward(self.gates(prompt_emb), adjusted)
+        beta = torch.stack([g.beta() for g in self.gates.members]).unsqueeze(-1)  # [M, 1]
+        return beta * gated_reward(self.gates(prompt_emb), adjusted)
 
     def forward(self, features: torch.Tensor, prompt_emb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(member rewards [M, N], per-criterion scores in rating units [M, N, K])."""

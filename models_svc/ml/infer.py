@@ -56,6 +56,7 @@ def build_head_model(config: TrainConfig, criteria: Sequence[str], feature_dim: 
         aggregation=config.aggregation,
         verbosity_key=config.verbosity_key,
         standardize=config.standardize,
+        gate_temperature=config.gate_temperature,
     )
 
 

@@ -432,8 +432,11 @@ def table(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, s in result["strategies"].items():
-        reached = "not reached (∞)" if s["labels_to_target"] is None else str(s["labels_to_target"])
-        ratio = "∞" if s["ratio_to_random"] is None else f"{s['ratio_to_random']:.2f}×"
+        # Without a random run there is no target: "not reached" would read as a loss.
+        reached = ("– (no random run)" if result["target_accuracy"] is None
+                   else "not reached (∞)" if s["labels_to_target"] is None else str(s["labels_to_target"]))
+        ratio = ("–" if result["target_accuracy"] is None
+                 else "∞" if s["ratio_to_random"] is None else f"{s['ratio_to_random']:.2f}×")
         delta = "–" if s["auc_vs_random_mean"] is None else f"{s['auc_vs_random_mean']:+.3f} ± {s['auc_vs_random_std']:.3f}"
         rows.append(
             f"| {name} | {s['final_mean']:.3f} ± {s['final_std']:.3f} | {s['auc_mean']:.3f} ± {s['auc_std']:.3f} "

@@ -199,3 +199,10 @@ def test_two_runs_of_variance_and_uncertainty_write_identical_json(al, tmp_path,
     report = json.loads(outputs[0])
     assert set(report["strategies"]) == {"variance", "uncertainty"}
     assert all(len(c) == 4 for s in report["strategies"].values() for c in s["accuracy"])
+
+
+def test_the_table_does_not_call_a_run_without_random_not_reached(al, cfg):
+    """Without random there is no target: the row must not read as a strategy that lost."""
+    result = al.simulate(synthetic(al), ["variance"], 1, seed_labels=8, batch=6, rounds=1, cfg=cfg)
+    row = al.table(result).splitlines()[-1]
+    assert result["target_accuracy"] is None and "no random run" in row and "not reached" not in row

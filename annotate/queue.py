@@ -281,9 +281,12 @@ def _lease(project: Project, annotator, kind: str, served: int) -> Assignment | 
         order = [True, False] if _wants_gold(project, annotator, served) else [False]
     for gold in order:
         qs = _candidates(project, kind, annotator, gold=gold)
-        strategy, probability, window = _selection(project, kind, gold, qs)
+        strategy, draw, window = _selection(project, kind, gold, qs)
         qs = qs.select_for_update(skip_locked=True, of=("self",))
-        for obj in qs[window]:
+        rows = list(qs[window])
+        start = draw.offset - window.start if draw is not None else 0
+        for i in range(start, len(rows)):
+            obj = rows[i]
             if not gold and not unit.model.objects.filter(pk=obj.pk, **{f"{unit.slots}__gt": 0}).update(
                 **{unit.slots: F(unit.slots) - 1}
             ):
@@ -295,6 +298,11 @@ def _lease(project: Project, annotator, kind: str, served: int) -> Assignment | 
                 fields["shown_left_id"] = random.choice([obj.response_a_id, obj.response_b_id])
             elif kind == TaskKind.RATING:
                 fields["prompt_id"] = obj.prompt_id
+            probability = None
+            if draw is not None:
+                taken = _taken_run(unit, rows, i, start)
+                probability = handout_probability(epsilon=draw.epsilon, n=draw.n, position=window.start + i,
+                                                  taken_before=taken)
             return Assignment.objects.create(
                 project=project,
                 kind=kind,
@@ -310,24 +318,66 @@ def _lease(project: Project, annotator, kind: str, served: int) -> Assignment | 
     return None
 
 
-def _selection(project: Project, kind: str, gold: bool, qs) -> tuple[str, float | None, slice]:
+@dataclass(frozen=True)
+class _Draw:
+    """How a non-gold pairwise lease chose where to start in the ordered candidates:
+    ``offset`` 0 for the greedy branch, the uniform draw's offset when exploring."""
+
+    epsilon: float
+    n: int
+    offset: int
+
+
+WINDOW = 8  # candidates one lease tries, in order, before giving up
+
+
+def _selection(project: Project, kind: str, gold: bool, qs) -> tuple[str, _Draw | None, slice]:
     """How this lease picks among the candidates: by priority (the strategy in
     force), or, with probability ε, a uniform draw (exploration). Returns the
-    strategy to record, the probability that the handed-out task was the one
-    chosen (for importance weights later), and which slice of the ordered
-    candidates to try. Costs one COUNT only when ε > 0."""
+    strategy to record, the draw (None where no probability is logged) and which
+    slice of the ordered candidates to fetch: an exploring lease also fetches the
+    WINDOW − 1 candidates before its offset, to learn whether a lease starting
+    there would have reached the same task. Costs one COUNT only when ε > 0."""
     if kind != TaskKind.PAIRWISE or gold:
-        return ("gold" if gold else project.selection_strategy), None, slice(0, 8)
+        return ("gold" if gold else project.selection_strategy), None, slice(0, WINDOW)
     epsilon = project.exploration_rate
     if epsilon <= 0:
-        return project.selection_strategy, 1.0, slice(0, 8)
+        return project.selection_strategy, _Draw(0.0, 0, 0), slice(0, WINDOW)
     n = qs.count()
     if n == 0:
-        return project.selection_strategy, None, slice(0, 8)
+        return project.selection_strategy, None, slice(0, WINDOW)
     if random.random() < epsilon:
         offset = random.randrange(n)
-        return "explore", epsilon / n, slice(offset, offset + 8)
-    return project.selection_strategy, (1 - epsilon) + epsilon / n, slice(0, 8)
+        return "explore", _Draw(epsilon, n, offset), slice(max(0, offset - WINDOW + 1), offset + WINDOW)
+    return project.selection_strategy, _Draw(epsilon, n, 0), slice(0, WINDOW)
+
+
+def _taken_run(unit: _Unit, rows: list, i: int, start: int) -> int:
+    """How many candidates right before ``rows[i]`` (at most WINDOW − 1) could not
+    be handed out. Those from ``start`` on were tried and found taken; earlier ones
+    (an exploring lease's look-back) are checked without taking them."""
+    run = i - start
+    for j in range(start - 1, max(-1, i - WINDOW), -1):
+        if unit.model.objects.filter(pk=rows[j].pk, **{f"{unit.slots}__gt": 0}).exists():
+            break
+        run += 1
+    return min(run, WINDOW - 1)
+
+
+def handout_probability(*, epsilon: float, n: int, position: int, taken_before: int) -> float:
+    """The probability that a lease hands out the candidate at ``position`` of the
+    ``n`` ordered candidates, given that the ``taken_before`` candidates right before
+    it could not be handed out.
+
+    A lease hands out the first candidate it can take among WINDOW starting at 0
+    (probability 1 − ε) or at a uniform offset (ε / n each). So this candidate is
+    reached greedily when everything before it was taken (and it lies within the
+    window), and by exploration from its own offset or any offset inside the taken
+    run before it. Logged on the assignment, 1 / probability is a valid importance
+    weight: summed over handed-out tasks it estimates the pool's size."""
+    greedy = position < WINDOW and taken_before >= position
+    explore = epsilon * (min(taken_before, WINDOW - 1) + 1) / n if epsilon > 0 else 0.0
+    return (1 - epsilon) * greedy + explore
 
 
 def assignment_for(*, annotator, assignment_id: int) -> Assignment | None:

@@ -33,9 +33,16 @@ JSON: ``dataset`` (sizes), ``config`` (budget and head settings), ``strategies``
 ``auc_vs_random_mean``/``_std`` (per-seed AUC minus random's AUC of the same
 seed), ``labels_to_target`` (first budget whose mean accuracy reaches random's
 final mean; null when never), ``ratio_to_random`` (that over random's full
-budget), ``round_seconds``; ``target_accuracy`` (random's final mean),
-``wall_seconds``. AUC is the area under accuracy-vs-labels divided by the label
-range (the mean accuracy over the budget).
+budget); ``target_accuracy`` (random's final mean). AUC is the area under
+accuracy-vs-labels divided by the label range (the mean accuracy over the budget).
+Wall-clock times (``wall_seconds``, ``embed_seconds``, ``round_seconds`` per
+strategy) go to ``*.timing.json`` beside it.
+
+Runs are deterministic: every generator is seeded from the seed (the global ones
+too, ``seed_everything``), and exact ties in acquisition are broken by the seeded
+generator, so the same command on the same features writes the same JSON, byte
+for byte. Features come from the embedding cache; a cache filled by another run
+holds the vectors that run computed.
 """
 
 from __future__ import annotations
@@ -44,6 +51,7 @@ import argparse
 import json
 import math
 import os
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -278,6 +286,15 @@ def pick(
     return [p.index for p in picks]
 
 
+def seed_everything(seed: int) -> None:
+    """Python's, numpy's and torch's global generators. The loop draws from its own
+    seeded generators (seed set, bootstrap, acquisition ties), but a library call
+    that reaches for a global one must not make a rerun differ."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
 def run_curve(
     data: SimData,
     strategy: str,
@@ -294,6 +311,7 @@ def run_curve(
     """One strategy, one seed: accuracy after the seed set and after each round.
     Pool labels reach the learner only through ``oracle.reveal`` of picked pairs."""
     oracle = oracle or Oracle(data.pool_labels)
+    seed_everything(seed)
     n_pool = len(data.pool_a)
     pair_embeddings = (data.features[data.pool_a] - data.features[data.pool_b]).numpy()
     # The seed set depends on the seed only, so every strategy starts from the same labels.
@@ -414,8 +432,11 @@ def table(result: dict[str, Any]) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, s in result["strategies"].items():
-        reached = "not reached (∞)" if s["labels_to_target"] is None else str(s["labels_to_target"])
-        ratio = "∞" if s["ratio_to_random"] is None else f"{s['ratio_to_random']:.2f}×"
+        # Without a random run there is no target: "not reached" would read as a loss.
+        reached = ("– (no random run)" if result["target_accuracy"] is None
+                   else "not reached (∞)" if s["labels_to_target"] is None else str(s["labels_to_target"]))
+        ratio = ("–" if result["target_accuracy"] is None
+                 else "∞" if s["ratio_to_random"] is None else f"{s['ratio_to_random']:.2f}×")
         delta = "–" if s["auc_vs_random_mean"] is None else f"{s['auc_vs_random_mean']:+.3f} ± {s['auc_vs_random_std']:.3f}"
         rows.append(
             f"| {name} | {s['final_mean']:.3f} ± {s['final_std']:.3f} | {s['auc_mean']:.3f} ± {s['auc_std']:.3f} "
@@ -613,9 +634,20 @@ def main() -> None:
     print(table(result))
     print(f"wall time {result['wall_seconds']} s (embedding {embed_s:.0f} s)")
     if args.out_json:
-        args.out_json.parent.mkdir(parents=True, exist_ok=True)
-        args.out_json.write_text(json.dumps(result, indent=1))
+        write_json(args.out_json, result)
     _plots(args, result, args.path.name, args.seeds)
+
+
+def write_json(path: Path, result: dict[str, Any]) -> None:
+    """The results to ``path``, the wall-clock timings beside it (``*.timing.json``):
+    a rerun of the same command then writes an identical results file."""
+    result = json.loads(json.dumps(result))
+    timing = {"wall_seconds": result.pop("wall_seconds", None),
+              "embed_seconds": result.get("config", {}).pop("embed_seconds", None),
+              "round_seconds": {name: s.pop("round_seconds", None) for name, s in result["strategies"].items()}}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(result, indent=1))
+    path.with_suffix(".timing.json").write_text(json.dumps(timing, indent=1))
 
 
 def _plots(args: argparse.Namespace, result: dict[str, Any], name: str, seeds: int) -> None:

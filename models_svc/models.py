@@ -43,7 +43,14 @@ class RewardSettings(models.Model):
         default=0, help_text="Queue a head-mode retrain after this many new labels since the last run; 0: never."
     )
     auto_promote = models.BooleanField(
-        default=False, help_text="Promote a new version when it beats the active one on the fixed eval split."
+        default=False,
+        help_text="Promote a new version when a paired bootstrap over the fixed eval split puts its accuracy gain "
+        "over the active one above zero (95% interval).",
+    )
+    promote_min_eval_pairs = models.PositiveIntegerField(
+        default=100,
+        help_text="Automatic promotion also needs at least this many held-out comparisons (ties excluded): on fewer, "
+        "chance decides.",
     )
     last_rescore = models.JSONField(
         default=dict, blank=True, help_text="What the last rescoring did (strategy, counts, score histogram)."
@@ -94,6 +101,12 @@ class ModelVersion(models.Model):
     number = models.PositiveIntegerField()
     artifact_path = models.CharField(max_length=1000)
     metrics = models.JSONField(default=dict, blank=True)
+    aggregation = models.JSONField(
+        null=True, blank=True,
+        help_text="multi objective: the rubric aggregation its overall reward follows (rubrics.derive."
+                  "reward_aggregation of the rubric version pinned at training, which it names); a later rubric "
+                  "change leaves it, and the model's scores, as they were.",
+    )
     state = models.CharField(max_length=16, choices=State.choices, default=State.CANDIDATE)
     created_at = models.DateTimeField(auto_now_add=True)
     promoted_at = models.DateTimeField(null=True, blank=True)

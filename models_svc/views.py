@@ -100,6 +100,7 @@ def settings_update(request, slug: str):
             objective=request.POST.get("objective", "bt"),
             refresh_after_labels=request.POST.get("refresh_after_labels", "0"),
             auto_promote=request.POST.get("auto_promote") in ("on", "true", "1"),
+            promote_min_eval_pairs=request.POST.get("promote_min_eval_pairs"),
             preset=request.POST.get("preset"),
             backbone=request.POST.get("backbone"),
             may_set_paths=request.user.is_staff,

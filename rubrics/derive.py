@@ -116,22 +116,23 @@ class Rule:
         worst, best = self._worst_best()
         return (self.orient(v) - worst) / (best - worst) if best > worst else 0.0
 
-    def violates(self, v: float) -> bool:
-        """A hard rule is violated below its threshold (raw units, or for a target
-        criterion the allowed distance from the target); with no threshold only the
-        worst level (worst half step) violates."""
+    def limit(self) -> float:
+        """The oriented score below which a hard rule is violated: its threshold (raw
+        units, or for a target criterion the allowed distance from the target); with
+        no threshold only the worst level (worst half step)."""
         if self.threshold is not None:
-            limit = -abs(float(self.threshold)) if self.polarity == "target" else self.orient(float(self.threshold))
-            return self.orient(v) < limit
+            return -abs(float(self.threshold)) if self.polarity == "target" else self.orient(float(self.threshold))
         worst, _ = self._worst_best()
-        return self.orient(v) < worst + 0.5
+        return worst + 0.5
+
+    def violates(self, v: float) -> bool:
+        return self.orient(v) < self.limit()
 
     def reference(self) -> float:
         """ref_k for the conjunctive rule, in level steps above the worst level."""
         worst, best = self._worst_best()
         if self.threshold is not None and self.scale != "spans":
-            limit = -abs(float(self.threshold)) if self.polarity == "target" else self.orient(float(self.threshold))
-            return limit - worst
+            return self.limit() - worst
         return (best - worst) / 2
 
 
@@ -217,6 +218,58 @@ def derive(rule_name: str, a: dict[str, float | None], b: dict[str, float | None
     if rule_name not in DERIVE:
         raise ValueError(f"unknown aggregation {rule_name!r}; choose one of {', '.join(RULES)}")
     return DERIVE[rule_name](a, b, rules)
+
+
+def reward_aggregation(rule_name: str, rules: list[Rule]) -> dict[str, Any]:
+    """A rubric's aggregation as plain numbers, for a reward model that predicts
+    each criterion's rating and must turn them into one overall reward the way
+    this module compares rated responses (``models_svc.ml.heads.overall_reward``
+    evaluates it; no Django there, so everything is precomputed here).
+
+    Per criterion: the orientation (``sign`` · v, or −|v − target| for a target
+    criterion), the oriented ``worst``/``best`` ends for rescaling to [0, 1], the
+    scale's ``lo``/``hi`` (predictions are clipped to it), and per rule:
+
+    * ``weighted_sum``: ``weight`` · normalised score, as :func:`weighted_sum`;
+    * ``conjunctive``: log σ(oriented − worst − ``reference``), as :func:`conjunctive`;
+    * ``hierarchical``: principles count in priority order, each ``weight`` chosen
+      so that one level step on it outweighs every later principle's whole range
+      (a scalar cannot follow margins: this is HERON with margins under one level);
+      a hard rule that the prediction ``violates`` (below ``limit``, oriented) costs
+      ``hard_penalty`` = 1, more than all principles together can give.
+
+    Spans criteria are left out (no rating to predict)."""
+    if rule_name not in DERIVE:
+        raise ValueError(f"unknown aggregation {rule_name!r}; choose one of {', '.join(RULES)}")
+    rated = [r for r in rules if r.scale != "spans"]
+    order = sorted((r for r in rated if r.kind != "hard_rule"), key=lambda r: (r.priority, r.position))
+    # From the last principle up: w_k = steps_k · (1 + Σ_{j>k} w_j), then all over (1 + Σ w) so they sum below 1.
+    level_weight: dict[str, float] = {}
+    later = 0.0
+    for rule in reversed(order):
+        worst, best = rule._worst_best()
+        level_weight[rule.key] = max(best - worst, 1.0) * (1.0 + later)
+        later += level_weight[rule.key]
+    criteria = []
+    for rule in rated:
+        worst, best = rule._worst_best()
+        target = rule.target if rule.target is not None else (rule.lo + rule.hi) / 2
+        spec: dict[str, Any] = {
+            "key": rule.key, "kind": rule.kind, "polarity": rule.polarity, "lo": rule.lo, "hi": rule.hi,
+            "sign": -1.0 if rule.polarity == "lower_better" or rule.scale == "severity" else 1.0,
+            "target": float(target) if rule.polarity == "target" else None,
+            "worst": worst, "best": best, "weight": rule.weight,
+        }
+        if rule_name == "conjunctive":
+            spec["reference"] = rule.reference()
+        elif rule_name == "hierarchical":
+            if rule.kind == "hard_rule":
+                spec["weight"] = 0.0
+                spec["limit"] = rule.limit()
+            else:
+                spec["weight"] = level_weight[rule.key] / (1.0 + later)
+        criteria.append(spec)
+    return {"rule": rule_name, "hard_penalty": 1.0, "criteria": criteria}
 
 
 def mean_scores(ratings: Iterable[tuple[dict[str, Any], list[dict[str, Any]]]], rules: list[Rule]) -> dict[str, float | None]:

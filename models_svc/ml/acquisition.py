@@ -102,7 +102,11 @@ def select_batch(
     the best adjusted score. Adjusted score = score − diversity · max cosine
     similarity to the pairs already chosen (embeddings: one vector per pair, e.g.
     the difference of the two responses' embeddings). ``per_prompt_cap`` bounds how
-    many pairs of one prompt a batch may hold."""
+    many pairs of one prompt a batch may hold. Pairs with exactly the best score
+    (duplicate pairs, saturated probabilities) are told apart by ``rng`` when one is
+    given (seeded: reproducible, and not biased toward the pool's first rows), else
+    the first one wins."""
+    tie_break = rng
     rng = rng or np.random.default_rng()
     s = np.asarray(scores, dtype=np.float64).copy()
     n = len(s)
@@ -122,7 +126,8 @@ def select_batch(
     while len(picks) < k and eligible.any():
         candidates = np.flatnonzero(eligible)
         adjusted = s[candidates] if unit is None or not picks else s[candidates] - diversity * np.maximum(closest[candidates], 0)
-        best = candidates[int(np.argmax(adjusted))]
+        tied = np.flatnonzero(adjusted == adjusted.max())
+        best = candidates[tied[0] if len(tied) == 1 or tie_break is None else tie_break.choice(tied)]
         explore = epsilon > 0 and rng.random() < epsilon
         choice = candidates[rng.integers(len(candidates))] if explore else best
         uniform = epsilon / len(candidates)

@@ -54,7 +54,7 @@ _HEAD_DEFAULTS: dict[bool, dict[str, Any]] = {
 
 # A stored (resolved) config lacks the fields added after it was written; these are
 # the values such a run was trained with, which differ from today's defaults.
-STORED_BEFORE: dict[str, Any] = {"layers": 1, "standardize": False}
+STORED_BEFORE: dict[str, Any] = {"layers": 1, "standardize": False, "gate_temperature": False}
 
 
 def cpu_has_bf16_matrix_units() -> bool:
@@ -220,6 +220,22 @@ class TrainConfig:
             "None: equal weights."
         },
     )
+    aggregation: dict[str, Any] | None = field(
+        default=None,
+        metadata={
+            "help": "objective=multi: the overall reward follows this rubric aggregation over the predicted ratings "
+            "(plain data from rubrics.derive.reward_aggregation: rule, per-criterion weight, orientation, scale ends, "
+            "hard rules). Training fills it from the project's pinned rubric version, so the model keeps the rubric "
+            "it was trained under. Takes precedence over criterion_weights."
+        },
+    )
+    gate_temperature: bool = field(
+        default=True,
+        metadata={
+            "help": "objective=gated: learn a temperature β with the gate, R = β w(x)ᵀ r (ArmoRM). Without it the "
+            "gated reward's differences are small and its probabilities crowd near ½."
+        },
+    )
     length_decorrelation: bool = field(
         default=False,
         metadata={"help": "Gated/multi: r_k' = r_k − λ_k r_verbosity with λ_k the least-squares slope (ArmoRM)."},
@@ -254,6 +270,12 @@ class TrainConfig:
         for name, allowed in _CHOICES.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
+        if self.aggregation is not None:
+            if self.objective != "multi":
+                raise ValueError(f"aggregation: only objective=multi uses it (got {self.objective!r})")
+            if self.aggregation.get("rule") not in ("weighted_sum", "hierarchical", "conjunctive"):
+                raise ValueError(f"aggregation.rule={self.aggregation.get('rule')!r}: expected weighted_sum, "
+                                 "hierarchical or conjunctive")
         if self.mode == "finetune" and self.objective != "bt":
             raise ValueError("finetune mode trains Bradley-Terry only; use head mode for multi/gated")
         if self.stack and self.mode != "head":

@@ -147,3 +147,37 @@ def agreement(diff_new: Sequence[float], diff_previous: Sequence[float]) -> floa
     a = np.sign(np.asarray(diff_new, dtype=float))
     b = np.sign(np.asarray(diff_previous, dtype=float))
     return float((a == b).mean()) if len(a) else float("nan")
+
+
+def paired_accuracy_gain(
+    diff_new: Sequence[float],
+    diff_old: Sequence[float],
+    tie: Sequence[bool],
+    groups: Sequence[object],
+    *,
+    rounds: int = 2000,
+    seed: int = 0,
+) -> dict[str, float | int]:
+    """Held-out accuracy gain of a new model over an old one on the same pairs, with a
+    95 % percentile interval from a paired bootstrap that resamples whole groups
+    (prompts: a prompt's pairs share its text, so they are not independent). Each
+    round draws as many groups as there are, with replacement, and recomputes
+    both accuracies on the drawn pairs. ``low``/``high`` are nan when no non-tie
+    pair exists."""
+    keep = ~np.asarray(tie, dtype=bool)
+    new = _correct(np.asarray(diff_new, dtype=float)[keep])
+    old = _correct(np.asarray(diff_old, dtype=float)[keep])
+    g = np.asarray([str(x) for x in groups], dtype=object)[keep]
+    out: dict[str, float | int] = {"pairs": int(keep.sum()), "prompts": len(set(g.tolist()))}
+    if not len(new):
+        return {**out, "gain": float("nan"), "low": float("nan"), "high": float("nan")}
+    _, index = np.unique(g.astype(str), return_inverse=True)
+    n_groups = int(index.max()) + 1
+    gain_sum = np.bincount(index, weights=new - old, minlength=n_groups)
+    count = np.bincount(index, minlength=n_groups).astype(float)
+    draws = np.random.default_rng(seed).integers(0, n_groups, size=(rounds, n_groups))
+    # Each drawn group contributes its pairs' summed gain and its pair count.
+    weights = np.stack([np.bincount(row, minlength=n_groups) for row in draws])
+    gains = (weights @ gain_sum) / (weights @ count)
+    low, high = np.percentile(gains, [2.5, 97.5])
+    return {**out, "gain": float((new - old).mean()), "low": float(low), "high": float(high)}

@@ -12,8 +12,10 @@ members.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .losses import gated_reward
@@ -30,14 +32,22 @@ def make_head(kind: str, in_dim: int, out_dim: int, hidden: int, dropout: float)
 
 
 class GatingNetwork(nn.Module):
-    """ArmoRM gate: prompt embedding → softmax weights w(x) over K criteria."""
+    """ArmoRM gate: prompt embedding → softmax weights w(x) over K criteria, and
+    (``temperature``) a learned β > 0 that scales the gated reward before the
+    sigmoid. w(x)ᵀr is a convex mix of z-scored criteria, so its differences are
+    small and σ of them crowds near ½ however sure the labels are; ArmoRM learns
+    β with the gate. β = exp(log β), log β starts at 0 (β = 1)."""
 
-    def __init__(self, prompt_dim: int, n_criteria: int, hidden: int):
+    def __init__(self, prompt_dim: int, n_criteria: int, hidden: int, temperature: bool = False):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(prompt_dim, hidden), nn.GELU(), nn.Linear(hidden, n_criteria))
+        self.log_beta = nn.Parameter(torch.zeros(())) if temperature else None
 
     def forward(self, prompt_emb: torch.Tensor) -> torch.Tensor:
         return torch.softmax(self.net(prompt_emb), dim=-1)
+
+    def beta(self) -> torch.Tensor:
+        return self.log_beta.exp() if self.log_beta is not None else torch.ones(())
 
 
 class Ensemble(nn.Module):
@@ -67,13 +77,37 @@ def summarize(member_rewards: torch.Tensor, lam: float) -> tuple[torch.Tensor, t
     return mu, sigma, mu - lam * sigma
 
 
+def overall_reward(aggregation: dict[str, Any], criteria: Sequence[str], ratings: torch.Tensor) -> torch.Tensor:
+    """[…] overall rewards from […, K] predicted ratings (rating units, in the order
+    of ``criteria``) by a rubric aggregation (``rubrics.derive.reward_aggregation``,
+    whose docstring gives the rules). Criteria the rubric does not name count 0."""
+    specs = {c["key"]: c for c in aggregation["criteria"]}
+    rule = aggregation["rule"]
+    total = ratings.new_zeros(ratings.shape[:-1])
+    for j, key in enumerate(criteria):
+        c = specs.get(key)
+        if c is None:
+            continue
+        v = ratings[..., j].clamp(c["lo"], c["hi"])  # a rating cannot leave its scale
+        oriented = -(v - c["target"]).abs() if c["target"] is not None else c["sign"] * v
+        if rule == "conjunctive":
+            total = total + F.logsigmoid(oriented - c["worst"] - c["reference"])
+        elif "limit" in c:  # a hierarchical hard rule
+            total = total - aggregation["hard_penalty"] * (oriented < c["limit"]).to(total.dtype)
+        elif c["best"] > c["worst"]:
+            total = total + c["weight"] * (oriented - c["worst"]) / (c["best"] - c["worst"])
+    return total
+
+
 class HeadModel(nn.Module):
     """Everything head mode puts on top of a frozen backbone.
 
     - ``bt``: M scalar reward heads on the features.
     - ``multi``: M heads with one output per criterion, trained on z-scored ratings;
-      reward R = Σ_k w_k r'_k with fixed weights (equal by default).
-    - ``gated``: as multi, plus M gates on the prompt embedding; R = w(x)ᵀ r'.
+      reward R = the rubric's aggregation of the predicted ratings when one is given
+      (``overall_reward``), else Σ_k w_k r'_k with fixed weights (equal by default).
+    - ``gated``: as multi, plus M gates on the prompt embedding; R = β w(x)ᵀ r'
+      (β learned with the gate when ``gate_temperature``, else 1).
 
     r' is r after optional length decorrelation, r'_k = r_k − λ_k r_verbosity, with a
     λ per member and criterion (0 for verbosity itself and when disabled). Buffers
@@ -93,8 +127,10 @@ class HeadModel(nn.Module):
         dropout: float,
         seed: int,
         criterion_weights: dict[str, float] | None = None,
+        aggregation: dict[str, Any] | None = None,
         verbosity_key: str = "verbosity",
         standardize: bool = False,
+        gate_temperature: bool = False,
     ):
         super().__init__()
         self.objective = objective
@@ -107,7 +143,7 @@ class HeadModel(nn.Module):
         out = 1 if objective == "bt" else k
         self.heads = Ensemble(lambda: make_head(head, feature_dim, out, hidden, dropout), ensemble_size, seed)
         self.gates = (
-            Ensemble(lambda: GatingNetwork(prompt_dim, k, hidden), ensemble_size, seed + 10_000)
+            Ensemble(lambda: GatingNetwork(prompt_dim, k, hidden, gate_temperature), ensemble_size, seed + 10_000)
             if objective == "gated"
             else None
         )
@@ -115,6 +151,7 @@ class HeadModel(nn.Module):
         if criterion_weights:
             weights = torch.tensor([float(criterion_weights.get(c, 0.0)) for c in self.criteria])
         self.register_buffer("criterion_weights", weights)
+        self.aggregation = aggregation if objective == "multi" else None
         self.register_buffer("criterion_mean", torch.zeros(k))
         self.register_buffer("criterion_std", torch.ones(k))
         self.register_buffer("decorrelation", torch.zeros(ensemble_size, k))
@@ -152,11 +189,14 @@ class HeadModel(nn.Module):
     def combine(self, scores: torch.Tensor, prompt_emb: torch.Tensor | None) -> torch.Tensor:
         """[M, N] rewards from [M, N, K] criterion scores."""
         adjusted = self.decorrelate(scores)
+        if self.aggregation is not None:
+            return overall_reward(self.aggregation, self.criteria, adjusted * self.criterion_std + self.criterion_mean)
         if self.gates is None:
             return adjusted @ self.criterion_weights
         if prompt_emb is None:
             raise ValueError("the gated objective needs prompt embeddings")
-        return gated_reward(self.gates(prompt_emb), adjusted)
+        beta = torch.stack([g.beta() for g in self.gates.members]).unsqueeze(-1)  # [M, 1]
+        return beta * gated_reward(self.gates(prompt_emb), adjusted)
 
     def forward(self, features: torch.Tensor, prompt_emb: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """(member rewards [M, N], per-criterion scores in rating units [M, N, K])."""

@@ -53,8 +53,10 @@ def build_head_model(config: TrainConfig, criteria: Sequence[str], feature_dim: 
         dropout=config.head_dropout,
         seed=config.seed,
         criterion_weights=config.criterion_weights,
+        aggregation=config.aggregation,
         verbosity_key=config.verbosity_key,
         standardize=config.standardize,
+        gate_temperature=config.gate_temperature,
     )
 
 

@@ -245,7 +245,8 @@ class _HeadFitter:
 
     def gated_rewards(self, m: int, items: torch.Tensor) -> torch.Tensor:
         assert self.head.gates is not None and self.prompts is not None and self.frozen_scores is not None
-        return gated_reward(self.head.gates.members[m](self.prompts[items]), self.frozen_scores[m, items])
+        gate = self.head.gates.members[m]
+        return gate.beta() * gated_reward(gate(self.prompts[items]), self.frozen_scores[m, items])
 
     def fit_pairs(
         self, stage: str, pairs: _PairIndex, params: list[nn.Parameter], reward: Callable[[int, torch.Tensor], torch.Tensor]

@@ -85,6 +85,10 @@ def training_run_enqueue(
     if s.backbone:
         preset["backbone"] = s.backbone  # an admin's own checkpoint replaces the preset's
     requested = {"mode": mode, "objective": objective or s.objective, **preset, **(overrides or {})}
+    if requested["objective"] == "multi" and not {"aggregation", "criterion_weights"} & set(requested):
+        aggregation = rubric_aggregation(project)
+        if aggregation is not None:
+            requested["aggregation"] = aggregation
     try:
         TrainConfig.from_dict(requested)  # validate now (unknown keys too): a bad setting fails here, not on the worker
     except (TypeError, ValueError) as exc:
@@ -100,6 +104,22 @@ def training_run_enqueue(
     )
     _send(run)
     return run
+
+
+def rubric_aggregation(project: Project) -> dict[str, Any] | None:
+    """The pinned rubric version's aggregation as plain data for a multi-objective
+    model (``rubrics.derive.reward_aggregation``), naming the version it came from;
+    None without a version or without rated criteria."""
+    from rubrics import derive
+
+    version = project.rubric_version
+    if version is None:
+        return None
+    spec = derive.reward_aggregation(version.aggregation,
+                                     derive.rules_from_specs(c.as_spec() for c in version.criteria.all()))
+    if not spec["criteria"]:
+        return None
+    return {**spec, "rubric_version_id": version.pk, "rubric": version.rubric.name, "version": version.number}
 
 
 def _send(run: TrainingRun) -> None:
@@ -209,6 +229,7 @@ def _compare_with_active(project: Project, result, eval_pairs) -> dict[str, Any]
         "previous_version": active.number,
         "previous_accuracy": evaluate.pairwise_accuracy(d_old, ties),
         "agreement_with_previous": evaluate.agreement(d_new, d_old),
+        "gain_over_previous": evaluate.paired_accuracy_gain(d_new, d_old, ties, [p.prompt_id for p in eval_pairs]),
     }
 
 
@@ -283,22 +304,26 @@ def _record_version(run: TrainingRun, path: Path, final: dict, curves: list) -> 
             return False
         number = (ModelVersion.objects.filter(project=run.project).aggregate(n=Max("number"))["n"] or 0) + 1
         ModelVersion.objects.create(project=run.project, run=locked, number=number, artifact_path=str(path),
-                                    metrics=final)
+                                    metrics=final, aggregation=locked.config.get("aggregation"))
         _finish(run.pk, TrainingRun.Status.SUCCEEDED, progress=1.0,
                 metrics={"final": final, "curves": json_safe(curves)})
     return True
 
 
-def _beats(candidate: ModelVersion) -> bool:
-    acc = candidate.metrics.get("eval_accuracy")
-    prev = candidate.metrics.get("previous_accuracy")
-    return acc is not None and (prev is None or acc > prev)
+def _beats(candidate: ModelVersion, min_pairs: int) -> bool:
+    """The gain's 95 % interval (paired bootstrap over prompts) lies above zero, on
+    enough held-out comparisons: a strict ">" on accuracy promotes noise."""
+    gain = candidate.metrics.get("gain_over_previous") or {}
+    low = gain.get("low")
+    return low is not None and low > 0 and gain.get("pairs", 0) >= min_pairs
 
 
 def _maybe_auto_promote(version: ModelVersion) -> None:
     s = settings_for(version.project)
+    if not s.auto_promote:
+        return
     has_active = ModelVersion.objects.filter(project=version.project, state=ModelVersion.State.ACTIVE).exists()
-    if s.auto_promote and (not has_active or _beats(version)):
+    if not has_active or _beats(version, s.promote_min_eval_pairs):
         model_version_promote(version=version)
 
 

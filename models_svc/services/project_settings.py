@@ -22,7 +22,8 @@ def settings_for(project: Project) -> RewardSettings:
 @transaction.atomic
 def reward_settings_update(*, project: Project, mode: str, objective: str, refresh_after_labels: int | str,
                            auto_promote: bool, preset: str | None = None, backbone: str | None = None,
-                           may_set_paths: bool = False) -> RewardSettings:
+                           may_set_paths: bool = False,
+                           promote_min_eval_pairs: int | str | None = None) -> RewardSettings:
     """``preset`` and ``backbone`` (None: unchanged; backbone "": none) must be
     usable here. A backbone is a path on the server, so only site admins
     (``may_set_paths``) may set one; anyone may clear it."""
@@ -32,6 +33,14 @@ def reward_settings_update(*, project: Project, mode: str, objective: str, refre
         raise ValueError("refresh after labels must be a whole number") from None
     if refresh < 0:
         raise ValueError("refresh after labels must be 0 (off) or more")
+    min_pairs = None
+    if promote_min_eval_pairs is not None:
+        try:
+            min_pairs = int(promote_min_eval_pairs)
+        except (TypeError, ValueError):
+            raise ValueError("minimum held-out comparisons must be a whole number") from None
+        if min_pairs < 1:
+            raise ValueError("minimum held-out comparisons must be 1 or more")
     s = RewardSettings.objects.select_for_update().get(pk=settings_for(project).pk)
     preset = s.preset if preset is None else preset
     if preset not in PRESETS:
@@ -51,6 +60,8 @@ def reward_settings_update(*, project: Project, mode: str, objective: str, refre
         raise ValueError(str(exc)) from None
     s.mode, s.objective, s.refresh_after_labels, s.auto_promote = mode, objective, refresh, auto_promote
     s.preset = preset
+    if min_pairs is not None:
+        s.promote_min_eval_pairs = min_pairs
     if backbone is not None:
         s.backbone = backbone
     s.save()

@@ -135,17 +135,25 @@ def test_repeated_judgments_merge_by_majority(al):
     }
 
 
-def test_cli_writes_json_svg_and_png(al, tmp_path, monkeypatch):
-    """The whole script on a small PandaLM-format file, random features instead of the backbone."""
+def _pandalm_file(al, tmp_path, monkeypatch, n: int, per_prompt: int) -> Path:
+    """A small PandaLM-format file (3 annotators a row, some disagreeing), and random
+    features instead of the backbone."""
     rows = [
-        {"idx": i, "instruction": f"question {i}", "input": "", "response1": f"good {i}", "response2": f"bad {i}",
-         "annotator1": 1, "annotator2": 1 if i % 5 else 0, "annotator3": 1 if i % 7 else 2, "cmp_key": "m1_m2"}
-        for i in range(40)
+        {"idx": i, "instruction": f"question {i // per_prompt}", "input": "", "response1": f"good {i}",
+         "response2": f"bad {i}", "annotator1": 1, "annotator2": 1 if i % 5 else 0, "annotator3": 1 if i % 7 else 2,
+         "cmp_key": "m1_m2"}
+        for i in range(n)
     ]
     source = tmp_path / "pandalm.json"
     source.write_text(json.dumps(rows))
     monkeypatch.setattr(al, "embed", lambda items, cache_dir, threads: torch.nn.functional.normalize(
         torch.randn(len(items), 8, generator=torch.Generator().manual_seed(0)), dim=-1))
+    return source
+
+
+def test_cli_writes_json_svg_and_png(al, tmp_path, monkeypatch):
+    """The whole script on a small PandaLM-format file, random features instead of the backbone."""
+    source = _pandalm_file(al, tmp_path, monkeypatch, 40, per_prompt=1)
     out_json, out_svg = tmp_path / "r.json", tmp_path / "r.svg"
     monkeypatch.setattr(sys, "argv", [
         "active_learning.py", "--format", "pandalm", "--path", str(source), "--seeds", "2", "--rounds", "2",
@@ -155,7 +163,9 @@ def test_cli_writes_json_svg_and_png(al, tmp_path, monkeypatch):
     ])
     al.main()  # sets one thread, as the fixture does
     report = json.loads(out_json.read_text())
-    assert set(report) == {"dataset", "config", "strategies", "target_accuracy", "wall_seconds"}
+    assert set(report) == {"dataset", "config", "strategies", "target_accuracy"}
+    timing = json.loads((tmp_path / "r.timing.json").read_text())
+    assert set(timing) == {"wall_seconds", "embed_seconds", "round_seconds"} and set(timing["round_seconds"]) == {"random", "bald"}
     assert report["dataset"]["pairs"] == 40 and report["dataset"]["pool"] + report["dataset"]["eval"] == 40
     assert set(report["strategies"]) == {"random", "bald"}
     assert out_svg.read_text().startswith("<svg")
@@ -164,3 +174,35 @@ def test_cli_writes_json_svg_and_png(al, tmp_path, monkeypatch):
     monkeypatch.setattr(sys, "argv", ["active_learning.py", "--replot", str(out_json), "--out-png", str(tmp_path / "again.png")])
     al.main()
     assert (tmp_path / "again.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_two_runs_of_variance_and_uncertainty_write_identical_json(al, tmp_path, monkeypatch):
+    """Issue #20, fix 6: the same command twice gives the same file, byte for byte,
+    whatever state the global generators are in (timings go to a file of their own)."""
+    import random
+
+    source = _pandalm_file(al, tmp_path, monkeypatch, 60, per_prompt=2)
+    outputs = []
+    for run in range(2):
+        random.seed(run)
+        np.random.seed(run)
+        torch.manual_seed(run)
+        out = tmp_path / f"run{run}.json"
+        monkeypatch.setattr(sys, "argv", [
+            "active_learning.py", "--format", "pandalm", "--path", str(source), "--seeds", "2", "--rounds", "3",
+            "--batch", "5", "--seed-labels", "6", "--eval-fraction", "0.3", "--strategies", "variance,uncertainty",
+            "--cache-dir", str(tmp_path / "cache"), "--out-json", str(out),
+        ])
+        al.main()
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    report = json.loads(outputs[0])
+    assert set(report["strategies"]) == {"variance", "uncertainty"}
+    assert all(len(c) == 4 for s in report["strategies"].values() for c in s["accuracy"])
+
+
+def test_the_table_does_not_call_a_run_without_random_not_reached(al, cfg):
+    """Without random there is no target: the row must not read as a strategy that lost."""
+    result = al.simulate(synthetic(al), ["variance"], 1, seed_labels=8, batch=6, rounds=1, cfg=cfg)
+    row = al.table(result).splitlines()[-1]
+    assert result["target_accuracy"] is None and "no random run" in row and "not reached" not in row

@@ -136,3 +136,97 @@ def test_multi_objective_model_scores_with_per_criterion_values(project, tiny):
     assert out["model_version"] == 1 and out["criteria"] == ["correct", "helpful"] or out["criteria"] == ["helpful", "correct"]
     row = out["results"][0][0]
     assert set(row["criteria"]) == {"helpful", "correct"} and isinstance(row["reward"], float)
+
+
+def test_multi_model_keeps_the_aggregation_of_the_rubric_version_it_was_trained_under(project, tiny):
+    """Issue #20, fix 1: the version stores the pinned rubric's weights and polarity;
+    a later rubric version changes neither it nor the old model's rewards."""
+    from models_svc.ml.infer import RewardModel
+    from rubrics import services as rubric_services
+
+    v1 = rubric_services.rubric_version_publish(
+        version=rubric_services.rubric_create_from_template(template="helpsteer2", slug="hs2"))
+    project.rubric_version = v1
+    project.save(update_fields=["rubric_version"])
+    _labelled(project, tiny, prompts=4, ratings=True, criteria=("helpfulness", "verbosity"))
+    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(
+        project=project, objective="multi", overrides=_fast()).pk)
+    assert run.status == "succeeded", run.error
+    version = run.version
+    stored = {c["key"]: c for c in version.aggregation["criteria"]}
+    assert version.aggregation["rule"] == v1.aggregation and version.aggregation["version"] == v1.number
+    specs = {c.key: c.as_spec() for c in v1.criteria.all()}
+    assert set(stored) == set(specs)
+    for key, spec in specs.items():
+        assert stored[key]["weight"] == pytest.approx(spec["weight"]) and stored[key]["polarity"] == spec["polarity"]
+        assert stored[key]["target"] == spec.get("target")
+    assert stored["verbosity"]["polarity"] == "target" and stored["verbosity"]["target"] == 2
+
+    items = [([{"role": "user", "content": "Question 0?"}], t) for t in ("Answer 0 to question 0.", "x " * 40)]
+    before = RewardModel.load(version.artifact_path).score_items(items).reward
+    v2 = rubric_services.rubric_version_new_draft(version=v1)
+    rubric_services.criterion_update(criterion=v2.criteria.get(key="verbosity"),
+                                     data={"weight": 3.0, "polarity": "higher_better", "target": None})
+    v2 = rubric_services.rubric_version_publish(version=v2)
+    project.rubric_version = v2
+    project.save(update_fields=["rubric_version"])
+    version.refresh_from_db()
+    assert version.aggregation["version"] == v1.number and stored == {c["key"]: c for c in version.aggregation["criteria"]}
+    after = RewardModel.load(version.artifact_path).score_items(items).reward
+    assert after.tolist() == before.tolist()
+    # A new run takes the new version's aggregation.
+    run2 = lifecycle.training_run_enqueue(project=project, objective="multi", overrides=_fast())
+    verbosity = next(c for c in run2.config["aggregation"]["criteria"] if c["key"] == "verbosity")
+    assert (verbosity["weight"], verbosity["polarity"]) == (3.0, "higher_better")
+
+
+def _version(project, number, metrics, state="candidate"):
+    run = TrainingRun.objects.create(project=project, status="succeeded", config={}, data_snapshot={})
+    return ModelVersion.objects.create(project=project, run=run, number=number, artifact_path="-", metrics=metrics,
+                                       state=state)
+
+
+def test_auto_promote_needs_the_gain_interval_above_zero_on_enough_held_out_comparisons(project):
+    """Issue #20, fix 3: a ">" on a small held-out set promoted noise."""
+    from models_svc.ml.evaluate import paired_accuracy_gain
+
+    RewardSettings.objects.update_or_create(project=project, defaults={"auto_promote": True})
+    _version(project, 1, {"eval_accuracy": 0.6}, state="active")
+    # Equal to the incumbent but for one lucky pair of eight.
+    d_new, d_old = [1, 1, 1, 1, 1, -1, -1, -1], [1, 1, 1, 1, -1, -1, -1, -1]
+    lucky = _version(project, 2, {"eval_accuracy": 0.625, "previous_accuracy": 0.5, "previous_version": 1,
+                                  "gain_over_previous": paired_accuracy_gain(d_new, d_old, [False] * 8, range(8))})
+    lifecycle._maybe_auto_promote(lucky)
+    assert ModelVersion.objects.get(state="active").number == 1
+    # Clearly better on 300 comparisons from 150 prompts.
+    import numpy as np
+
+    rng = np.random.default_rng(1)
+    old = np.where(rng.random(300) < 0.6, 1.0, -1.0)
+    new = np.where(rng.random(300) < 0.8, 1.0, -1.0)
+    gain = paired_accuracy_gain(new, old, np.zeros(300, bool), np.repeat(np.arange(150), 2))
+    assert gain["low"] > 0
+    better = _version(project, 3, {"eval_accuracy": 0.8, "previous_accuracy": 0.6, "previous_version": 1,
+                                   "gain_over_previous": gain})
+    RewardSettings.objects.filter(project=project).update(promote_min_eval_pairs=301)
+    lifecycle._maybe_auto_promote(better)  # one comparison short of the minimum
+    assert ModelVersion.objects.get(state="active").number == 1
+    RewardSettings.objects.filter(project=project).update(promote_min_eval_pairs=300)
+    lifecycle._maybe_auto_promote(better)
+    assert ModelVersion.objects.get(state="active").number == 3
+
+
+def test_a_retrained_version_records_its_gain_over_the_active_one(client, project, owner, tiny):
+    _labelled(project, tiny, prompts=6)
+    v1 = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
+    lifecycle.model_version_promote(version=v1)
+    RewardSettings.objects.filter(project=project).update(auto_promote=True, promote_min_eval_pairs=1)
+    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk)
+    gain = run.version.metrics["gain_over_previous"]
+    # Same labels, same seed: the same model, so no gain and no promotion.
+    assert gain["pairs"] > 0 and gain["gain"] == gain["low"] == gain["high"] == 0
+    assert ModelVersion.objects.get(state="active") == v1
+    client.force_login(owner)
+    page = client.get(f"/p/{project.slug}/models/?run={run.pk}").content.decode()
+    assert f"over {gain['pairs']} held-out comparisons" in page and "Not enough for automatic promotion" in page
+    assert "+0.000 <span class=\"muted\">[0.000, 0.000]</span>" in page

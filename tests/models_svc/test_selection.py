@@ -102,7 +102,9 @@ def test_epsilon_exploration_draws_uniformly_at_the_configured_rate(project, ann
         if a.strategy == "explore":
             explored += 1
             hits[a.comparison_id] += 1
-            assert a.selection_probability == pytest.approx(eps / n)
+            # the top pair is also the greedy pick: its probability counts both ways
+            top = a.comparison_id == ordered[0].pk
+            assert a.selection_probability == pytest.approx(eps / n + (1 - eps) * top)
         else:
             assert a.strategy == "bald" and a.comparison_id == ordered[0].pk
             assert a.selection_probability == pytest.approx(1 - eps + eps / n)
@@ -113,6 +115,68 @@ def test_epsilon_exploration_draws_uniformly_at_the_configured_rate(project, ann
     # The explored draws are uniform over the pool (chi-square, 11 dof; 99.9% quantile 31.3).
     expected = explored / n
     assert sum((h - expected) ** 2 / expected for h in hits.values()) < 31.3
+
+
+def test_logged_probabilities_give_importance_weights_that_sum_to_the_pool_when_leases_pass_over_taken_pairs(
+        project, annotator, monkeypatch):
+    """A lease that finds its first candidates taken (by annotators who committed
+    after its snapshot) hands out a later one. Horvitz-Thompson: over many draws,
+    the mean of 1 / logged probability is the number of pairs that could be handed
+    out. The old log ((1 − ε) + ε/n for every greedy hand-out, ε/n for every
+    exploring one) gives a mean near 9 here instead of 5."""
+    import random
+
+    from django.db.models import F
+
+    from annotate.models import Assignment
+
+    ordered = _priorities(project, n_prompts=3)[:8]  # 8 pairs by priority
+    Comparison.objects.filter(project=project).exclude(pk__in=[c.pk for c in ordered]).delete()
+    taken = {ordered[i].pk for i in (0, 1, 4)}
+    Comparison.objects.filter(pk__in=taken).update(open_slots=0)
+    real = queue._candidates
+
+    def snapshot_with_taken_pairs(project, kind, annotator, *, gold=False):
+        # the snapshot still lists the taken pairs; only the conditional UPDATE finds them gone
+        if gold:
+            return real(project, kind, annotator, gold=gold)
+        return Comparison.objects.filter(project=project, is_gold=False).order_by("-priority", "id")
+
+    monkeypatch.setattr(queue, "_candidates", snapshot_with_taken_pairs)
+    eps, draws = 0.3, 1000
+    project.selection_strategy, project.exploration_rate = "bald", eps
+    project.save(update_fields=["selection_strategy", "exploration_rate"])
+    random.seed(20)
+    weights, handed = [], set()
+    for _ in range(draws):
+        a = queue.assignment_lease(project=project, annotator=annotator, kind="pairwise")
+        weights.append(1 / a.selection_probability)
+        handed.add(a.comparison_id)
+        Assignment.objects.filter(pk=a.pk).delete()
+        Comparison.objects.filter(pk=a.comparison_id).update(open_slots=F("open_slots") + 1)
+    pool = len(ordered) - len(taken)
+    assert handed == {c.pk for c in ordered} - taken
+    # 1/p is 1/0.8125 with probability 0.8125, else 26.7 or 13.3: sd 8.3 per draw,
+    # so the mean of 1000 draws has sd 0.26; the tolerance 1.0 is about 4 sd.
+    assert abs(sum(weights) / draws - pool) < 1.0
+
+
+def test_handout_probabilities_sum_to_one_over_the_pairs_a_lease_can_reach():
+    import itertools
+
+    n, eps = 10, 0.2
+    for pattern in itertools.product([False, True], repeat=n):  # True: taken
+        if any(all(pattern[o:o + queue.WINDOW]) for o in range(n)):
+            continue  # a lease starting there reaches nothing and is retried
+        total = 0.0
+        for k in range(n):
+            if pattern[k]:
+                continue
+            run = 0
+            while run < min(k, queue.WINDOW - 1) and pattern[k - run - 1]:
+                run += 1
+            total += queue.handout_probability(epsilon=eps, n=n, position=k, taken_before=run)
+        assert total == pytest.approx(1.0), pattern
 
 
 def test_arena_strategy_puts_the_least_separated_sources_first(project):

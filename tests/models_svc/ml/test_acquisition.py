@@ -104,3 +104,12 @@ def test_cold_start_is_coverage_first_and_priorities_are_rank_scaled():
     s = acq.cold_start_scores(np.array([2, 0, 1, 0]), np.array([5, 9, 0, 1]), np.random.default_rng(0))
     assert list(np.argsort(-s)) == [3, 1, 2, 0]
     assert list(acq.to_priorities(np.array([0.3, 0.1, 0.9]), scale=100)) == [50, 0, 100]
+
+
+def test_exact_ties_are_broken_by_the_seeded_generator():
+    scores = np.zeros(50)  # every pair ties (say, saturated probabilities)
+    first = [p.index for p in acq.select_batch(scores, 5, rng=np.random.default_rng(7))]
+    again = [p.index for p in acq.select_batch(scores, 5, rng=np.random.default_rng(7))]
+    other = [p.index for p in acq.select_batch(scores, 5, rng=np.random.default_rng(8))]
+    assert first == again and first != other and first != [0, 1, 2, 3, 4]
+    assert [p.index for p in acq.select_batch(scores, 3)] == [0, 1, 2]  # no generator: the first ones

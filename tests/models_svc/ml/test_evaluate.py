@@ -67,3 +67,24 @@ def test_known_best_groups_need_a_response_that_beat_every_other():
     assert evaluate.best_of_n_accuracy(groups) == 1.0
     # A tie with the best means it did not beat everyone.
     assert evaluate.known_best_groups(pids[:3], a[:3], b[:3], ra[:3], rb[:3], [False, True, False]) == []
+
+
+def test_paired_gain_interval_covers_zero_for_equal_models_and_clears_it_for_a_clearly_better_one():
+    import numpy as np
+
+    from models_svc.ml.evaluate import paired_accuracy_gain
+
+    rng = np.random.default_rng(0)
+    prompts = np.repeat(np.arange(150), 2)  # 300 held-out pairs, two per prompt
+    old = rng.normal(0.3, 1.0, 300)
+    same = paired_accuracy_gain(old, old, np.zeros(300, bool), prompts)
+    assert same["gain"] == 0 and same["low"] == same["high"] == 0 and (same["pairs"], same["prompts"]) == (300, 150)
+    # A model right on 80% of the pairs against one right on about 60%.
+    better = np.where(rng.random(300) < 0.8, 1.0, -1.0)
+    g = paired_accuracy_gain(better, old, np.zeros(300, bool), prompts)
+    assert g["low"] > 0 and g["low"] < g["gain"] < g["high"]
+    # Lucky by one pair out of eight: the interval straddles zero.
+    small = paired_accuracy_gain([1, 1, 1, 1, 1, -1, -1, -1], [1, 1, 1, 1, -1, -1, -1, -1], [False] * 8, range(8))
+    assert small["gain"] == 0.125 and small["low"] <= 0 < small["high"]
+    # Ties are left out; the interval of a set with no non-tie pair is undefined.
+    assert np.isnan(paired_accuracy_gain([1.0], [1.0], [True], ["p"])["low"])

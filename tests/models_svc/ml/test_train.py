@@ -337,3 +337,27 @@ def test_both_trainers_first_say_they_are_loading_the_backbone(tiny_backbone: Pa
         train(cfg, PAIRS[:12], eval_pairs=PAIRS[12:16], progress_cb=lambda f, m: reports.append((f, m)))
         assert reports[0] == (0.0, {"phase": "load"})
         assert reports[1][1].get("phase") != "load"
+
+
+def test_the_gate_learns_a_temperature_that_decompresses_its_probabilities(tiny_backbone: Path, tmp_path: Path):
+    """Issue #20, fix 2: w(x)ᵀr mixes z-scores, so on labels this clear its σ(ΔR)
+    stays well under 1 (compressed); a β learned with the gate moves up from 1 and
+    the calibration error falls."""
+    from models_svc.ml.evaluate import expected_calibration_error, pair_calibration_inputs
+
+    def fit(temperature: bool):
+        cfg = head_config(tiny_backbone, objective="gated", ensemble_size=1, epochs=40, lr=1e-2,
+                          gate_temperature=temperature)
+        result = train_head(cfg, PAIRS, RATINGS)
+        items = [(p.conversation, t) for p in PAIRS for t in (p.chosen_text, p.rejected_text)]
+        r = result.model.score_items(items).reward
+        prob, outcome = pair_calibration_inputs(r[0::2] - r[1::2], [p.tie for p in PAIRS])
+        return result, expected_calibration_error(prob, outcome)
+
+    plain, ece_plain = fit(False)
+    tempered, ece_tempered = fit(True)
+    assert float(plain.model.head.gates.members[0].beta()) == 1.0
+    beta = float(tempered.model.head.gates.members[0].beta().detach())
+    assert beta > 1.2, beta
+    assert ece_tempered < ece_plain - 0.05, (ece_plain, ece_tempered)
+    assert_same_scores(tempered.model, RewardModel.load(tempered.save(tmp_path / "tempered")))

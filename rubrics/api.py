@@ -4,7 +4,6 @@ access rule and services as the pages: staff and researchers only."""
 from __future__ import annotations
 
 from django.db import IntegrityError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
@@ -13,7 +12,7 @@ from rest_framework.response import Response as ApiResponse
 from . import portable, services
 from .models import Rubric, RubricVersion
 from .schema import CriterionError
-from .access import require_researcher
+from .access import get_rubric_for, get_version_for, require_researcher
 
 
 class RubricVersionSummarySerializer(serializers.ModelSerializer):
@@ -81,23 +80,19 @@ def rubric_list(request):
 @extend_schema(responses=RubricSerializer)
 @api_view(["GET"])
 def rubric_detail(request, slug: str):
-    require_researcher(request.user)
-    return ApiResponse(RubricSerializer(get_object_or_404(Rubric, slug=slug)).data)
+    return ApiResponse(RubricSerializer(get_rubric_for(request.user, slug)).data)
 
 
 @extend_schema(responses=RubricVersionSerializer)
 @api_view(["GET"])
 def version_detail(request, slug: str, number: int):
-    require_researcher(request.user)
-    version = get_object_or_404(RubricVersion, rubric__slug=slug, number=number)
-    return ApiResponse(_version_data(version))
+    return ApiResponse(_version_data(get_version_for(request.user, slug, number)))
 
 
 @extend_schema(request=None, responses=RubricVersionSerializer)
 @api_view(["POST"])
 def version_publish(request, slug: str, number: int):
-    require_researcher(request.user)
-    version = get_object_or_404(RubricVersion, rubric__slug=slug, number=number)
+    version = get_version_for(request.user, slug, number)
     try:
         version = services.rubric_version_publish(version=version)
     except (services.RubricVersionLocked, ValueError) as exc:

@@ -12,7 +12,8 @@ from rest_framework.response import Response as ApiResponse
 from . import portable, services
 from .models import Rubric, RubricVersion
 from .schema import CriterionError
-from .access import get_rubric_for, get_version_for, require_researcher
+from .access import (IMPORT_REFUSED, get_rubric_for, get_version_for, get_version_to_change, import_slug,
+                     may_import_into, require_researcher)
 
 
 class RubricVersionSummarySerializer(serializers.ModelSerializer):
@@ -92,7 +93,7 @@ def version_detail(request, slug: str, number: int):
 @extend_schema(request=None, responses=RubricVersionSerializer)
 @api_view(["POST"])
 def version_publish(request, slug: str, number: int):
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     try:
         version = services.rubric_version_publish(version=version)
     except (services.RubricVersionLocked, ValueError) as exc:
@@ -106,6 +107,9 @@ def rubric_import(request):
     require_researcher(request.user)
     body = ImportSerializer(data=request.data)
     body.is_valid(raise_exception=True)
+    target = import_slug(body.validated_data["document"], body.validated_data.get("slug"))
+    if not may_import_into(request.user, target):
+        return ApiResponse({"slug": [IMPORT_REFUSED.format(slug=target)]}, status=status.HTTP_400_BAD_REQUEST)
     try:
         version = services.rubric_version_import(
             document=body.validated_data["document"], slug=body.validated_data.get("slug"), created_by=request.user

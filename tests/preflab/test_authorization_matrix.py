@@ -40,6 +40,8 @@ MEMBERS = frozenset({"annotator_here", "researcher_here", "staff"})
 RESEARCHERS = frozenset({"researcher_here", "staff"})
 # The rubric library: any researcher (of any project) and staff.
 LIBRARY = frozenset({"researcher_here", "researcher_elsewhere", "staff"})
+# Changing a rubric: its owner or a researcher of a project pinning it (here's researcher is both), and staff.
+RUBRIC_CHANGERS = frozenset({"researcher_here", "staff"})
 # A lease is its annotator's alone: not even staff may read or answer it.
 TASK_OWNER = frozenset({"annotator_here"})
 STAFF = frozenset({"staff"})
@@ -126,22 +128,22 @@ MATRIX: dict[str, Row] = {
     "rubric-diff": Row(LIBRARY, kwargs=lambda w: {"slug": w["rubric"].slug}),
     "rubric-export": Row(LIBRARY, kwargs=lambda w: {**PUB(w), "fmt": "json"}),
     "rubric-clone": Row(LIBRARY, "POST", kwargs=PUB, data=lambda w: {"name": "Copy", "slug": "copy"}),
-    "rubric-edit": Row(LIBRARY, kwargs=DRAFT),
-    "rubric-settings": Row(LIBRARY, "POST", kwargs=DRAFT, data=lambda w: {"guidelines": "changed"}),
-    "rubric-criterion-add": Row(LIBRARY, "POST", kwargs=DRAFT,
+    "rubric-edit": Row(RUBRIC_CHANGERS, kwargs=DRAFT),
+    "rubric-settings": Row(RUBRIC_CHANGERS, "POST", kwargs=DRAFT, data=lambda w: {"guidelines": "changed"}),
+    "rubric-criterion-add": Row(RUBRIC_CHANGERS, "POST", kwargs=DRAFT,
                                 data=lambda w: {"key": "new", "name": "New", "scale": "binary"}),
-    "rubric-criterion-add-form": Row(LIBRARY, "POST", kwargs=DRAFT, data=lambda w: {"scale": "binary"}),
-    "rubric-criterion-edit": Row(LIBRARY, kwargs=CRIT),
-    "rubric-criterion-delete": Row(LIBRARY, "POST", kwargs=CRIT),
-    "rubric-criterion-move": Row(LIBRARY, "POST", kwargs=CRIT, data=lambda w: {"direction": "up"}),
-    "rubric-publish": Row(LIBRARY, "POST", kwargs=DRAFT),
-    "rubric-new-draft": Row(LIBRARY, "POST", kwargs=PUB),
-    "rubric-discard": Row(LIBRARY, "POST", kwargs=DRAFT),
+    "rubric-criterion-add-form": Row(RUBRIC_CHANGERS, "POST", kwargs=DRAFT, data=lambda w: {"scale": "binary"}),
+    "rubric-criterion-edit": Row(RUBRIC_CHANGERS, kwargs=CRIT),
+    "rubric-criterion-delete": Row(RUBRIC_CHANGERS, "POST", kwargs=CRIT),
+    "rubric-criterion-move": Row(RUBRIC_CHANGERS, "POST", kwargs=CRIT, data=lambda w: {"direction": "up"}),
+    "rubric-publish": Row(RUBRIC_CHANGERS, "POST", kwargs=DRAFT),
+    "rubric-new-draft": Row(RUBRIC_CHANGERS, "POST", kwargs=PUB),
+    "rubric-discard": Row(RUBRIC_CHANGERS, "POST", kwargs=DRAFT),
     "api-rubric-list": Row(LIBRARY),
     "api-rubric-import": Row(LIBRARY, "POST"),
     "api-rubric-detail": Row(LIBRARY, kwargs=lambda w: {"slug": w["rubric"].slug}),
     "api-rubric-version": Row(LIBRARY, kwargs=PUB),
-    "api-rubric-publish": Row(LIBRARY, "POST", kwargs=DRAFT),
+    "api-rubric-publish": Row(RUBRIC_CHANGERS, "POST", kwargs=DRAFT),
     # --- models_svc ---
     "model-page": Row(RESEARCHERS, kwargs=P),
     "model-runs": Row(RESEARCHERS, kwargs=P),

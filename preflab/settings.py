@@ -17,6 +17,7 @@ value stops start-up with a message naming the variable instead of failing later
 | PREFLAB_DATA_DIR | ./var | models, exports, uploads, broker files |
 | PREFLAB_SECURE | 0 | HTTPS-only cookies, HSTS, SSL redirect (behind TLS) |
 | PREFLAB_IMPORT_MAX_MB | 512 | largest accepted upload |
+| PREFLAB_JOB_PICKUP_MINUTES | 60 | a job no worker picked up in this time is failed (the sweep) |
 | PREFLAB_LOGIN_MAX_FAILURES | 5 | failed log-ins per username per 15 min before 429 |
 | PREFLAB_STATIC_ROOT | $PREFLAB_DATA_DIR/staticfiles | where collectstatic writes |
 """
@@ -117,6 +118,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "preflab.queue_errors.JobQueueErrorMiddleware",
 ]
 
 ROOT_URLCONF = "preflab.urls"
@@ -246,11 +248,26 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request that queues a job must not hang when Redis is down (it took ~19 s of
+# the result store's reconnect loop, then a 500): connect within 2 s, retry the
+# publish twice, then give up; annotate.jobs fails the job with a message instead.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
+                                                            "interval_max": 0.5}}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+# A job still queued this long was never picked up (the broker lost its message):
+# annotate.jobs.jobs_unclaimed_sweep fails it, so the project accepts the next one.
+JOB_PICKUP_SECONDS = _env_int("PREFLAB_JOB_PICKUP_MINUTES", 60, minimum=1) * 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "expire-stale-import-jobs": {"task": "annotate.tasks.import_jobs_sweep", "schedule": 300.0},
     "expire-stale-export-jobs": {"task": "annotate.tasks.export_jobs_sweep", "schedule": 300.0},
     "expire-leases": {"task": "annotate.tasks.assignments_expire", "schedule": 60.0},
+    # Fails jobs of every kind that no worker picked up within PREFLAB_JOB_PICKUP_MINUTES.
+    "sweep-unclaimed-jobs": {"task": "annotate.tasks.jobs_unclaimed_sweep", "schedule": 300.0},
     # Fails training runs whose worker stopped sending heartbeats (killed, lost).
     "sweep-training-runs": {"task": "models_svc.tasks.training_runs_sweep", "schedule": 60.0},
     # Queues a head-mode retrain where a project asks for one after N new labels.

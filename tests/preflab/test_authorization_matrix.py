@@ -83,9 +83,9 @@ MATRIX: dict[str, Row] = {
     "logout": Row(EVERYONE, "POST", ends_at_login=True),
     "api-token": Row(EVERYONE, "POST"),
     "api-schema": Row(EVERYONE),
-    "admin:*": Row(STAFF),
+    "admin:*": Row(STAFF),  # every other Django admin view: staff only (admin_site.admin_view)
     "admin:login": Row(EVERYONE),
-    "admin:logout": Row(EVERYONE, "POST", ends_at_login=True),  # every Django admin view: staff only (admin_site.admin_view)
+    "admin:logout": Row(EVERYONE, "POST", ends_at_login=True),
     # --- annotate: pages ---
     "home": Row(LOGGED_IN),
     "project-detail": Row(MEMBERS, kwargs=P),

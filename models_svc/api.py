@@ -4,9 +4,11 @@ never see model scores, so they get the same 404 as outsiders."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.decorators import api_view
 from rest_framework.response import Response as ApiResponse
 
@@ -16,22 +18,47 @@ from annotate.models import Role
 from .models import ModelVersion, TrainingRun
 from .services import lifecycle, scoring
 
-MAX_ITEMS = 64
-MAX_RESPONSES = 64
-MAX_TEXT = 100_000
+
+class TooLarge(APIException):
+    """413: the request asks for more scoring than one web request may do."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+
+def _limits() -> dict[str, int]:
+    return {"items": settings.SCORE_MAX_ITEMS, "responses": settings.SCORE_MAX_RESPONSES,
+            "text_chars": settings.SCORE_MAX_TEXT_CHARS}
+
+
+def check_score_size(items: list[dict]) -> None:
+    """Scoring runs inside the web request (a worker held for minutes by 64 × 64
+    texts, issue 18): refuse, with the limits named, what would hold it too long."""
+    limits = _limits()
+    responses = sum(len(item["responses"]) for item in items)
+    if len(items) > limits["items"] or responses > limits["responses"]:
+        raise TooLarge(f"{len(items)} items with {responses} responses in one request; the limits are "
+                       f"{limits['items']} items (PREFLAB_SCORE_MAX_ITEMS) and {limits['responses']} responses "
+                       f"(PREFLAB_SCORE_MAX_RESPONSES) per request: split the batch")
+    for i, item in enumerate(items):
+        texts = [(f"conversation[{t}].content", turn["content"]) for t, turn in enumerate(item["conversation"])]
+        texts += [(f"responses[{r}]", text) for r, text in enumerate(item["responses"])]
+        for where, text in texts:
+            if len(text) > limits["text_chars"]:
+                raise TooLarge(f"items[{i}].{where} has {len(text)} characters; the limit is {limits['text_chars']} "
+                               "per text (PREFLAB_SCORE_MAX_TEXT_CHARS)")
 
 
 class Turn(serializers.Serializer):
     role = serializers.ChoiceField(choices=["system", "user", "assistant"])
-    content = serializers.CharField(max_length=MAX_TEXT, allow_blank=True, trim_whitespace=False)
+    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
 
 class ScoreItem(serializers.Serializer):
-    prompt = serializers.CharField(required=False, max_length=MAX_TEXT, trim_whitespace=False,
+    prompt = serializers.CharField(required=False, trim_whitespace=False,
                                    help_text="A single user turn; or give `conversation`.")
     conversation = Turn(many=True, required=False)
-    responses = serializers.ListField(child=serializers.CharField(max_length=MAX_TEXT, trim_whitespace=False),
-                                      min_length=1, max_length=MAX_RESPONSES)
+    responses = serializers.ListField(child=serializers.CharField(trim_whitespace=False), min_length=1)
 
     def validate(self, data):
         if ("prompt" in data) == ("conversation" in data):
@@ -44,11 +71,14 @@ class ScoreItem(serializers.Serializer):
 
 
 class ScoreRequest(serializers.Serializer):
-    prompt = serializers.CharField(required=False, max_length=MAX_TEXT, trim_whitespace=False)
+    """Limits per request (settings; a request over them gets 413 naming them):
+    ``PREFLAB_SCORE_MAX_ITEMS`` items, ``PREFLAB_SCORE_MAX_RESPONSES`` responses in
+    all, ``PREFLAB_SCORE_MAX_TEXT_CHARS`` characters per text."""
+
+    prompt = serializers.CharField(required=False, trim_whitespace=False)
     conversation = Turn(many=True, required=False)
-    responses = serializers.ListField(child=serializers.CharField(max_length=MAX_TEXT, trim_whitespace=False),
-                                      required=False, max_length=MAX_RESPONSES)
-    items = ScoreItem(many=True, required=False, help_text=f"A batch: up to {MAX_ITEMS} prompts with their responses.")
+    responses = serializers.ListField(child=serializers.CharField(trim_whitespace=False), required=False)
+    items = ScoreItem(many=True, required=False, help_text="A batch: prompts with their responses.")
     version = serializers.IntegerField(required=False, help_text="Model version number; default: the active one.")
 
     def validate(self, data):
@@ -59,8 +89,7 @@ class ScoreRequest(serializers.Serializer):
             item = ScoreItem(data=single)
             item.is_valid(raise_exception=True)
             data["items"] = [item.validated_data]
-        if len(data["items"]) > MAX_ITEMS:
-            raise serializers.ValidationError({"items": f"at most {MAX_ITEMS} per request"})
+        check_score_size(data["items"])
         return data
 
 
@@ -108,7 +137,7 @@ def _project(request, slug: str):
     return project
 
 
-@extend_schema(request=ScoreRequest, responses={200: ScoreResponse})
+@extend_schema(request=ScoreRequest, responses={200: ScoreResponse, 413: None})
 @api_view(["POST"])
 def score(request, slug: str):
     project = _project(request, slug)
@@ -132,7 +161,7 @@ def model_list(request, slug: str):
 
 
 @extend_schema(methods=["GET"], responses=TrainingRunSerializer(many=True))
-@extend_schema(methods=["POST"], request=RunRequest, responses={202: TrainingRunSerializer})
+@extend_schema(methods=["POST"], request=RunRequest, responses={202: TrainingRunSerializer, 409: None, 503: None})
 @api_view(["GET", "POST"])
 def run_list(request, slug: str):
     project = _project(request, slug)

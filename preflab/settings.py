@@ -19,6 +19,9 @@ value stops start-up with a message naming the variable instead of failing later
 | PREFLAB_IMPORT_MAX_MB | 512 | largest accepted upload |
 | PREFLAB_JOB_PICKUP_MINUTES | 60 | a job no worker picked up in this time is failed (the sweep) |
 | PREFLAB_LOGIN_MAX_FAILURES | 5 | failed log-ins per username per 15 min before 429 |
+| PREFLAB_SCORE_MAX_ITEMS | 64 | prompts per scoring request (more: 413) |
+| PREFLAB_SCORE_MAX_RESPONSES | 256 | responses per scoring request, all items together (more: 413) |
+| PREFLAB_SCORE_MAX_TEXT_CHARS | 20000 | characters per prompt turn or response to score (more: 413) |
 | PREFLAB_STATIC_ROOT | $PREFLAB_DATA_DIR/staticfiles | where collectstatic writes |
 """
 
@@ -258,6 +261,11 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 2, "i
                                                             "interval_max": 0.5}}
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+# Scoring runs in the web request: caps keep one request from holding a worker for
+# minutes (models_svc.api.check_score_size answers 413 with these numbers).
+SCORE_MAX_ITEMS = _env_int("PREFLAB_SCORE_MAX_ITEMS", 64, minimum=1)
+SCORE_MAX_RESPONSES = _env_int("PREFLAB_SCORE_MAX_RESPONSES", 256, minimum=1)
+SCORE_MAX_TEXT_CHARS = _env_int("PREFLAB_SCORE_MAX_TEXT_CHARS", 20_000, minimum=1)
 # A job still queued this long was never picked up (the broker lost its message):
 # annotate.jobs.jobs_unclaimed_sweep fails it, so the project accepts the next one.
 JOB_PICKUP_SECONDS = _env_int("PREFLAB_JOB_PICKUP_MINUTES", 60, minimum=1) * 60

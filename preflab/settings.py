@@ -21,6 +21,7 @@ value stops start-up with a message naming the variable instead of failing later
 | PREFLAB_LOGIN_MAX_FAILURES | 5 | failed log-ins per username per 15 min before 429 |
 | PREFLAB_SCORE_MAX_ITEMS | 64 | prompts per scoring request (more: 413) |
 | PREFLAB_SCORE_MAX_RESPONSES | 256 | responses per scoring request, all items together (more: 413) |
+| PREFLAB_SCORE_JOB_MAX_RESPONSES | 20000 | responses in one background scoring job (`"background": true`; more: 413) |
 | PREFLAB_SCORE_MAX_TEXT_CHARS | 20000 | characters per prompt turn or response to score (more: 413) |
 | PREFLAB_STATIC_ROOT | $PREFLAB_DATA_DIR/staticfiles | where collectstatic writes |
 """
@@ -266,6 +267,7 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
 SCORE_MAX_ITEMS = _env_int("PREFLAB_SCORE_MAX_ITEMS", 64, minimum=1)
 SCORE_MAX_RESPONSES = _env_int("PREFLAB_SCORE_MAX_RESPONSES", 256, minimum=1)
 SCORE_MAX_TEXT_CHARS = _env_int("PREFLAB_SCORE_MAX_TEXT_CHARS", 20_000, minimum=1)
+SCORE_JOB_MAX_RESPONSES = _env_int("PREFLAB_SCORE_JOB_MAX_RESPONSES", 20_000, minimum=1)
 # A job still queued this long was never picked up (the broker lost its message):
 # annotate.jobs.jobs_unclaimed_sweep fails it, so the project accepts the next one.
 JOB_PICKUP_SECONDS = _env_int("PREFLAB_JOB_PICKUP_MINUTES", 60, minimum=1) * 60
@@ -278,6 +280,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "sweep-unclaimed-jobs": {"task": "annotate.tasks.jobs_unclaimed_sweep", "schedule": 300.0},
     # Fails training runs whose worker stopped sending heartbeats (killed, lost).
     "sweep-training-runs": {"task": "models_svc.tasks.training_runs_sweep", "schedule": 60.0},
+    # Fails background scoring batches whose worker stopped heart-beating.
+    "sweep-scoring-jobs": {"task": "models_svc.tasks.scoring_jobs_sweep", "schedule": 300.0},
     # Queues a head-mode retrain where a project asks for one after N new labels.
     "reward-model-autorefresh": {"task": "models_svc.tasks.reward_models_autorefresh", "schedule": 60.0},
     # Fails quality reports whose worker stopped (killed mid-report).

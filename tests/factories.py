@@ -77,11 +77,11 @@ def two_project_world(tmp_path) -> dict:
     """Two projects with one annotator and one researcher each, a staff user, and one
     of every object a route can name in the first ("here") project: an annotator's
     lease, import and export jobs (the export finished, with its files), a training
-    run and model version, a review item, and a rubric made by here's researcher with
+    run and model version, a scoring job, a review item, and a rubric made by here's researcher with
     a published version pinned on the project and a draft after it."""
     from annotate import queue
     from annotate.models import ExportJob, ImportJob
-    from models_svc.models import ModelVersion, TrainingRun
+    from models_svc.models import ModelVersion, ScoringJob, TrainingRun
     from quality.models import ReviewItem
 
     researcher_here = make_user("rita-here")
@@ -117,12 +117,14 @@ def two_project_world(tmp_path) -> dict:
     run = TrainingRun.objects.create(project=here, status=TrainingRun.Status.SUCCEEDED,
                                      config={"mode": "head", "objective": "bt"})
     version = ModelVersion.objects.create(project=here, run=run, number=1, artifact_path=str(tmp_path / "model"))
+    scoring_job = ScoringJob.objects.create(project=here, model_version=version,
+                                            items=[{"conversation": [{"role": "user", "content": "q"}], "responses": ["a"]}])
     review_item = ReviewItem.objects.create(project=here, comparison=Comparison.objects.filter(project=here).first(),
                                             reasons=["low_agreement"], evidence=1.0)
     return {
         "here": here, "elsewhere": elsewhere, "assignment": assignment, "rubric": v1.rubric, "published": v1,
         "draft": draft, "import_job": import_job, "export_job": export_job, "run": run, "model_version": version,
-        "review_item": review_item,
+        "review_item": review_item, "scoring_job": scoring_job,
         "users": {
             "annotator_here": annotator_here, "annotator_elsewhere": annotator_elsewhere,
             "researcher_here": researcher_here, "researcher_elsewhere": researcher_elsewhere,

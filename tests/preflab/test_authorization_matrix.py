@@ -156,6 +156,8 @@ MATRIX: dict[str, Row] = {
     "model-selection-update": Row(RESEARCHERS, "POST", kwargs=P, data=lambda w: {"strategy": "uncertainty"}),
     "model-rescore": Row(RESEARCHERS, "POST", kwargs=P),
     "api-score": Row(RESEARCHERS, "POST", kwargs=P, data=lambda w: {"prompt": "q", "responses": ["a"]}),
+    "api-score-job": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "job_id": w["scoring_job"].pk}),
+    "api-score-job-cancel": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "job_id": w["scoring_job"].pk}),
     "api-models": Row(RESEARCHERS, kwargs=P),
     "api-model-runs": Row(RESEARCHERS, kwargs=P),
     "api-model-run": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "run_id": w["run"].pk}),

@@ -10,6 +10,8 @@ import time
 
 import pytest
 
+from tests.conftest import _missing_service
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -70,7 +72,7 @@ def _point_celery_at(url: str | None, saved: dict | None = None) -> dict:
 @pytest.fixture
 def private_redis(tmp_path):
     if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
+        _missing_service("redis-server is not installed")
     server = PrivateRedis(tmp_path)
     server.start()
     saved = _point_celery_at(server.url)

@@ -58,6 +58,9 @@ def test_retrain_with_redis_down_fails_the_run_with_a_message_and_is_accepted_on
     assert took < FAST and resp.status_code == 302 and resp["Location"] == f"http://testserver{page}"
     html = client.get(page).content.decode()
     assert f"Not queued: {QUEUE_UNREACHABLE}." in html
+    # no page to go back to (no Referer): a 503 that says why, not a 500
+    resp = client.post("/p/faults/models/retrain/")
+    assert (resp.status_code, resp.content.decode()) == (503, f"Not queued: {QUEUE_UNREACHABLE}.")
     assert not TrainingRun.objects.filter(status__in=TrainingRun.ACTIVE_STATES).exists()
 
     private_redis.start()
@@ -79,6 +82,14 @@ def test_import_with_redis_down_fails_the_job_with_a_message(client, private_red
     assert (job.status, job.error) == (ImportJob.Status.FAILED, QUEUE_UNREACHABLE)
     # the project page lists it with the message
     assert QUEUE_UNREACHABLE in client.get("/p/faults/").content.decode()
+    # the upload page: back to the form, with the message shown
+    upload.seek(0)
+    page = "/p/faults/import/"
+    resp, took = _timed(lambda: client.post(page, {"format": "jsonl", "file": upload},
+                                            HTTP_REFERER=f"http://testserver{page}"))
+    assert took < FAST and resp.status_code == 302 and resp["Location"] == f"http://testserver{page}"
+    assert f"Not queued: {QUEUE_UNREACHABLE}." in client.get(page).content.decode()
+    assert ImportJob.objects.filter(status=ImportJob.Status.FAILED, error=QUEUE_UNREACHABLE).count() == 2
 
 
 def test_export_with_redis_down_fails_the_job_with_a_message(client, private_redis, researcher, project):

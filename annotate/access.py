@@ -1,12 +1,16 @@
 """Access helpers: return the object the user may see, or 404 (never 403, so a
-non-member cannot even learn that a project exists)."""
+non-member cannot even learn that a project exists). Every refusal raises the same
+``Http404(NOT_FOUND)`` as a missing object, so pages and the API answer a stranger
+byte for byte as they answer a typo (tests/preflab/test_authorization_matrix.py)."""
 
 from __future__ import annotations
 
 from django.http import Http404
-from django.shortcuts import get_object_or_404
+from rubrics.access import NOT_FOUND
 
 from .models import Membership, Project, Role
+
+__all__ = ["NOT_FOUND", "can_manage", "get_assignment_for", "get_project_for", "project_role"]
 
 
 def project_role(user, project: Project) -> str | None:
@@ -20,12 +24,10 @@ def project_role(user, project: Project) -> str | None:
 
 def get_project_for(user, slug: str, *, role: str | None = None) -> tuple[Project, str]:
     """The project if ``user`` belongs to it (with ``role`` when given; staff always pass)."""
-    project = get_object_or_404(Project, slug=slug)
-    actual = project_role(user, project)
-    if actual is None:
-        raise Http404("No such project.")
-    if role is not None and actual not in ("admin", role):
-        raise Http404("No such project.")
+    project = Project.objects.filter(slug=slug).first()
+    actual = project_role(user, project) if project is not None else None
+    if actual is None or (role is not None and actual not in ("admin", role)):
+        raise Http404(NOT_FOUND)
     return project, actual
 
 
@@ -40,5 +42,5 @@ def get_assignment_for(user, assignment_id: int, *, project: Project | None = No
 
     assignment = assignment_for(annotator=user, assignment_id=assignment_id)
     if assignment is None or (project is not None and assignment.project_id != project.pk):
-        raise Http404("No such task.")
+        raise Http404(NOT_FOUND)
     return assignment

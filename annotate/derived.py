@@ -14,6 +14,7 @@ from rubrics import derive
 from rubrics.models import RubricVersion
 
 from .models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Rating
+from .jobs import job_enqueue
 from .services import system_account
 
 def derivation_user(rule: str):
@@ -78,7 +79,7 @@ def derived_judgments_enqueue(*, project, rule: str) -> None:
         raise ValueError("Pin a published rubric version on the project first.")
     if rule not in derive.RULES:
         raise ValueError(f"unknown aggregation {rule!r}; choose one of {', '.join(derive.RULES)}")
-    tasks.derive_judgments.delay_on_commit(project.pk, rule)
+    job_enqueue(task=tasks.derive_judgments, args=(project.pk, rule))
 
 
 # --- the report ------------------------------------------------------------------------

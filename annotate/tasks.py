@@ -13,6 +13,14 @@ from kombu.exceptions import OperationalError as BrokerError
 RETRY = {"autoretry_for": (OperationalError, BrokerError), "retry_backoff": True, "max_retries": 5}
 
 
+@shared_task(name="annotate.tasks.jobs_unclaimed_sweep")
+def jobs_unclaimed_sweep() -> int:
+    """Jobs of every kind that no worker picked up in time are failed (annotate.jobs)."""
+    from . import jobs
+
+    return jobs.jobs_unclaimed_sweep()
+
+
 @shared_task(name="annotate.tasks.assignments_expire")
 def assignments_expire() -> int:
     """Leases also expire lazily when a task is handed out; this sweep keeps the

@@ -4,34 +4,68 @@ never see model scores, so they get the same 404 as outsiders."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.shortcuts import get_object_or_404
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
+from rest_framework.exceptions import APIException
 from rest_framework.decorators import api_view
 from rest_framework.response import Response as ApiResponse
 
 from annotate.access import get_project_for
 from annotate.models import Role
 
-from .models import ModelVersion, TrainingRun
+from .models import ModelVersion, ScoringJob, TrainingRun
 from .services import lifecycle, scoring
 
-MAX_ITEMS = 64
-MAX_RESPONSES = 64
-MAX_TEXT = 100_000
+
+class TooLarge(APIException):
+    """413: the request asks for more scoring than one web request may do."""
+
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_code = "too_large"
+
+
+def _limits() -> dict[str, int]:
+    return {"items": settings.SCORE_MAX_ITEMS, "responses": settings.SCORE_MAX_RESPONSES,
+            "text_chars": settings.SCORE_MAX_TEXT_CHARS}
+
+
+def check_score_size(items: list[dict], *, background: bool = False) -> None:
+    """Scoring inline runs inside the web request (a worker held for minutes by 64 ×
+    64 texts, issue 18): refuse, with the limits named, what would hold it too long;
+    a background job takes up to ``SCORE_JOB_MAX_RESPONSES``."""
+    limits = _limits()
+    responses = sum(len(item["responses"]) for item in items)
+    if background:
+        if responses > settings.SCORE_JOB_MAX_RESPONSES:
+            raise TooLarge(f"{responses} responses in one batch; the limit is {settings.SCORE_JOB_MAX_RESPONSES} "
+                           "per background job (PREFLAB_SCORE_JOB_MAX_RESPONSES): split the batch")
+    elif len(items) > limits["items"] or responses > limits["responses"]:
+        raise TooLarge(f"{len(items)} items with {responses} responses in one request; the limits are "
+                       f"{limits['items']} items (PREFLAB_SCORE_MAX_ITEMS) and {limits['responses']} responses "
+                       f"(PREFLAB_SCORE_MAX_RESPONSES) per request: split the batch, or send \"background\": true "
+                       f"to score up to {settings.SCORE_JOB_MAX_RESPONSES} responses as a job")
+    for i, item in enumerate(items):
+        texts = [(f"conversation[{t}].content", turn["content"]) for t, turn in enumerate(item["conversation"])]
+        texts += [(f"responses[{r}]", text) for r, text in enumerate(item["responses"])]
+        for where, text in texts:
+            if len(text) > limits["text_chars"]:
+                raise TooLarge(f"items[{i}].{where} has {len(text)} characters; the limit is {limits['text_chars']} "
+                               "per text (PREFLAB_SCORE_MAX_TEXT_CHARS)")
 
 
 class Turn(serializers.Serializer):
     role = serializers.ChoiceField(choices=["system", "user", "assistant"])
-    content = serializers.CharField(max_length=MAX_TEXT, allow_blank=True, trim_whitespace=False)
+    content = serializers.CharField(allow_blank=True, trim_whitespace=False)
 
 
 class ScoreItem(serializers.Serializer):
-    prompt = serializers.CharField(required=False, max_length=MAX_TEXT, trim_whitespace=False,
+    prompt = serializers.CharField(required=False, trim_whitespace=False,
                                    help_text="A single user turn; or give `conversation`.")
     conversation = Turn(many=True, required=False)
-    responses = serializers.ListField(child=serializers.CharField(max_length=MAX_TEXT, trim_whitespace=False),
-                                      min_length=1, max_length=MAX_RESPONSES)
+    responses = serializers.ListField(child=serializers.CharField(trim_whitespace=False), min_length=1)
 
     def validate(self, data):
         if ("prompt" in data) == ("conversation" in data):
@@ -44,12 +78,17 @@ class ScoreItem(serializers.Serializer):
 
 
 class ScoreRequest(serializers.Serializer):
-    prompt = serializers.CharField(required=False, max_length=MAX_TEXT, trim_whitespace=False)
+    """Limits per request (settings; a request over them gets 413 naming them):
+    ``PREFLAB_SCORE_MAX_ITEMS`` items, ``PREFLAB_SCORE_MAX_RESPONSES`` responses in
+    all, ``PREFLAB_SCORE_MAX_TEXT_CHARS`` characters per text."""
+
+    prompt = serializers.CharField(required=False, trim_whitespace=False)
     conversation = Turn(many=True, required=False)
-    responses = serializers.ListField(child=serializers.CharField(max_length=MAX_TEXT, trim_whitespace=False),
-                                      required=False, max_length=MAX_RESPONSES)
-    items = ScoreItem(many=True, required=False, help_text=f"A batch: up to {MAX_ITEMS} prompts with their responses.")
+    responses = serializers.ListField(child=serializers.CharField(trim_whitespace=False), required=False)
+    items = ScoreItem(many=True, required=False, help_text="A batch: prompts with their responses.")
     version = serializers.IntegerField(required=False, help_text="Model version number; default: the active one.")
+    background = serializers.BooleanField(default=False, help_text=(
+        "Score as a background job: 202 with the job, whose `url` gives progress and, when done, the result."))
 
     def validate(self, data):
         single = {k: data[k] for k in ("prompt", "conversation", "responses") if k in data}
@@ -59,8 +98,7 @@ class ScoreRequest(serializers.Serializer):
             item = ScoreItem(data=single)
             item.is_valid(raise_exception=True)
             data["items"] = [item.validated_data]
-        if len(data["items"]) > MAX_ITEMS:
-            raise serializers.ValidationError({"items": f"at most {MAX_ITEMS} per request"})
+        check_score_size(data["items"], background=data["background"])
         return data
 
 
@@ -75,6 +113,30 @@ class ScoreResponse(serializers.Serializer):
     model_version = serializers.IntegerField()
     criteria = serializers.ListField(child=serializers.CharField())
     results = serializers.ListField(child=Score(many=True), help_text="One list per item, in request order.")
+
+
+class ScoringJobSerializer(serializers.ModelSerializer):
+    model_version = serializers.IntegerField(source="model_version.number")
+    url = serializers.SerializerMethodField()
+    cancel_url = serializers.SerializerMethodField()
+    result = serializers.SerializerMethodField(help_text="When succeeded: as the inline answer (ScoreResponse).")
+
+    class Meta:
+        model = ScoringJob
+        fields = ["id", "status", "progress", "error", "model_version", "created_at", "started_at", "finished_at",
+                  "url", "cancel_url", "result"]
+
+    def _url(self, job, name: str) -> str:
+        return reverse(name, kwargs={"slug": job.project.slug, "job_id": job.pk})
+
+    def get_url(self, job) -> str:
+        return self._url(job, "api-score-job")
+
+    def get_cancel_url(self, job) -> str:
+        return self._url(job, "api-score-job-cancel")
+
+    def get_result(self, job) -> dict | None:
+        return job.result if job.status == ScoringJob.Status.SUCCEEDED else None
 
 
 class ModelVersionSerializer(serializers.ModelSerializer):
@@ -108,20 +170,48 @@ def _project(request, slug: str):
     return project
 
 
-@extend_schema(request=ScoreRequest, responses={200: ScoreResponse})
+@extend_schema(request=ScoreRequest, responses={200: ScoreResponse, 202: ScoringJobSerializer, 409: None, 413: None})
 @api_view(["POST"])
 def score(request, slug: str):
+    """Score now (within the per-request caps), or with ``background`` as a job."""
     project = _project(request, slug)
     body = ScoreRequest(data=request.data)
     body.is_valid(raise_exception=True)
+    data = body.validated_data
     version = None
-    if "version" in body.validated_data:
-        version = get_object_or_404(ModelVersion, project=project, number=body.validated_data["version"])
+    if "version" in data:
+        version = get_object_or_404(ModelVersion, project=project, number=data["version"])
     try:
-        out = scoring.rewards_score(project=project, items=body.validated_data["items"], version=version)
+        if data["background"]:
+            job = scoring.scoring_job_create(project=project, items=data["items"], version=version,
+                                             created_by=request.user)
+            return ApiResponse(ScoringJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
+        out = scoring.rewards_score(project=project, items=data["items"], version=version)
     except LookupError as exc:
         return ApiResponse({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     return ApiResponse(out)
+
+
+def _scoring_job(request, slug: str, job_id: int) -> ScoringJob:
+    project = _project(request, slug)
+    return get_object_or_404(ScoringJob.objects.select_related("project", "model_version"), project=project, pk=job_id)
+
+
+@extend_schema(responses=ScoringJobSerializer)
+@api_view(["GET"])
+def score_job(request, slug: str, job_id: int):
+    """A background scoring job: status, progress, and the result once it succeeded."""
+    return ApiResponse(ScoringJobSerializer(_scoring_job(request, slug, job_id)).data)
+
+
+@extend_schema(request=None, responses=ScoringJobSerializer)
+@api_view(["POST"])
+def score_job_cancel(request, slug: str, job_id: int):
+    """Cancel: a queued job at once, a running one at its next chunk."""
+    job = _scoring_job(request, slug, job_id)
+    job.request_cancel()
+    job.refresh_from_db()
+    return ApiResponse(ScoringJobSerializer(job).data)
 
 
 @extend_schema(responses=ModelVersionSerializer(many=True))
@@ -132,7 +222,7 @@ def model_list(request, slug: str):
 
 
 @extend_schema(methods=["GET"], responses=TrainingRunSerializer(many=True))
-@extend_schema(methods=["POST"], request=RunRequest, responses={202: TrainingRunSerializer})
+@extend_schema(methods=["POST"], request=RunRequest, responses={202: TrainingRunSerializer, 409: None, 503: None})
 @api_view(["GET", "POST"])
 def run_list(request, slug: str):
     project = _project(request, slug)

@@ -120,3 +120,23 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.project} model v{self.number} ({self.state})"
+
+
+class ScoringJob(BackgroundJob):
+    """A scoring batch too large for one web request, scored by a worker in chunks
+    (progress, cancel); its result is read back from the job's URL."""
+
+    Status = JobStatus
+    ACTIVE_STATES = (Status.QUEUED, Status.RUNNING)
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="scoring_jobs")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="scoring_jobs")
+    items = models.JSONField(default=list, help_text="[{'conversation': [...], 'responses': [...]}, ...]")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    result = models.JSONField(default=dict, blank=True, help_text="As the inline scoring API answers.")
+
+    class Meta:
+        ordering = ["-created_at", "-id"]

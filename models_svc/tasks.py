@@ -24,6 +24,23 @@ def train_reward_model(run_id: int) -> str:
     return lifecycle.training_run_execute(run_id=run_id).status
 
 
+@shared_task(name="models_svc.tasks.score_batch", acks_late=True, **RETRY)
+def score_batch(job_id: int) -> str:
+    from .models import ScoringJob
+    from .services import scoring
+
+    if not ScoringJob.objects.filter(pk=job_id).exists():
+        return "gone"
+    return scoring.scoring_job_run(job_id=job_id).status
+
+
+@shared_task(name="models_svc.tasks.scoring_jobs_sweep", **RETRY)
+def scoring_jobs_sweep() -> int:
+    from .services import scoring
+
+    return scoring.scoring_jobs_sweep()
+
+
 @shared_task(name="models_svc.tasks.training_runs_sweep", **RETRY)
 def training_runs_sweep() -> int:
     return lifecycle.training_runs_sweep()

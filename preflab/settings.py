@@ -26,6 +26,11 @@ value stops start-up with a message naming the variable instead of failing later
 | PREFLAB_LOGIN_MAX_ADDRESS_FAILURES | 5 × the above | failed log-ins from one address before unknown usernames get 429 |
 | PREFLAB_LOGIN_WINDOW_MINUTES | 15 | how long failures count, and the longest wait after a lock |
 | PREFLAB_TRUSTED_PROXIES | 0 | reverse proxies in front that append X-Forwarded-For (1 behind one TLS proxy) |
+| PREFLAB_JOB_PICKUP_MINUTES | 60 | a job no worker picked up in this time is failed (the sweep) |
+| PREFLAB_SCORE_MAX_ITEMS | 64 | prompts per scoring request (more: 413) |
+| PREFLAB_SCORE_MAX_RESPONSES | 256 | responses per scoring request, all items together (more: 413) |
+| PREFLAB_SCORE_JOB_MAX_RESPONSES | 20000 | responses in one background scoring job (`"background": true`; more: 413) |
+| PREFLAB_SCORE_MAX_TEXT_CHARS | 20000 | characters per prompt turn or response to score (more: 413) |
 | PREFLAB_STATIC_ROOT | $PREFLAB_DATA_DIR/staticfiles | where collectstatic writes |
 """
 
@@ -153,6 +158,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "preflab.queue_errors.JobQueueErrorMiddleware",
     # Last, as axes asks: turns a locked-out log-in into preflab.auth.lockout_response.
     "axes.middleware.AxesMiddleware",
 ]
@@ -287,13 +293,36 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TRACK_STARTED = True
 CELERY_RESULT_EXPIRES = 24 * 3600
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A web request that queues a job must not hang when Redis is down (it took ~19 s of
+# the result store's reconnect loop, then a 500): connect within 2 s, retry the
+# publish twice, then give up; annotate.jobs fails the job with a message instead.
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2, "interval_max": 0.5}
+CELERY_REDIS_SOCKET_CONNECT_TIMEOUT = 2
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.2,
+                                                            "interval_max": 0.5}}
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
+# Scoring runs in the web request: caps keep one request from holding a worker for
+# minutes (models_svc.api.check_score_size answers 413 with these numbers).
+SCORE_MAX_ITEMS = _env_int("PREFLAB_SCORE_MAX_ITEMS", 64, minimum=1)
+SCORE_MAX_RESPONSES = _env_int("PREFLAB_SCORE_MAX_RESPONSES", 256, minimum=1)
+SCORE_MAX_TEXT_CHARS = _env_int("PREFLAB_SCORE_MAX_TEXT_CHARS", 20_000, minimum=1)
+SCORE_JOB_MAX_RESPONSES = _env_int("PREFLAB_SCORE_JOB_MAX_RESPONSES", 20_000, minimum=1)
+# A job still queued this long was never picked up (the broker lost its message):
+# annotate.jobs.jobs_unclaimed_sweep fails it, so the project accepts the next one.
+JOB_PICKUP_SECONDS = _env_int("PREFLAB_JOB_PICKUP_MINUTES", 60, minimum=1) * 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "expire-stale-import-jobs": {"task": "dataio.tasks.import_jobs_sweep", "schedule": 300.0},
     "expire-stale-export-jobs": {"task": "dataio.tasks.export_jobs_sweep", "schedule": 300.0},
     "expire-leases": {"task": "annotate.tasks.assignments_expire", "schedule": 60.0},
+    # Fails jobs of every kind that no worker picked up within PREFLAB_JOB_PICKUP_MINUTES.
+    "sweep-unclaimed-jobs": {"task": "annotate.tasks.jobs_unclaimed_sweep", "schedule": 300.0},
     # Fails training runs whose worker stopped sending heartbeats (killed, lost).
     "sweep-training-runs": {"task": "models_svc.tasks.training_runs_sweep", "schedule": 60.0},
+    # Fails background scoring batches whose worker stopped heart-beating.
+    "sweep-scoring-jobs": {"task": "models_svc.tasks.scoring_jobs_sweep", "schedule": 300.0},
     # Queues a head-mode retrain where a project asks for one after N new labels.
     "reward-model-autorefresh": {"task": "models_svc.tasks.reward_models_autorefresh", "schedule": 60.0},
     # Fails quality reports whose worker stopped (killed mid-report).

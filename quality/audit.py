@@ -17,6 +17,7 @@ import numpy as np
 from django.db import transaction
 from django.utils import timezone
 
+from annotate.jobs import job_enqueue
 from annotate.models import HUMAN_SOURCES, Comparison, Judgment, Project
 from models_svc.models import ModelVersion
 
@@ -42,7 +43,7 @@ def noise_audit_enqueue(*, project: Project, created_by=None) -> NoiseAudit:
     audit = NoiseAudit.objects.create(project=project, model_version=version, created_by=created_by)
     from .tasks import run_noise_audit
 
-    run_noise_audit.delay_on_commit(audit.pk)
+    job_enqueue(task=run_noise_audit, args=(audit.pk,), job=audit)
     return audit
 
 

@@ -14,6 +14,7 @@ import logging
 from django.db import transaction
 from django.utils import timezone
 
+from annotate.jobs import job_enqueue
 from annotate.models import Project
 
 from . import annotators, services
@@ -33,7 +34,7 @@ def quality_report_enqueue(*, project: Project, created_by=None) -> QualityRepor
     report = QualityReport.objects.create(project=project, created_by=created_by)
     from .tasks import make_quality_report
 
-    make_quality_report.delay_on_commit(report.pk)
+    job_enqueue(task=make_quality_report, args=(report.pk,), job=report)
     return report
 
 

@@ -4,7 +4,6 @@ access rule and services as the pages: staff and researchers only."""
 from __future__ import annotations
 
 from django.db import IntegrityError
-from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
@@ -13,7 +12,8 @@ from rest_framework.response import Response as ApiResponse
 from . import portable, services
 from .models import Rubric, RubricVersion
 from .schema import CriterionError
-from .access import require_researcher
+from .access import (IMPORT_REFUSED, get_rubric_for, get_version_for, get_version_to_change, import_slug,
+                     may_import_into, require_researcher)
 
 
 class RubricVersionSummarySerializer(serializers.ModelSerializer):
@@ -81,23 +81,19 @@ def rubric_list(request):
 @extend_schema(responses=RubricSerializer)
 @api_view(["GET"])
 def rubric_detail(request, slug: str):
-    require_researcher(request.user)
-    return ApiResponse(RubricSerializer(get_object_or_404(Rubric, slug=slug)).data)
+    return ApiResponse(RubricSerializer(get_rubric_for(request.user, slug)).data)
 
 
 @extend_schema(responses=RubricVersionSerializer)
 @api_view(["GET"])
 def version_detail(request, slug: str, number: int):
-    require_researcher(request.user)
-    version = get_object_or_404(RubricVersion, rubric__slug=slug, number=number)
-    return ApiResponse(_version_data(version))
+    return ApiResponse(_version_data(get_version_for(request.user, slug, number)))
 
 
 @extend_schema(request=None, responses=RubricVersionSerializer)
 @api_view(["POST"])
 def version_publish(request, slug: str, number: int):
-    require_researcher(request.user)
-    version = get_object_or_404(RubricVersion, rubric__slug=slug, number=number)
+    version = get_version_to_change(request.user, slug, number)
     try:
         version = services.rubric_version_publish(version=version)
     except (services.RubricVersionLocked, ValueError) as exc:
@@ -111,6 +107,9 @@ def rubric_import(request):
     require_researcher(request.user)
     body = ImportSerializer(data=request.data)
     body.is_valid(raise_exception=True)
+    target = import_slug(body.validated_data["document"], body.validated_data.get("slug"))
+    if not may_import_into(request.user, target):
+        return ApiResponse({"slug": [IMPORT_REFUSED.format(slug=target)]}, status=status.HTTP_400_BAD_REQUEST)
     try:
         version = services.rubric_version_import(
             document=body.validated_data["document"], slug=body.validated_data.get("slug"), created_by=request.user

@@ -27,6 +27,9 @@ class Rubric(models.Model):
 # under. Rubrics sit below annotate (DESIGN §10), so they are reached through these
 # reverse relations, never by importing annotate.
 LABEL_RELATIONS = ("judgments", "ratings", "rankings")
+# How each label model reaches its project (annotate's field names, as strings).
+LABEL_PROJECT = {"judgments": "comparison__project", "ratings": "response__prompt__project",
+                 "rankings": "prompt__project"}
 
 
 def _label_models():
@@ -41,12 +44,16 @@ class RubricVersionQuerySet(models.QuerySet):
             any_label |= models.Exists(model.objects.filter(rubric_version=models.OuterRef("pk")))
         return self.filter(any_label)
 
-    def label_counts(self) -> dict[int, dict[str, int]]:
+    def label_counts(self, *, projects=None) -> dict[int, dict[str, int]]:
         """Labels made under each of these versions, by kind (``judgments``, …),
-        counted in SQL: the proof that old labels stay put."""
+        counted in SQL: the proof that old labels stay put. Only labels of
+        ``projects`` (a queryset) when given: a viewer counts their own projects' labels."""
         counts: dict[int, dict[str, int]] = {}
         for name, model in _label_models():
-            rows = (model.objects.filter(rubric_version__in=self).values("rubric_version_id")
+            labels = model.objects.filter(rubric_version__in=self)
+            if projects is not None:
+                labels = labels.filter(**{f"{LABEL_PROJECT[name]}__in": projects})
+            rows = (labels.values("rubric_version_id")
                     .annotate(n=models.Count("id")).values_list("rubric_version_id", "n"))
             for vid, n in rows:
                 counts.setdefault(vid, {})[name] = n

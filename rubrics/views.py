@@ -15,7 +15,9 @@ from django_htmx.http import retarget
 
 
 from . import forms, portable, services
-from .access import get_rubric_for, get_version_for, projects_pinning, projects_run_by, require_researcher
+from .access import (IMPORT_REFUSED, get_rubric_for, get_version_for, get_version_to_change, import_slug,
+                     may_change, may_import_into, projects_pinning, projects_run_by, projects_seen_by,
+                     require_researcher)
 from .diff import version_diff
 from .models import Criterion, Rubric, RubricVersion
 from .presenters import PREFERENCE_SCALE, criterion_view
@@ -83,9 +85,11 @@ def rubric_import(request):
     fmt = "json" if upload.name.lower().endswith(".json") else "yaml"
     try:
         doc = portable.load_text(upload.read(portable.MAX_DOCUMENT_BYTES + 1), fmt)
-        version = services.rubric_version_import(
-            document=doc, slug=request.POST.get("slug", "").strip() or None, created_by=request.user
-        )
+        slug = request.POST.get("slug", "").strip() or None
+        target = import_slug(doc, slug)
+        if not may_import_into(request.user, target):
+            raise portable.DocumentError(IMPORT_REFUSED.format(slug=target))
+        version = services.rubric_version_import(document=doc, slug=slug, created_by=request.user)
     except (portable.DocumentError, CriterionError, IntegrityError) as exc:
         messages.error(request, f"{upload.name}: {exc}. Nothing was imported.")
         return redirect("rubric-list")
@@ -104,14 +108,16 @@ def rubric_detail(request, slug: str):
     wanted = request.GET.get("v")
     version = next((v for v in versions if str(v.number) == wanted), None) or (versions[0] if versions else None)
     referenced = set(RubricVersion.objects.filter(rubric=rubric).referenced().values_list("pk", flat=True))
-    label_counts = RubricVersion.objects.filter(rubric=rubric).label_counts()
+    seen = projects_seen_by(request.user)
+    label_counts = RubricVersion.objects.filter(rubric=rubric).label_counts(projects=seen)
     manageable = list(projects_run_by(request.user))
     return render(request, "rubrics/detail.html", {
         "rubric": rubric, "versions": versions, "version": version, "referenced": referenced,
         "criteria": list(version.criteria.all()) if version else [],
         "projects": manageable,
-        "pinned": {p.pk: p for p in projects_pinning(rubric)},
+        "pinned": {p.pk: p for p in projects_pinning(rubric).filter(pk__in=seen)},
         "label_counts": label_counts,
+        "may_change": may_change(request.user, rubric),
     })
 
 
@@ -206,7 +212,7 @@ def _draft_or_redirect(request, version: RubricVersion):
 @login_required
 @require_GET
 def version_edit(request, slug: str, number: int):
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     refused = _draft_or_redirect(request, version)
     if refused:
         return refused
@@ -232,7 +238,7 @@ def _locked(request, version, exc):
 @login_required
 @require_POST
 def version_settings(request, slug: str, number: int):
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     aggregation = request.POST.get("aggregation", version.aggregation)
     try:
         services.rubric_version_update(
@@ -259,7 +265,7 @@ def version_settings(request, slug: str, number: int):
 @login_required
 @require_POST
 def criterion_add(request, slug: str, number: int):
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     data, errors = forms.spec_from_post(request.POST)
     if not errors:
         try:
@@ -281,7 +287,7 @@ def criterion_add(request, slug: str, number: int):
 def criterion_edit(request, slug: str, number: int, key: str):
     """GET: the inline form for one criterion. POST: save it (or, with ``refresh``,
     re-render the form for a changed scale or range without saving)."""
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     crit = get_object_or_404(Criterion, version=version, key=key)
     if request.method == "GET":
         values = forms.initial_from_spec(crit.as_spec())
@@ -318,7 +324,7 @@ def _form_context(version, crit, values, errors, levels) -> dict:
 @require_POST
 def criterion_add_form(request, slug: str, number: int):
     """Re-render the add form after the scale or range changed (nothing is saved)."""
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     levels = forms.anchor_levels(request.POST.get("scale", "likert"), request.POST.get("min"), request.POST.get("max"))
     return render(request, "rubrics/partials/criterion_add.html", {
         "version": version, "rubric": version.rubric, "add_values": request.POST, "add_errors": {},
@@ -329,7 +335,7 @@ def criterion_add_form(request, slug: str, number: int):
 @login_required
 @require_POST
 def criterion_delete(request, slug: str, number: int, key: str):
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     crit = get_object_or_404(Criterion, version=version, key=key)
     try:
         services.criterion_delete(criterion=crit)
@@ -341,7 +347,7 @@ def criterion_delete(request, slug: str, number: int, key: str):
 @login_required
 @require_POST
 def criterion_move(request, slug: str, number: int, key: str):
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     keys = list(version.criteria.values_list("key", flat=True))
     if key not in keys:
         raise Http404("No such criterion.")
@@ -362,7 +368,7 @@ def criterion_move(request, slug: str, number: int, key: str):
 @login_required
 @require_POST
 def version_publish(request, slug: str, number: int):
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     try:
         services.rubric_version_publish(version=version)
     except (services.RubricVersionLocked, ValueError) as exc:
@@ -375,7 +381,7 @@ def version_publish(request, slug: str, number: int):
 @login_required
 @require_POST
 def version_new_draft(request, slug: str, number: int):
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     changelog = request.POST.get("changelog", "").strip()
     draft = services.rubric_version_new_draft(version=version, changelog=changelog)
     messages.success(request, f"Draft v{draft.number} created from v{version.number}.")
@@ -385,7 +391,7 @@ def version_new_draft(request, slug: str, number: int):
 @login_required
 @require_POST
 def version_discard(request, slug: str, number: int):
-    version = get_version_for(request.user, slug, number)
+    version = get_version_to_change(request.user, slug, number)
     try:
         services.rubric_version_delete_draft(version=version)
     except services.RubricVersionLocked as exc:

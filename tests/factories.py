@@ -71,3 +71,63 @@ def labelled_for_training(project, tiny, *, prompts=12, responses=3, ratings=Fal
 
 def fast_training(**extra):
     return {"epochs": 3, "ensemble_size": 2, "max_length": 64, "eval_every": 5, **extra}
+
+
+def two_project_world(tmp_path) -> dict:
+    """Two projects with one annotator and one researcher each, a staff user, and one
+    of every object a route can name in the first ("here") project: an annotator's
+    lease, import and export jobs (the export finished, with its files), a training
+    run and model version, a scoring job, a review item, and a rubric made by here's researcher with
+    a published version pinned on the project and a draft after it."""
+    from annotate import queue
+    from annotate.models import ExportJob, ImportJob
+    from models_svc.models import ModelVersion, ScoringJob, TrainingRun
+    from quality.models import ReviewItem
+
+    researcher_here = make_user("rita-here")
+    researcher_elsewhere = make_user("rob-elsewhere")
+    here = services.project_create(name="Here", slug="here", created_by=researcher_here)
+    elsewhere = services.project_create(name="Elsewhere", slug="elsewhere", created_by=researcher_elsewhere)
+    annotator_here = make_user("anna-here")
+    annotator_elsewhere = make_user("abe-elsewhere")
+    services.membership_set(project=here, user=annotator_here, role=Role.ANNOTATOR)
+    services.membership_set(project=elsewhere, user=annotator_elsewhere, role=Role.ANNOTATOR)
+    fill(here, prompts=2, responses=2)
+    fill(elsewhere, prompts=1, responses=2)
+    assignment = queue.assignment_lease(project=here, annotator=annotator_here)
+
+    v1 = rubric_services.rubric_create(
+        name="Shared", slug="shared", created_by=researcher_here,
+        criteria=[{"key": "helpful", "name": "Helpful", "scale": "likert", "min": 0, "max": 4}],
+    )
+    v1 = rubric_services.rubric_version_publish(version=v1)
+    here.rubric_version = v1
+    here.save(update_fields=["rubric_version"])
+    draft = rubric_services.rubric_version_new_draft(version=v1, changelog="next")
+
+    import_job = ImportJob.objects.create(project=here, format="jsonl", file_path=str(tmp_path / "gone.jsonl"),
+                                          status=ImportJob.Status.FAILED, error="boom")
+    folder = tmp_path / "export"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "README.md").write_text("# card\n")
+    (folder / "data.jsonl").write_text("{}\n")
+    export_job = ExportJob.objects.create(project=here, format="raw", file_format="jsonl", snapshot_id="s1",
+                                          status=ExportJob.Status.SUCCEEDED, path=str(folder),
+                                          file_path=str(folder / "data.jsonl"))
+    run = TrainingRun.objects.create(project=here, status=TrainingRun.Status.SUCCEEDED,
+                                     config={"mode": "head", "objective": "bt"})
+    version = ModelVersion.objects.create(project=here, run=run, number=1, artifact_path=str(tmp_path / "model"))
+    scoring_job = ScoringJob.objects.create(project=here, model_version=version,
+                                            items=[{"conversation": [{"role": "user", "content": "q"}], "responses": ["a"]}])
+    review_item = ReviewItem.objects.create(project=here, comparison=Comparison.objects.filter(project=here).first(),
+                                            reasons=["low_agreement"], evidence=1.0)
+    return {
+        "here": here, "elsewhere": elsewhere, "assignment": assignment, "rubric": v1.rubric, "published": v1,
+        "draft": draft, "import_job": import_job, "export_job": export_job, "run": run, "model_version": version,
+        "review_item": review_item, "scoring_job": scoring_job,
+        "users": {
+            "annotator_here": annotator_here, "annotator_elsewhere": annotator_elsewhere,
+            "researcher_here": researcher_here, "researcher_elsewhere": researcher_elsewhere,
+            "staff": make_user("stella-staff", staff=True),
+        },
+    }

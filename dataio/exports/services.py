@@ -20,6 +20,7 @@ from typing import Callable
 from django.conf import settings
 from django.utils import timezone
 
+from annotate.jobs import job_enqueue
 from annotate.models import ExportJob, Project
 from quality.services import judgments_agreement
 
@@ -109,7 +110,7 @@ def export_job_enqueue(*, job: ExportJob) -> None:
     """Run the job on a worker once the current transaction commits."""
     from ..tasks import run_export
 
-    run_export.delay_on_commit(job.pk)
+    job_enqueue(task=run_export, args=(job.pk,), job=job)
 
 
 def export_job_cancel(*, job: ExportJob) -> bool:

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from annotate.jobs import job_enqueue
 from annotate.models import ImportJob, Project
 
 from .index import FileIndex
@@ -73,7 +74,7 @@ def import_job_enqueue(*, job: ImportJob) -> None:
     """Run the job on a worker once the current transaction commits."""
     from ..tasks import run_import
 
-    run_import.delay_on_commit(job.pk)
+    job_enqueue(task=run_import, args=(job.pk,), job=job)
 
 
 def import_job_cancel(*, job: ImportJob) -> bool:

@@ -8,8 +8,8 @@ its artifact is fully in place, and nothing here changes the active version exce
 ``model_version_promote`` — so a failed, killed or cancelled run never does.
 
 Enqueuing is this module's job (views and the API never call ``.delay``): a task
-is sent with ``delay_on_commit``/``apply_async_on_commit`` from inside the writing
-transaction. ``models_svc.tasks`` imports this module; this module imports the tasks
+is sent with ``annotate.jobs.job_enqueue`` from inside the writing transaction (it
+publishes on commit, and fails the run at once when the broker is down). ``models_svc.tasks`` imports this module; this module imports the tasks
 only where it sends one, so the tasks' module never sits under a service's import.
 """
 
@@ -32,6 +32,7 @@ from django.db import close_old_connections, connection, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from annotate.jobs import job_enqueue
 from annotate.models import Project
 
 from ..ml.config import TrainConfig
@@ -127,7 +128,7 @@ def _send(run: TrainingRun) -> None:
     stored on the run."""
     from .. import tasks
 
-    tasks.train_reward_model.apply_async_on_commit((run.pk,), task_id=run.celery_id)
+    job_enqueue(task=tasks.train_reward_model, args=(run.pk,), job=run, task_id=run.celery_id)
 
 
 def training_run_claim(*, run_id: int, worker: str) -> TrainingRun | None:
@@ -344,7 +345,7 @@ def comparisons_rescore_enqueue(*, project_id: int) -> None:
     once the current transaction, if any, commits."""
     from .. import tasks
 
-    tasks.rescore_comparisons.delay_on_commit(project_id)
+    job_enqueue(task=tasks.rescore_comparisons, args=(project_id,))
 
 
 @transaction.atomic

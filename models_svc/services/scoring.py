@@ -1,18 +1,24 @@
 """Scoring with a stored reward model: the version's artifact loaded once per
 process, then rewards for (conversation, response) items. Used by the scoring API
-and the worker's rescoring; torch is imported only when a model is loaded."""
+and the worker's rescoring; torch is imported only when a model is loaded. Batches
+too large for one web request are scored by a worker as a ``ScoringJob``."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
 
 from annotate.models import Project
 
-from ..models import ModelVersion
+from ..models import ModelVersion, ScoringJob
+
+log = logging.getLogger(__name__)
 
 _LOADED: dict[str, Any] = {}
 _LOAD_LOCK = threading.Lock()
@@ -46,3 +52,65 @@ def rewards_score(*, project: Project, items: list[dict[str, Any]], version: Mod
         out.append(scores[at:at + len(item["responses"])])
         at += len(item["responses"])
     return {"model_version": version.number, "criteria": model.criteria, "results": out}
+
+
+# --- large batches: a job scored by a worker ----------------------------------------------
+
+JOB_CHUNK = 32  # texts scored between two progress updates and cancel checks
+STALE_AFTER_SECONDS = 300
+
+
+def scoring_job_create(*, project: Project, items: list[dict[str, Any]], version: ModelVersion | None = None,
+                       created_by=None) -> ScoringJob:
+    """Record the batch with the version it will be scored by (the active one unless
+    given) and queue it (``annotate.jobs``: a failed enqueue fails the job)."""
+    from annotate.jobs import job_enqueue
+
+    from .. import tasks
+
+    with transaction.atomic():
+        version = version or ModelVersion.objects.filter(project=project, state=ModelVersion.State.ACTIVE).first()
+        if version is None:
+            raise LookupError("this project has no active reward model yet; train one and promote it")
+        job = ScoringJob.objects.create(project=project, created_by=created_by, model_version=version, items=items)
+        job_enqueue(task=tasks.score_batch, args=(job.pk,), job=job)
+    return job
+
+
+def scoring_job_run(*, job_id: int) -> ScoringJob:
+    """Score a queued job in chunks, heart-beating and checking *Cancel* between them."""
+    now = timezone.now()
+    if not ScoringJob.objects.filter(pk=job_id, status=ScoringJob.Status.QUEUED).update(
+            status=ScoringJob.Status.RUNNING, started_at=now, heartbeat_at=now):
+        return ScoringJob.objects.get(pk=job_id)
+    job = ScoringJob.objects.select_related("model_version").get(pk=job_id)
+    try:
+        model = load_model(job.model_version)
+        flat = [(item["conversation"], text) for item in job.items for text in item["responses"]]
+        scores: list = []
+        for start in range(0, len(flat), JOB_CHUNK):
+            if ScoringJob.objects.filter(pk=job_id, cancel_requested=True).exists():
+                ScoringJob.objects.filter(pk=job_id).update(status=ScoringJob.Status.CANCELLED,
+                                                            finished_at=timezone.now())
+                return ScoringJob.objects.get(pk=job_id)
+            scores += model.score_items(flat[start:start + JOB_CHUNK]).rows()
+            ScoringJob.objects.filter(pk=job_id).update(progress=len(scores) / len(flat), heartbeat_at=timezone.now())
+        out, at = [], 0
+        for item in job.items:
+            out.append(scores[at:at + len(item["responses"])])
+            at += len(item["responses"])
+        result = {"model_version": job.model_version.number, "criteria": model.criteria, "results": out}
+    except Exception as exc:  # the job must end in a final state whatever happened
+        log.exception("scoring job %s failed", job_id)
+        ScoringJob.objects.filter(pk=job_id).update(status=ScoringJob.Status.FAILED, error=f"internal error: {exc}",
+                                                    finished_at=timezone.now())
+    else:
+        ScoringJob.objects.filter(pk=job_id).update(status=ScoringJob.Status.SUCCEEDED, progress=1.0, result=result,
+                                                    finished_at=timezone.now())
+    return ScoringJob.objects.get(pk=job_id)
+
+
+def scoring_jobs_sweep() -> int:
+    """Fail jobs whose worker stopped heart-beating (killed mid-batch)."""
+    return ScoringJob.sweep(stale_after_seconds=STALE_AFTER_SECONDS,
+                            error="the worker stopped while scoring (killed or lost); send the batch again")

@@ -34,8 +34,9 @@ def rclient(client, researcher):
 
 
 @pytest.fixture
-def draft():
-    return rubric_services.rubric_create_from_template(template="helpsteer2", slug="hs", name="HS")
+def draft(researcher):
+    # the researcher's own rubric: only its owner (or a pinning project's researchers, or staff) may change it
+    return rubric_services.rubric_create_from_template(template="helpsteer2", slug="hs", name="HS", created_by=researcher)
 
 
 def _url(name, version, *extra):

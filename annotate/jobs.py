@@ -1,0 +1,93 @@
+"""Handing work to the Celery workers: the one way every job is queued (imports,
+exports, training runs, quality reports and audits, and the row-less tasks).
+
+A task is published once the writing transaction commits, so the worker finds the
+row. When the broker cannot take it, publishing gives up within a few seconds
+(``CELERY_BROKER_CONNECTION_TIMEOUT`` and ``CELERY_TASK_PUBLISH_RETRY_POLICY`` in
+the settings) instead of hanging the request: the job is failed with
+``QUEUE_UNREACHABLE``, so it never sits ``queued`` for ever (a project would then
+refuse every later run), and ``JobQueueUnavailable`` reaches the caller: the API
+answers 503 with the message, and pages show it (``preflab.queue_errors``).
+``jobs_unclaimed_sweep`` fails jobs a worker never picked up (a message the broker
+lost), after ``PREFLAB_JOB_PICKUP_MINUTES``.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+from django.apps import apps
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+from rest_framework.exceptions import APIException
+
+from .models import BackgroundJob
+
+log = logging.getLogger(__name__)
+
+QUEUE_UNREACHABLE = "the job queue is unreachable; try again"
+
+
+class JobQueueUnavailable(APIException):
+    """The broker did not take the task; the job (if any) is already failed."""
+
+    status_code = 503
+    default_detail = QUEUE_UNREACHABLE
+    default_code = "queue_unreachable"
+
+
+def job_enqueue(*, task, args: tuple = (), job: BackgroundJob | None = None, task_id: str | None = None) -> None:
+    """Publish ``task(*args)`` once the current transaction commits (at once outside one).
+
+    With a ``job`` row, a failed publish fails the job and raises
+    ``JobQueueUnavailable``; without one (a rescore, a derivation: work that the
+    next trigger redoes) it is only logged."""
+
+    def publish():
+        if task.app.conf.task_always_eager:  # tests: the task runs here, and its own errors must surface
+            task.apply_async(args, task_id=task_id)
+            return
+        try:
+            task.apply_async(args, task_id=task_id)
+        except Exception as exc:  # whatever the broker or result store raised: the task is not queued
+            log.warning("could not queue %s%r for %s: %s", task.name, args, job or "no job row", exc, exc_info=True)
+            if job is None:
+                return
+            job_fail_unqueued(job=job, error=QUEUE_UNREACHABLE)
+            raise JobQueueUnavailable() from exc
+
+    transaction.on_commit(publish)
+
+
+def job_fail_unqueued(*, job: BackgroundJob, error: str) -> bool:
+    """queued → failed with ``error`` (and the object updated to match), unless a
+    worker claimed it meanwhile. Returns whether it applied."""
+    now = timezone.now()
+    done = type(job).objects.filter(pk=job.pk, status=job.Status.QUEUED).update(
+        status=job.Status.FAILED, error=error, finished_at=now)
+    if done:
+        job.status, job.error, job.finished_at = job.Status.FAILED, error, now
+    return bool(done)
+
+
+def job_models() -> list[type[BackgroundJob]]:
+    """Every kind of job row, whichever app defines it."""
+    return [m for m in apps.get_models() if issubclass(m, BackgroundJob)]
+
+
+def jobs_unclaimed_sweep(*, older_than: timedelta | None = None) -> int:
+    """Fail the jobs still ``queued`` after ``older_than`` (default
+    ``settings.JOB_PICKUP_SECONDS``): no worker ever picked them up. Returns how many."""
+    older_than = older_than or timedelta(seconds=settings.JOB_PICKUP_SECONDS)
+    cutoff = timezone.now() - older_than
+    minutes = round(older_than.total_seconds() / 60)
+    error = f"no worker picked this job up within {minutes} minutes (the job queue may have lost it); try again"
+    failed = 0
+    for model in job_models():
+        failed += model.objects.filter(status=model.Status.QUEUED, created_at__lt=cutoff).update(
+            status=model.Status.FAILED, error=error, finished_at=timezone.now())
+    if failed:
+        log.warning("failed %d job(s) never picked up by a worker", failed)
+    return failed

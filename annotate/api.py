@@ -1,4 +1,5 @@
-"""REST API (token or session auth). Same access rules and services as the pages."""
+"""REST API (token or session auth). Same access rules and services as the pages.
+Projects and their members are in ``annotate.projects_api``."""
 
 from __future__ import annotations
 
@@ -19,13 +20,7 @@ from .exports.spec import AGGREGATIONS, FILE_FORMATS, FORMATS, ExportSpec
 from .imports import services as imports
 from .imports.parsers import PARSERS
 from .presenters import task_payload
-from .models import ExportJob, ImportJob, Project, TaskKind
-
-
-class ProjectSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Project
-        fields = ["slug", "name", "description", "task_kinds", "overlap", "lease_ttl_seconds", "gold_rate", "selection_strategy"]
+from .models import ExportJob, ImportJob, TaskKind
 
 
 class ImportJobSerializer(serializers.ModelSerializer):
@@ -42,20 +37,6 @@ class ImportJobSerializer(serializers.ModelSerializer):
 class ImportRequestSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=list(PARSERS))
     file = serializers.FileField()
-
-
-@extend_schema(responses=ProjectSerializer(many=True))
-@api_view(["GET"])
-def project_list(request):
-    projects = Project.objects.visible_to(request.user).order_by("name")
-    return ApiResponse(ProjectSerializer(projects, many=True).data)
-
-
-@extend_schema(responses=ProjectSerializer)
-@api_view(["GET"])
-def project_detail(request, slug: str):
-    project, _ = get_project_for(request.user, slug)
-    return ApiResponse(ProjectSerializer(project).data)
 
 
 @extend_schema(methods=["GET"], responses=ImportJobSerializer(many=True))

@@ -11,7 +11,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from . import forms, queue, stats, submit
-from .access import can_manage, get_assignment_for, get_project_for
+from .access import can_create_project, can_manage, get_assignment_for, get_project_for
 from .exports import services as exports
 from .forms import FORMAT_HELP, ExportForm, ImportForm
 from .imports import services as imports
@@ -29,7 +29,7 @@ def home(request):
          "kinds": [k for k in p.task_kinds if k in queue.QUEUE_KINDS]}
         for p in projects
     ]
-    return render(request, "annotate/home.html", {"rows": rows})
+    return render(request, "annotate/home.html", {"rows": rows, "can_create": can_create_project(request.user)})
 
 
 def _project_stats(project: Project) -> dict[str, int]:

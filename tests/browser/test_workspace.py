@@ -139,6 +139,7 @@ def test_every_page_fits_390px(page, owner, annotator, shared_data):
         for url in urls:
             assert page.goto(url).status == 200, url
             page.wait_for_load_state("networkidle")
+            _shot(page, "390-" + user.username + re.sub(r"[^a-z0-9]+", "-", url).rstrip("-"))
             if not _fits(page):
                 wide.append((user.username, url, page.evaluate(_OVERFLOWING)))
         page.context.clear_cookies()

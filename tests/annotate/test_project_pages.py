@@ -146,3 +146,16 @@ def test_user_changes_their_own_password(client, annotator):
     assert resp.status_code == 302
     annotator.refresh_from_db()
     assert annotator.check_password("A-new-secret-77")
+
+
+def test_pin_selector_preselects_nothing_when_no_rubric_is_pinned(client, owner, project):
+    from rubrics import services as rubric_services
+
+    version = rubric_services.rubric_version_publish(
+        version=rubric_services.rubric_create_from_template(template="hh", slug="hh", name="HH"))
+    client.force_login(owner)
+    select = re.search(r'<select id="pin-version".*?</select>', client.get(f"/p/{project.slug}/").content.decode(), re.S).group(0)
+    assert '<option value="" selected disabled>' in select and f'value="{version.pk}" selected' not in select
+    services.project_update(project=project, rubric_version=version)
+    select = re.search(r'<select id="pin-version".*?</select>', client.get(f"/p/{project.slug}/").content.decode(), re.S).group(0)
+    assert f'value="{version.pk}" selected' in select and 'value=""' not in select

@@ -159,3 +159,16 @@ def test_pin_selector_preselects_nothing_when_no_rubric_is_pinned(client, owner,
     services.project_update(project=project, rubric_version=version)
     select = re.search(r'<select id="pin-version".*?</select>', client.get(f"/p/{project.slug}/").content.decode(), re.S).group(0)
     assert f'value="{version.pk}" selected' in select and 'value=""' not in select
+
+
+def test_counts_use_plural_forms(client, owner, annotator, project):
+    from tests.factories import pin_rubric
+
+    fill(project, prompts=1, responses=2)
+    client.force_login(owner)
+    html = client.get(f"/p/{project.slug}/").content.decode()
+    assert "<b>1</b><span>prompt</span>" in html and "<b>2</b><span>responses</span>" in html
+    assert "<b>1</b><span>comparison</span>" in html and "<b>0</b><span>judgments</span>" in html
+    pin_rubric(project, criteria=[{"key": "correct", "name": "Correctness", "scale": "pairwise"}])
+    client.force_login(annotator)
+    assert "(1 criterion)" in client.get(f"/p/{project.slug}/work/pairwise/").content.decode()

@@ -47,6 +47,9 @@ def test_new_project_errors_name_their_field_and_create_nothing(client, owner, p
 def test_annotators_may_not_create_projects_and_are_told_who_may(client, annotator, project):
     client.force_login(annotator)
     assert "/projects/new/" not in client.get("/").content.decode()
+    page = client.get("/projects/new/")
+    assert page.status_code == 403
+    assert "Only staff and researchers of a project may create projects." in page.content.decode()
     resp = client.post("/projects/new/", {**SETTINGS, "slug": "mine"})
     assert resp.status_code == 403
     assert not Project.objects.filter(slug="mine").exists()

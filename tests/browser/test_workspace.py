@@ -16,7 +16,7 @@ from django.core.management import call_command
 from playwright.sync_api import expect
 
 from annotate import services
-from annotate.models import Judgment, Membership, Project, Role
+from annotate.models import Comparison, Judgment, Membership, Project, Ranking, Rating, Role
 from rubrics import services as rubric_services
 from tests.browser.conftest import login
 from tests.conftest import make_user
@@ -123,6 +123,12 @@ def _full_project(owner, annotator, shared_data) -> Project:
 def test_every_page_fits_390px(page, owner, annotator, shared_data):
     project = _full_project(owner, annotator, shared_data)
     make_user("kim")
+    # a label of every kind, so My labels shows long articles and summaries too
+    comparison = Comparison.objects.filter(project=project).select_related("prompt").first()
+    Judgment.objects.create(comparison=comparison, annotator=annotator, choice="A", strength=-1, rationale="x" * 300)
+    Rating.objects.create(response=comparison.response_a, annotator=annotator, scores={"helpfulness": 3})
+    Ranking.objects.create(prompt=comparison.prompt, annotator=annotator,
+                           groups=[[comparison.response_b_id], [comparison.response_a_id]])
     p = f"/p/{project.slug}"
     researcher_pages = [
         "/", "/projects/new/", f"{p}/", f"{p}/settings/", f"{p}/members/", f"{p}/import/", f"{p}/exports/",

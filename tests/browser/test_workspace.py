@@ -169,3 +169,17 @@ def test_cnndm_article_and_both_summaries_on_one_desktop_screen(page, owner, ann
     page.click("details.prompt-panel > summary")  # folds away
     expect(article).to_be_hidden()
     assert page.console_errors == []
+
+
+def test_a_chosen_rating_level_shows_its_anchor_text(page, owner, annotator, shared_data):
+    project = _full_project(owner, annotator, shared_data)
+    login(page, annotator.username, PASSWORD)
+    page.goto(f"/p/{project.slug}/work/rating/")
+    row = page.locator("fieldset.rating-row").first
+    level = row.locator("label.level").nth(1)
+    anchor = level.locator(".anchor").text_content()
+    assert anchor  # HelpSteer2 writes an anchor for every level
+    expect(row.locator(".anchor-line")).to_have_text("")
+    level.locator("input").check()
+    expect(row.locator(".anchor-line")).to_have_text(anchor)
+    assert page.console_errors == []

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
 from rest_framework.response import Response as ApiResponse
@@ -22,6 +22,8 @@ from .access import get_project_for, require_project_creator
 from .models import Membership, Project, Role, TaskKind
 
 
+@extend_schema_field({"type": "object", "nullable": True, "properties": {
+    "rubric": {"type": "string", "description": "the rubric's slug"}, "number": {"type": "integer"}}})
 class RubricVersionField(serializers.Field):
     """A rubric version as ``{"rubric": slug, "number": n}`` (null: none pinned)."""
 
@@ -122,7 +124,7 @@ class MemberSerializer(serializers.Serializer):
 
 class MemberRequest(serializers.Serializer):
     username = serializers.CharField(max_length=150)
-    role = serializers.ChoiceField(choices=Role.values, default=Role.ANNOTATOR)
+    role = serializers.ChoiceField(choices=Role.choices, default=Role.ANNOTATOR)
     create = serializers.ChoiceField(
         choices=["password", "invite"], required=False,
         help_text="Create the account: with a one-time password (returned once) or an invite link (returned once). "
@@ -135,7 +137,7 @@ class MemberCreated(MemberSerializer):
 
 
 class RoleRequest(serializers.Serializer):
-    role = serializers.ChoiceField(choices=Role.values)
+    role = serializers.ChoiceField(choices=Role.choices)
 
 
 @extend_schema(methods=["GET"], responses=MemberSerializer(many=True))

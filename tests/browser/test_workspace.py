@@ -183,3 +183,15 @@ def test_a_chosen_rating_level_shows_its_anchor_text(page, owner, annotator, sha
     level.locator("input").check()
     expect(row.locator(".anchor-line")).to_have_text(anchor)
     assert page.console_errors == []
+
+
+def test_api_documentation_page_is_served_without_a_cdn(page, owner):
+    requests = []
+    page.on("request", lambda r: requests.append(r.url))
+    login(page, owner.username, PASSWORD)
+    page.goto("/api/v1/docs/")
+    expect(page.locator("body")).to_contain_text("PrefLab API", timeout=20_000)
+    expect(page.locator("body")).to_contain_text("/api/v1/projects/{slug}/members/")
+    base = page.url.split("/api/")[0]
+    assert [u for u in requests if not u.startswith((base, "blob:", "data:"))] == []
+    assert page.console_errors == []

@@ -5,6 +5,7 @@ byte for byte as they answer a typo (tests/preflab/test_authorization_matrix.py)
 
 from __future__ import annotations
 
+from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rubrics.access import NOT_FOUND
 
@@ -44,3 +45,21 @@ def get_assignment_for(user, assignment_id: int, *, project: Project | None = No
     if assignment is None or (project is not None and assignment.project_id != project.pk):
         raise Http404(NOT_FOUND)
     return assignment
+
+
+# Who may create a project: staff, and anyone who already runs one (a researcher
+# somewhere), the same people who may open the rubric library. An annotator who
+# should run projects is made a researcher of one by a researcher or an admin.
+PROJECT_CREATORS = "staff and researchers of a project"
+
+
+def can_create_project(user) -> bool:
+    from rubrics.access import is_researcher
+
+    return is_researcher(user)
+
+
+def require_project_creator(user) -> None:
+    """403 naming who may create projects (no project is involved, so nothing leaks)."""
+    if not can_create_project(user):
+        raise PermissionDenied(f"Only {PROJECT_CREATORS} may create projects.")

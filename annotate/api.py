@@ -1,4 +1,5 @@
-"""REST API (token or session auth). Same access rules and services as the pages."""
+"""REST API (token or session auth). Same access rules and services as the pages.
+Projects and their members are in ``annotate.projects_api``."""
 
 from __future__ import annotations
 
@@ -10,27 +11,7 @@ from rest_framework.response import Response as ApiResponse
 from . import queue, submit
 from .access import get_assignment_for, get_project_for
 from .presenters import task_payload
-from .models import Project, TaskKind
-
-
-class ProjectSerializer(serializers.ModelSerializer):
-    class Meta:
-        model = Project
-        fields = ["slug", "name", "description", "task_kinds", "overlap", "lease_ttl_seconds", "gold_rate", "selection_strategy"]
-
-
-@extend_schema(responses=ProjectSerializer(many=True))
-@api_view(["GET"])
-def project_list(request):
-    projects = Project.objects.visible_to(request.user).order_by("name")
-    return ApiResponse(ProjectSerializer(projects, many=True).data)
-
-
-@extend_schema(responses=ProjectSerializer)
-@api_view(["GET"])
-def project_detail(request, slug: str):
-    project, _ = get_project_for(request.user, slug)
-    return ApiResponse(ProjectSerializer(project).data)
+from .models import TaskKind
 
 
 # --- the annotation queue ----------------------------------------------------------

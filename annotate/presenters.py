@@ -57,3 +57,30 @@ def annotator_pseudonym(*, salt: str, user_id: int) -> str:
     the user id keyed by the project's secret salt. Exports and the review queue
     show annotators by it."""
     return hmac.new(salt.encode(), str(user_id).encode(), hashlib.sha256).hexdigest()[:16]
+
+
+def my_labels(*, project, annotator, limit: int = 50) -> dict[str, list]:
+    """An annotator's own recent labels of every kind, each with its prompt and the
+    responses as they judged them: pairwise with the preferred one first (in the
+    order shown), rankings best first. Nobody else's labels are read."""
+    from .models import Judgment, Ranking, Rating, Response
+
+    judgments = list(
+        Judgment.objects.filter(comparison__project=project, annotator=annotator)
+        .select_related("comparison__response_a", "comparison__response_b", "comparison__prompt", "rubric_version__rubric")
+        .order_by("-created_at")[:limit])
+    for j in judgments:
+        c = j.comparison
+        shown = [c.response_a, c.response_b] if j.shown_left_id in (None, c.response_a_id) else [c.response_b, c.response_a]
+        j.shown = [{"label": "AB"[i], "text": r.text, "chosen": j.choice == ("A" if r.pk == c.response_a_id else "B")}
+                   for i, r in enumerate(shown)]
+    ratings = list(
+        Rating.objects.filter(response__prompt__project=project, annotator=annotator)
+        .select_related("response__prompt", "rubric_version__rubric").order_by("-created_at")[:limit])
+    rankings = list(
+        Ranking.objects.filter(prompt__project=project, annotator=annotator)
+        .select_related("prompt", "rubric_version__rubric").order_by("-created_at")[:limit])
+    texts = dict(Response.objects.filter(prompt__in=[r.prompt_id for r in rankings]).values_list("id", "text"))
+    for r in rankings:
+        r.ordered = [{"rank": rank, "text": texts.get(rid, "")} for rank, group in enumerate(r.groups, 1) for rid in group]
+    return {"judgments": judgments, "ratings": ratings, "rankings": rankings}

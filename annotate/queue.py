@@ -173,6 +173,21 @@ def assignments_expire(*, project: Project | None = None, now=None) -> int:
     return expired
 
 
+def assignments_end(*, project: Project, annotator) -> int:
+    """End ``annotator``'s live leases in ``project`` now (they left the project)
+    and give the slots back; submitted work is untouched. Returns how many ended."""
+    ended = 0
+    for pk in Assignment.objects.filter(project=project, annotator=annotator, state=Assignment.State.ACTIVE
+                                        ).values_list("pk", flat=True):
+        with transaction.atomic():
+            if not Assignment.objects.filter(pk=pk, state=Assignment.State.ACTIVE).update(
+                    state=Assignment.State.EXPIRED):
+                continue  # submitted meanwhile: that label stands
+            _release_slot(Assignment.objects.select_related("comparison", "project").get(pk=pk))
+            ended += 1
+    return ended
+
+
 def _recount_slots(project: Project, kind: str, unit_id: int) -> None:
     """Lock the unit and set its counter from the truth: overlap − live assignments."""
     unit = UNITS[kind]

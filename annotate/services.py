@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, F, Q
 from django.utils import timezone
 
 from rubrics.models import RubricVersion
 
-from .models import Comparison, Judgment, LabelSource, Membership, Project, Response, Role
+from .models import Assignment, Comparison, Judgment, LabelSource, Membership, Project, Response, Role
 
 BATCH = 2000
 
@@ -21,22 +22,179 @@ BATCH = 2000
 # --- projects and members -------------------------------------------------------
 
 
+# What a researcher sets on a project, in the app, the API and ``manage.py create_project``;
+# everything else (strategy, exploration, the model's settings) has its own page.
+PROJECT_FIELDS = (
+    "name", "description", "guidelines", "task_kinds", "overlap", "lease_ttl_seconds", "gold_rate", "license",
+    "max_tasks_per_annotator", "ranking_top_k", "pause_below_gold_accuracy", "pause_after_gold",
+)
+
+
 @transaction.atomic
-def project_create(*, name: str, slug: str, created_by=None, **fields) -> Project:
+def project_create(*, name: str, slug: str, created_by=None, rubric_version: RubricVersion | None = None,
+                   **fields) -> Project:
+    """A new project; its creator becomes its researcher (staff too, so the project
+    is theirs to run and lists them as a member). ``rubric_version`` is pinned
+    through ``project_pin_rubric`` (published versions only). Invalid fields raise
+    ValidationError naming them, and nothing is written."""
     project = Project(name=name, slug=slug, created_by=created_by, **fields)
     project.full_clean()
     project.save()
-    if created_by is not None and not created_by.is_staff:
+    if created_by is not None:
         Membership.objects.create(project=project, user=created_by, role=Role.RESEARCHER)
+    if rubric_version is not None:
+        _pin_or_refuse(project, rubric_version)
+    return project
+
+
+def _pin_or_refuse(project: Project, version: RubricVersion) -> None:
+    try:
+        project_pin_rubric(project=project, version=version)
+    except ValueError as exc:
+        raise ValidationError({"rubric_version": str(exc)}) from None
+
+
+def _most_labels_per_task(project: Project) -> int:
+    """The most live labels (submitted or leased) one task of any kind has: overlap
+    may not go below it, or those tasks would hold more labels than asked for."""
+    from .queue import UNITS
+
+    most = 0
+    for kind, unit in UNITS.items():
+        row = (Assignment.objects.filter(project=project, kind=kind, state__in=Assignment.LIVE_STATES)
+               .exclude(**{f"{unit.fk}__isnull": True})
+               .values(unit.fk).annotate(n=Count("id")).order_by("-n").values_list("n", flat=True).first())
+        most = max(most, row or 0)
+    return most
+
+
+@transaction.atomic
+def project_update(*, project: Project, rubric_version: RubricVersion | None | object = ..., **fields) -> Project:
+    """Change a project's settings (``PROJECT_FIELDS``; the slug never changes, it is
+    in every link and API client). Changes that would break work already done are
+    refused with a ValidationError naming the field: overlap below the labels a
+    task already has, a task kind removed while its tasks are leased. A new overlap
+    recounts every task's open slots; ``rubric_version`` goes through the pin
+    service (``None`` unpins: new tasks ask for an overall preference only)."""
+    unknown = set(fields) - set(PROJECT_FIELDS)
+    if unknown:
+        raise ValidationError({name: "this setting cannot be changed here" for name in sorted(unknown)})
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    old_overlap, old_kinds = project.overlap, list(project.task_kinds)
+    for name, value in fields.items():
+        setattr(project, name, value)
+    project.full_clean()
+    errors = {}
+    if project.overlap < old_overlap:
+        most = _most_labels_per_task(project)
+        if project.overlap < most:
+            errors["overlap"] = (f"a task already has {most} labels or leases; overlap cannot go below {most} "
+                                 "(labels already given are never thrown away)")
+    removed = [k for k in old_kinds if k not in project.task_kinds]
+    leased = list(Assignment.objects.filter(project=project, kind__in=removed, state=Assignment.State.ACTIVE,
+                                            expires_at__gt=timezone.now()).values_list("kind", flat=True).distinct())
+    if leased:
+        errors["task_kinds"] = (f"{', '.join(sorted(leased))} tasks are being labelled right now; "
+                                "remove the kind once their leases have ended")
+    if errors:
+        raise ValidationError(errors)
+    project.save()
+    if project.overlap != old_overlap:
+        from .queue import queue_slots_rebuild
+
+        queue_slots_rebuild(project=project)
+    if rubric_version is not ... and rubric_version != project.rubric_version:
+        if rubric_version is None:
+            project.rubric_version = None
+            project.save(update_fields=["rubric_version"])
+        else:
+            _pin_or_refuse(project, rubric_version)
     return project
 
 
 @transaction.atomic
 def membership_set(*, project: Project, user, role: str) -> Membership:
+    """Add ``user`` to the project with ``role``, or change their role. The last
+    researcher keeps their role: a project nobody can run is lost to everyone but staff."""
     if role not in Role.values:
-        raise ValueError(f"role must be one of {', '.join(Role.values)}")
+        raise ValidationError({"role": f"role must be one of {', '.join(Role.values)}"})
+    current = Membership.objects.select_for_update().filter(project=project, user=user).first()
+    if current is not None and current.role == Role.RESEARCHER and role != Role.RESEARCHER:
+        _refuse_last_researcher(project, user, "role")
     membership, _ = Membership.objects.update_or_create(project=project, user=user, defaults={"role": role})
     return membership
+
+
+def _refuse_last_researcher(project: Project, user, field: str) -> None:
+    others = Membership.objects.filter(project=project, role=Role.RESEARCHER).exclude(user=user)
+    if not others.exists():
+        raise ValidationError({field: f"{user.username} is the project's only researcher; "
+                                      "make someone else a researcher first"})
+
+
+@transaction.atomic
+def membership_add(*, project: Project, username: str, role: str) -> Membership:
+    """Add an existing account by its username."""
+    from django.contrib.auth import get_user_model
+
+    user = get_user_model().objects.filter(username=username, is_active=True).first()
+    if user is None:
+        raise ValidationError({"username": f"there is no active account {username!r}; create one below instead"})
+    if Membership.objects.filter(project=project, user=user).exists():
+        raise ValidationError({"username": f"{username} is already a member; change their role in the table"})
+    return membership_set(project=project, user=user, role=role)
+
+
+@transaction.atomic
+def member_account_create(*, project: Project, username: str, role: str = Role.ANNOTATOR,
+                          invite: bool = False) -> tuple[Membership, str]:
+    """A new account, member of ``project`` with ``role``. Returns the membership and
+    either a one-time password (shown once, never stored in clear) or, with
+    ``invite``, an invite token: Django's password-reset token for the account,
+    which expires after PASSWORD_RESET_TIMEOUT and stops working once the invitee
+    has set their password."""
+    import secrets
+
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.tokens import default_token_generator
+    from django.contrib.auth.validators import UnicodeUsernameValidator
+
+    User = get_user_model()
+    try:
+        UnicodeUsernameValidator()(username)
+    except ValidationError as exc:
+        raise ValidationError({"username": exc.messages}) from None
+    if not username or len(username) > 150:
+        raise ValidationError({"username": "a username is 1 to 150 characters"})
+    if User.objects.filter(username__iexact=username).exists():
+        raise ValidationError({"username": f"the username {username!r} is taken; add that account instead"})
+    user = User(username=username)
+    if invite:
+        user.set_unusable_password()
+        user.save()
+        secret = default_token_generator.make_token(user)
+    else:
+        secret = secrets.token_urlsafe(12)
+        user.set_password(secret)
+        user.save()
+    return membership_set(project=project, user=user, role=role), secret
+
+
+@transaction.atomic
+def membership_remove(*, project: Project, user) -> int:
+    """Take ``user`` out of the project: their live leases end now (the tasks go back
+    to the queue) and their labels stay, with their name on them. Returns how
+    many leases ended."""
+    from .queue import assignments_end
+
+    membership = Membership.objects.select_for_update().filter(project=project, user=user).first()
+    if membership is None:
+        raise ValidationError({"username": f"{user.username} is not a member of this project"})
+    if membership.role == Role.RESEARCHER:
+        _refuse_last_researcher(project, user, "username")
+    ended = assignments_end(project=project, annotator=user)
+    membership.delete()
+    return ended
 
 
 @transaction.atomic

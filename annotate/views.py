@@ -10,10 +10,10 @@ from django.http import Http404
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import forms, queue, stats, submit
-from .access import can_manage, get_assignment_for, get_project_for
+from . import forms, presenters, queue, stats, submit
+from .access import can_create_project, can_manage, get_assignment_for, get_project_for
 from .presenters import PREFERENCE_SCALE, task_payload
-from .models import Comparison, Judgment, Project, Prompt, Rating, Response
+from .models import Comparison, Judgment, Project, Prompt, Ranking, Rating, Response
 from rubrics.models import RubricVersion
 
 
@@ -26,7 +26,7 @@ def home(request):
          "kinds": [k for k in p.task_kinds if k in queue.QUEUE_KINDS]}
         for p in projects
     ]
-    return render(request, "annotate/home.html", {"rows": rows})
+    return render(request, "annotate/home.html", {"rows": rows, "can_create": can_create_project(request.user)})
 
 
 def _project_stats(project: Project) -> dict[str, int]:
@@ -51,7 +51,11 @@ def project_detail(request, slug: str):
         ctx["published_versions"] = RubricVersion.objects.filter(
             status=RubricVersion.Status.PUBLISHED).select_related("rubric").order_by("rubric__name", "-number")
     else:
-        ctx["my_judgments"] = Judgment.objects.filter(comparison__project=project, annotator=request.user).count()
+        ctx["mine"] = {
+            "comparison": Judgment.objects.filter(comparison__project=project, annotator=request.user).count(),
+            "rating": Rating.objects.filter(response__prompt__project=project, annotator=request.user).count(),
+            "ranking": Ranking.objects.filter(prompt__project=project, annotator=request.user).count(),
+        }
     return render(request, "annotate/project_detail.html", ctx)
 
 
@@ -144,17 +148,7 @@ def progress(request, slug: str):
 @login_required
 @require_GET
 def my_labels(request, slug: str):
-    """The annotator's own recent labels, spans shown back on the text; nobody else's."""
+    """The annotator's own recent labels of every kind, spans shown back on the text; nobody else's."""
     project, _ = get_project_for(request.user, slug)
-    judgments = (
-        Judgment.objects.filter(comparison__project=project, annotator=request.user)
-        .select_related("comparison__response_a", "comparison__response_b", "comparison__prompt",
-                        "rubric_version__rubric")
-        .order_by("-created_at")[:50]
-    )
-    ratings = (
-        Rating.objects.filter(response__prompt__project=project, annotator=request.user)
-        .select_related("response__prompt", "rubric_version__rubric")
-        .order_by("-created_at")[:50]
-    )
-    return render(request, "annotate/my_labels.html", {"project": project, "judgments": judgments, "ratings": ratings})
+    return render(request, "annotate/my_labels.html",
+                  {"project": project, **presenters.my_labels(project=project, annotator=request.user)})

@@ -139,6 +139,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "axes",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_htmx",
     "frontend",
     "rubrics",
@@ -258,7 +259,14 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
     # Export jobs and training runs share one status set; name it once.
-    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "annotate.models.ExportJob.Status"},
+    "ENUM_NAME_OVERRIDES": {"JobStatusEnum": "annotate.models.ExportJob.Status",
+                            "MemberRoleEnum": "annotate.models.Role",
+                            "TurnRoleEnum": ["system", "user", "assistant"]},
+    # /api/v1/docs/ serves Swagger UI from drf-spectacular-sidecar's static files: no CDN,
+    # and no schema sent to the public validator.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- Celery -------------------------------------------------------------------

@@ -280,6 +280,37 @@ class CriterionError(ValueError):
         super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
 
 
+KEY_IN_WORDS = "a key is lowercase letters, digits and _, starting with a letter (at most 64 characters)"
+
+
+def _in_words(err: dict[str, Any]) -> str:
+    """Pydantic's message for one error, said as a person would: the editor and
+    the API show it next to the field (a regular expression helps nobody)."""
+    ctx = err.get("ctx") or {}
+    kind = err["type"]
+    if kind == "string_pattern_mismatch" and ctx.get("pattern") == KEY_PATTERN:
+        return KEY_IN_WORDS
+    if kind == "missing":
+        return "required"
+    if kind == "string_too_short":
+        return "cannot be empty"
+    if kind == "string_too_long":
+        return f"at most {ctx.get('max_length')} characters"
+    if kind in ("int_parsing", "int_from_float", "int_type"):
+        return "a whole number"
+    if kind in ("float_parsing", "float_type"):
+        return "a number"
+    if kind in ("greater_than_equal", "less_than_equal", "greater_than", "less_than"):
+        words = {"greater_than_equal": "at least", "less_than_equal": "at most",
+                 "greater_than": "more than", "less_than": "less than"}
+        return f"{words[kind]} {next(iter(ctx.values()))}"
+    if kind == "extra_forbidden":
+        return "not a setting of this scale"
+    if kind == "literal_error":
+        return f"one of {ctx.get('expected', '')}".replace("'", "")
+    return err["msg"].removeprefix("Value error, ")
+
+
 def validate_criterion(data: dict[str, Any]) -> BaseModel:
     """Validate one criterion dict (flat: common fields + scale settings)."""
     try:
@@ -294,7 +325,7 @@ def validate_criterion(data: dict[str, Any]) -> BaseModel:
             if err["type"] in ("union_tag_invalid", "union_tag_not_found"):
                 loc = ["scale"]
             field = ".".join(loc) or "__all__"
-            errors.setdefault(field, err["msg"].removeprefix("Value error, "))
+            errors.setdefault(field, _in_words(err))
         raise CriterionError(errors) from None
 
 

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('annotate', '0009_comparison_extra_labels'),
-        ('models_svc', '0003_exploration_rate_on_project'),
+        ('models_svc', '0005_promote_min_eval_pairs'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

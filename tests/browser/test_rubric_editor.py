@@ -83,13 +83,16 @@ def test_researcher_builds_publishes_and_pins_and_annotator_sees_it(page, browse
     page.get_by_role("link", name="Edit Clarity").click()
     page.fill("#edit-key", "Not A Key")
     page.click("#edit-form-clarity button[type=submit]")
-    expect(page.locator("#edit-form-clarity label[for=edit-key] .error")).to_contain_text("should match pattern")
+    expect(page.locator("#edit-form-clarity label[for=edit-key] .error")).to_contain_text("lowercase letters, digits and _")
     assert page.evaluate("window.__sameDocument") == 42
     page.get_by_role("link", name="Cancel").click()
     expect(page.locator("#criteria li[data-key=clarity] .crit-name")).to_have_text("Clarity")
 
+    asked = []
+    page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
     page.click("#publish-form button[type=submit]")
     expect(page.locator(".messages")).to_contain_text("Published Browser rubric v1")
+    assert "frozen" in asked[0]  # Publish asked first: it cannot be undone
     page.select_option("#pin-form select[name=project]", project.slug)
     page.click("#pin-form button[type=submit]")
     expect(page.locator(".messages")).to_contain_text(f"{project.name} now uses Browser rubric v1")

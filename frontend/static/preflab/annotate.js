@@ -198,6 +198,16 @@
     render();
   }
 
+  // A rating level's anchor text stays in view once chosen (hover alone hides it
+  // from keyboard and touch users): the row's anchor line repeats it.
+  document.addEventListener("change", (e) => {
+    const row = e.target.closest && e.target.closest("fieldset.rating-row");
+    const line = row && row.querySelector(".anchor-line");
+    if (!line) return;
+    const tip = e.target.closest("label")?.querySelector(".anchor");
+    line.textContent = tip ? tip.textContent : "";
+  });
+
   document.addEventListener("DOMContentLoaded", initTask);
   document.addEventListener("htmx:afterSwap", (e) => { if (e.target.id === "task") initTask(); });
 })();

@@ -5,7 +5,8 @@ and annotator accounts with API tokens.
 The rows are written through the models' own field lists: a column the caller
 does not give is filled with the field's default (``now`` for an auto time), so a
 column added to a model later does not break the load. Queue counters are then
-set by the queue's own recount (``queue_slots_rebuild``), whatever form they take.
+set by the queue's own recount (``queue_slots_rebuild``), whatever form they take,
+and maintained tallies by the app's reconcile (``counters_refresh``).
 """
 
 from __future__ import annotations
@@ -96,6 +97,17 @@ def project_with_pairs(*, slug: str, pairs: int, overlap: int, responses_per_pro
     with connection.cursor() as cur:
         cur.execute("ANALYZE")
     return project
+
+
+def counters_refresh(project) -> None:
+    """Recompute the project's maintained tallies from the rows written here (COPY
+    and raw deletes pass them by) with the app's own reconcile, where the app has
+    one (``annotate.counters``, issue #19.3); call it once the members exist."""
+    try:
+        from annotate.counters import counters_reconcile
+    except ImportError:
+        return
+    counters_reconcile(project=project)
 
 
 def _pairs(project_id: int, prompt_ids: list[int], responses: list[int], k: int, limit: int) -> Iterator[tuple]:

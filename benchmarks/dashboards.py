@@ -78,6 +78,7 @@ def _prepare(args: argparse.Namespace):
         print(f"built {pairs * LABELS_PER_PAIR} judgments in {time.perf_counter() - start:.1f} s", flush=True)
     services.membership_set(project=project, user=researcher, role=Role.RESEARCHER)
     services.membership_set(project=project, user=annotator, role=Role.ANNOTATOR)
+    _bulk.counters_refresh(project)
     report_s = _quality_report(project, researcher) if not args.no_report else None
     cookies = {"researcher": _session(researcher), "annotator": _session(annotator)}
     return project, annotator.username, cookies, report_s

@@ -212,6 +212,7 @@ def _prepare_project(args: argparse.Namespace):
     walkaways = _bulk.accounts(f"bench-walkaway-{uuid.uuid4().hex[:6]}", args.max_abandoned)
     for user in [*annotators, *walkaways]:
         services.membership_set(project=project, user=user, role=Role.ANNOTATOR)
+    _bulk.counters_refresh(project)
     return project, [u.api_token for u in annotators], [u.api_token for u in walkaways]
 
 

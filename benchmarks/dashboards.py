@@ -16,7 +16,9 @@ request at a time over a kept-alive connection with a logged-in session:
     annotator:  the home page (every project with "remaining"), the work page
 
 Each page is requested twice untimed, then --repeat times; p50/p95 are printed next
-to the 300 ms target. Every timed answer must be 200 with the page's content
+to the 300 ms target, with the CPU-ms per request of gunicorn and of this
+database's PostgreSQL backends (from /proc). A stored report is reused by later
+runs on the same project. Every timed answer must be 200 with the page's content
 (checked); the script exits 1 otherwise. Ends with one JSON line and writes
 benchmarks/results/dashboards-<judgments>.json.
 """
@@ -84,11 +86,14 @@ def _prepare(args: argparse.Namespace):
     return project, annotator.username, cookies, report_s
 
 
-def _quality_report(project, researcher) -> float:
+def _quality_report(project, researcher) -> float | None:
     """One quality report, made here as a worker would make it (the dashboard shows
-    the last one; without it the page would time an empty state)."""
+    the last one; without it the page would time an empty state); its seconds, or
+    None when an earlier run made it."""
     from quality import reports
 
+    if reports.latest_reports(project=project)[0] is not None:
+        return None  # made by an earlier run on this project
     start = time.perf_counter()
     report = reports.quality_report_enqueue(project=project, created_by=researcher)
     reports.quality_report_run(report_id=report.pk)
@@ -108,7 +113,10 @@ def _session(user) -> str:
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
-def measure(server: _web.Gunicorn, project, annotator: str, cookies: dict[str, str], repeat: int) -> list[dict]:
+def measure(server: _web.Gunicorn, pg_pids, project, annotator: str, cookies: dict[str, str], repeat: int) -> list[dict]:
+    """Each page: 2 untimed requests, then ``repeat`` timed, with the CPU the server
+    and the database spent on them (per request: the figure the machine's load
+    does not change)."""
     rows = []
     conn = server.connection()
     try:
@@ -116,13 +124,18 @@ def measure(server: _web.Gunicorn, project, annotator: str, cookies: dict[str, s
             hdrs = {"Cookie": cookies[who], **headers}
             times, failures = [], []
             for i in range(repeat + 2):
+                if i == 2:
+                    web_cpu, db_cpu = _web.CpuMeter(server.pids).start(), _web.CpuMeter(pg_pids).start()
                 status, body, secs = _web.request(conn, "GET", path, headers=hdrs)
                 if status != 200 or marker.encode() not in body:
                     failures.append(f"{status} ({len(body)} bytes)")
                 if i >= 2:
                     times.append(secs)
+            web_s, db_s = web_cpu.stop(), db_cpu.stop()
             p50, p95 = _web.percentile(times, 50), _web.percentile(times, 95)
             rows.append({"page": name, "as": who, "path": path, "htmx": bool(headers), "p50_ms": p50, "p95_ms": p95,
+                         "cpu_ms_per_request": {"gunicorn": round(web_s * 1000 / repeat, 1),
+                                                "postgres": round(db_s * 1000 / repeat, 1)},
                          "bytes": len(body), "ok": not failures, "failures": failures[:5],
                          "verdict": _web.verdict(p95, TARGET_MS, at_most=True)})
     finally:
@@ -140,28 +153,33 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/dashboards-<judgments>.json)")
     args = parser.parse_args()
 
-    _web.database_url_or_exit()
+    url = _web.database_url_or_exit()
     data_dir = tempfile.mkdtemp(prefix="preflab-bench-")
     try:
         env = _web.server_env(data_dir)
         _web.prepare(env)
         report = _web.report_header("dashboards")
         project, annotator, cookies, report_s = _prepare(args)
+        pg_pids = _web.PgBackendPids(url)
         with _web.Gunicorn(env) as server:
             report["server"] = server.command
             load_before = _web.load_average()
-            rows = measure(server, project, annotator, cookies, args.repeat)
+            rows = measure(server, pg_pids, project, annotator, cookies, args.repeat)
+        pg_pids.close()
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
 
     print(f"\n{args.judgments} judgments; through gunicorn over HTTP, one request at a time; "
           f"load average {load_before} → {_web.load_average()}")
-    print(f"{'page':22}{'p50 ms':>9}{'p95 ms':>9}{'KB':>7}{'target':>10}{'':>8}  answers")
+    print(f"{'page':22}{'p50 ms':>9}{'p95 ms':>9}{'target':>10}{'':>8}{'CPU ms web+db':>15}{'KB':>6}  answers")
     for r in rows:
-        print(f"{r['page']:22}{r['p50_ms']!s:>9}{r['p95_ms']!s:>9}{r['bytes'] // 1024:>7}{'≤ 300':>10}{r['verdict']:>8}  "
+        cpu = r["cpu_ms_per_request"]
+        print(f"{r['page']:22}{r['p50_ms']!s:>9}{r['p95_ms']!s:>9}{'≤ 300':>10}{r['verdict']:>8}"
+              f"{cpu['gunicorn']:>8}+{cpu['postgres']:<6}{r['bytes'] // 1024:>6}  "
               f"{'200 with content' if r['ok'] else 'FAILED ' + ', '.join(r['failures'])}")
     report.update(judgments=args.judgments, repeat=args.repeat, quality_report_s=report_s,
-                  measured="through gunicorn (the Dockerfile's CMD) over HTTP, one request at a time, after 2 untimed",
+                  measured="through gunicorn (the Dockerfile's CMD) over HTTP, one request at a time, after 2 untimed; "
+                           "CPU from /proc utime+stime of gunicorn and of this database's PostgreSQL backends",
                   load_average_before=load_before, target_ms=TARGET_MS, pages=rows, all_ok=all(r["ok"] for r in rows))
     out = args.out or _web.REPO / "benchmarks" / "results" / f"dashboards-{args.judgments}.json"
     _web.write_results(report, out)

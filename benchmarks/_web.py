@@ -279,6 +279,26 @@ class PgBackendPids:
         self.conn.close()
 
 
+def table_updates(url: str) -> dict[str, tuple[int, int]]:
+    """(updates, of which HOT) per table of the database, from pg_stat_user_tables."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        rows = conn.execute("SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables").fetchall()
+    return {name: (upd, hot) for name, upd, hot in rows}
+
+
+def hot_updates(before: dict[str, tuple[int, int]], after: dict[str, tuple[int, int]]) -> dict[str, dict]:
+    """The tables updated between two readings, with how many updates were HOT
+    (heap-only: no index entry written, the row's old version pruned in place)."""
+    out = {}
+    for name, (upd, hot) in sorted(after.items()):
+        upd0, hot0 = before.get(name, (0, 0))
+        if upd - upd0 > 0:
+            out[name] = {"updates": upd - upd0, "hot": hot - hot0, "hot_ratio": round((hot - hot0) / (upd - upd0), 3)}
+    return out
+
+
 # --- figures and the results file ------------------------------------------------------
 
 

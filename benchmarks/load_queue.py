@@ -21,7 +21,9 @@ Prints p50/p95/p99 of next-task and submit, submits/s, CPU-ms per request of the
 gunicorn processes (master + workers) and of the PostgreSQL backends serving this
 database (utime + stime from /proc), each next to the issue's targets; then checks
 the database: stored labels = successful submits, no duplicate (annotator,
-comparison), no comparison over its overlap. Exits 1 when that check fails. Ends
+comparison), no comparison over its overlap. Exits 1 when that check fails. Also
+prints how many row updates each table took during the run and which share were
+HOT (pg_stat_user_tables; issue #19 point 4). Ends
 with one JSON line and writes benchmarks/results/load_queue-<pairs>-<annotators>[-think].json.
 """
 
@@ -270,6 +272,8 @@ def _bench(args: argparse.Namespace, url: str, data_dir: str) -> bool:
     with _web.Gunicorn(env, workers=args.workers) as server:
         report["server"] = server.command
         load_before = _web.load_average()
+        time.sleep(1.5)  # let the set-up's table statistics reach pg_stat_user_tables first (flushed once a second)
+        tables_before = _web.table_updates(url)
         web_cpu = _web.CpuMeter(server.pids).start()
         db_cpu = _web.CpuMeter(pg_pids).start()
         client_before = resource.getrusage(resource.RUSAGE_SELF)
@@ -277,6 +281,8 @@ def _bench(args: argparse.Namespace, url: str, data_dir: str) -> bool:
         client_after = resource.getrusage(resource.RUSAGE_SELF)
         web_s, db_s = web_cpu.stop(), db_cpu.stop()
     pg_pids.close()
+    time.sleep(1.5)  # backends flush their table statistics at most once a second
+    hot = _web.hot_updates(tables_before, _web.table_updates(url))
 
     merged = Tally()
     for t in tallies:
@@ -307,7 +313,7 @@ def _bench(args: argparse.Namespace, url: str, data_dir: str) -> bool:
         load_average_before=load_before, targets=TARGETS, **figures,
         verdicts={"next_task_p95": _web.verdict(figures["next_task_ms"]["p95"], TARGETS["next_task_p95_ms"], at_most=True),
                   "submits_per_s": _web.verdict(figures["submits_per_s"], TARGETS["submits_per_s"], at_most=False)},
-        integrity=checks,
+        integrity=checks, hot_updates=hot,
         note="CPU from /proc utime+stime: gunicorn master and workers; the PostgreSQL backends of this database "
              "(sampled every 0.5 s); the client is this process (it shares the machine's cores with the server)",
     )
@@ -333,6 +339,8 @@ def _print(r: dict) -> None:
           f"({r['requests']} requests, {r['requests_per_s']}/s)")
     print(f"double submits {r['double_submits']}, skips {r['skips']}, abandoned leases {r['abandoned_leases']}; "
           f"statuses {r['statuses']}")
+    print("updates (HOT share): " + ", ".join(f"{t.removeprefix('annotate_')} {h['updates']} ({h['hot_ratio']:.0%})"
+                                             for t, h in r["hot_updates"].items()))
     i = r["integrity"]
     print(f"integrity: labels {i['labels']} = successful submits {i['successful_submits']}, duplicates {i['duplicates']}, "
           f"over quota {i['over_quota']} → {'ok' if i['ok'] else 'FAILED'}")

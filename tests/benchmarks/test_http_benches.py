@@ -54,6 +54,7 @@ def test_load_queue_tiny_keeps_every_label_exactly_once(bench_env, tmp_path):
     assert result["next_task_ms"]["p95"] is not None and result["submits_per_s"] > 0
     assert result["cpu_s"]["gunicorn"] > 0  # the server's processes were found and measured
     assert result["verdicts"]["next_task_p95"] in ("met", "missed")
+    assert result["hot_updates"] and all(t["updates"] >= t["hot"] >= 0 for t in result["hot_updates"].values())
     assert json.loads(out.read_text())["integrity"] == checks
     assert "load average" in result["uptime"]
 

@@ -251,6 +251,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "expire-stale-import-jobs": {"task": "annotate.tasks.import_jobs_sweep", "schedule": 300.0},
     "expire-stale-export-jobs": {"task": "annotate.tasks.export_jobs_sweep", "schedule": 300.0},
     "expire-leases": {"task": "annotate.tasks.assignments_expire", "schedule": 60.0},
+    # Recomputes the maintained tallies from the raw rows (they are kept exact in
+    # each transaction; this catches rows written past the services).
+    "reconcile-counters": {"task": "annotate.tasks.counters_reconcile", "schedule": 3600.0},
     # Fails training runs whose worker stopped sending heartbeats (killed, lost).
     "sweep-training-runs": {"task": "models_svc.tasks.training_runs_sweep", "schedule": 60.0},
     # Queues a head-mode retrain where a project asks for one after N new labels.

@@ -80,6 +80,9 @@ def _claim_slot_for_late_submit(assignment: Assignment) -> None:
                 "was not stored. Nothing else was lost; the next task is ready.",
                 code="expired",
             )
+        # no longer an expired lease: it is about to count as a label instead
+        counters.annotator_tally(project_id=assignment.project_id, annotator_id=assignment.annotator_id,
+                                 kind=assignment.kind, expired=-1)
     served_change(project_id=assignment.project_id, user_id=assignment.annotator_id, by=1)
     assignment.state = Assignment.State.ACTIVE  # about to become SUBMITTED
 

@@ -275,12 +275,13 @@ def assignment_lease(*, project: Project, annotator, kind: str = TaskKind.PAIRWI
     Everything is decided under a lock on the annotator's membership row, so one
     annotator's concurrent requests (tabs, retries, scripts) run one after the
     other: the pause, the unfinished lease and the cap (``served_count``, kept
-    under the same lock) are read where they cannot change. On PostgreSQL the
-    usual lease is three queries whatever the pool or the annotator's history:
-    the lock, the unfinished-lease lookup, and one statement that picks, claims a
-    slot, counts it and inserts the assignment."""
+    under the same lock) are read where they cannot change. On PostgreSQL a new
+    lease is two statements whatever the pool or the annotator's history: the
+    lock, and one statement that picks, claims a slot, counts it and inserts the
+    assignment unless an unfinished one exists (then a third fetches that)."""
     if kind not in QUEUE_KINDS or kind not in project.task_kinds:
         raise TaskError(f"this project has no {kind} tasks", {"kind": "not enabled in this project"}, code="kind")
+    one_statement = connection.vendor == "postgresql"
     for attempt in range(LEASE_RETRIES):
         try:
             with transaction.atomic():
@@ -289,29 +290,32 @@ def assignment_lease(*, project: Project, annotator, kind: str = TaskKind.PAIRWI
                 if member is not None and member.paused_at is not None:
                     raise TaskError("you are paused in this project",
                                     {"reason": member.paused_reason or "a researcher paused you"}, code="paused")
-                current = (Assignment.objects.filter(project=project, annotator=annotator, kind=kind,
-                                                     state=Assignment.State.ACTIVE)
-                           .select_related("comparison", "response", "prompt").order_by("leased_at").first())
                 served = member.served_count if member is not None else _served(project, annotator)
+                cap = project.max_tasks_per_annotator
+                room = cap is None or served < cap
+                # PostgreSQL checks for an unfinished lease inside the lease statement
+                current = None if one_statement else _unfinished(project, annotator, kind)
+                if current is None and room:
+                    lease = _lease(project, annotator, kind, served, member)
+                    if lease is not None:
+                        return lease
+                    if one_statement:
+                        current = _unfinished(project, annotator, kind)
                 if current is not None:
                     if current.expires_at > timezone.now():
                         return current
-                    # overdue and not yet swept: expire it here so it neither blocks
-                    # the cap nor counts as a second lease
+                    # overdue and not yet swept: expire it (it neither blocks the cap
+                    # nor counts as a second lease) and decide again
                     Assignment.objects.filter(pk=current.pk).update(state=Assignment.State.EXPIRED)
                     current.project = project
                     _after_expiry(current)
-                    served = max(0, served - 1)
-                cap = project.max_tasks_per_annotator
-                if cap is not None and served >= cap:
+                    continue
+                if not room:
                     return None
-                lease = _lease(project, annotator, kind, served, member)
         except IntegrityError:
             # only a staff user without a membership row has no lock to queue on: the
             # same user leased in another tab at the same moment; use that lease
             return assignment_active(project=project, annotator=annotator, kind=kind)
-        if lease is not None:
-            return lease
         # Nothing picked: overdue leases may hold the slots, or SKIP LOCKED passed
         # over rows others are leasing right now. "None left" is only true when no
         # candidate exists even counting those.
@@ -321,6 +325,11 @@ def assignment_lease(*, project: Project, annotator, kind: str = TaskKind.PAIRWI
             return None
         time.sleep(min(0.002 * (attempt + 1), 0.05))
     return None
+
+
+def _unfinished(project: Project, annotator, kind: str) -> Assignment | None:
+    return (Assignment.objects.filter(project=project, annotator=annotator, kind=kind, state=Assignment.State.ACTIVE)
+            .select_related("comparison", "response", "prompt").order_by("leased_at").first())
 
 
 def _served(project: Project, annotator) -> int:
@@ -387,6 +396,12 @@ def _take_pg(qs, window: slice, gold: bool, row: dict, project: Project, member)
     names = [*values, *unit_values]
     exprs = ["%s"] * len(values) + list(unit_values.values())
     fields = [f for f in Assignment._meta.concrete_fields]
+    # no pick at all while this annotator holds an unfinished lease of the kind (an
+    # uncorrelated test PostgreSQL evaluates once, before locking any row)
+    guard = ("SELECT * FROM ({}) p WHERE NOT EXISTS (SELECT 1 FROM annotate_assignment a WHERE a.project_id = %s "
+             "AND a.annotator_id = %s AND a.kind = %s AND a.state = 'active')")
+    pick_sql = guard.format(pick_sql)
+    pick_params = (*pick_params, row["project_id"], row["annotator_id"], kind)
     sql = (f"WITH picked AS ({pick_sql}), taken AS ({taken}){served} "
            f"INSERT INTO annotate_assignment ({', '.join(names)}) SELECT {', '.join(exprs)} FROM taken "
            f"RETURNING {', '.join(f.column for f in fields)}")
@@ -395,7 +410,9 @@ def _take_pg(qs, window: slice, gold: bool, row: dict, project: Project, member)
         got = cursor.fetchone()
     if got is None:
         return None
-    return Assignment.from_db(connection.alias, [f.attname for f in fields], got)
+    lease = Assignment.from_db(connection.alias, [f.attname for f in fields], got)
+    lease.project = project  # the caller's, so showing the task does not read it again
+    return lease
 
 
 def _take_orm(qs, window: slice, gold: bool, row: dict, project: Project, member) -> Assignment | None:

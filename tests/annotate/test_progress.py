@@ -26,7 +26,7 @@ def test_an_imported_project_reads_its_labels_and_annotators(project, owner, sha
     job = imports.import_file(project=project, format="summarize",
                               path=shared_data / "summarize-from-feedback" / "batch0_cnndm.json")
     assert job.status == ImportJob.Status.SUCCEEDED, job.error
-    # TODO(lead, at merge): the import service ends with counters_reconcile; then drop this line
+    # redundant once the import service ends with counters_reconcile (added at the merge with datasets/)
     counters_reconcile(project=project)
     labels = Judgment.objects.filter(comparison__project=project).count()
     web = Client()

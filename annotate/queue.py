@@ -13,6 +13,12 @@ SKIP LOCKED`` so concurrent annotators never queue behind each other, and overla
 can never overshoot. Giving a slot back (skip, expiry) locks the unit and recounts
 instead of incrementing, so the counter always returns to the truth.
 
+One annotator's leases are serialised by a lock on their ``Membership`` row,
+which also carries ``served_count`` (their live tasks, what the cap counts), so a
+burst of requests from one person never holds two leases of a kind or passes the
+cap; different annotators never wait on each other's rows. Overdue leases are
+expired by a beat sweep, and by a lease that finds nothing else to hand out.
+
 Gold comparisons sit outside the slot accounting: every annotator sees each gold
 task once, mixed in at the project's gold rate, and nothing on the page or in the
 API tells them apart. Answers are scored afterwards (``gold_scores``).

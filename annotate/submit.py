@@ -409,6 +409,8 @@ def assignment_skip(*, assignment: Assignment, user, reason: str) -> Assignment:
             _release_slot(a)
             served_change(project_id=a.project_id, user_id=user.pk, by=-1)
         if not _is_gold(a):
-            counters.annotator_tally(project_id=a.project_id, annotator_id=user.pk, kind=a.kind, skipped=1)
+            # a skipped expired lease is counted as skipped, no longer as expired
+            counters.annotator_tally(project_id=a.project_id, annotator_id=user.pk, kind=a.kind, skipped=1,
+                                     expired=-1 if a.state == Assignment.State.EXPIRED else 0)
         a.refresh_from_db()
         return a

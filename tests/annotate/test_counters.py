@@ -42,6 +42,10 @@ def test_submits_skips_expiries_late_submits_and_gold_keep_the_tallies_exact(pro
     submit.judgment_submit(assignment=late, user=slow, preference=-2)  # accepted: the slot was free again
     r = queue.assignment_lease(project=project, annotator=slow, kind=TaskKind.RATING)
     submit.rating_submit(assignment=r, user=slow, scores={})
+    gone = queue.assignment_lease(project=project, annotator=slow, kind=TaskKind.RATING)
+    Assignment.objects.filter(pk=gone.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    queue.assignments_expire(project=project)
+    submit.assignment_skip(assignment=gone, user=slow, reason="came back too late")  # skipped, not expired
 
     assert counters.tallies_equal_recount(project=project)
     assert counters.counters_reconcile(project=project) == {"wrong": 0}

@@ -155,6 +155,10 @@ class Membership(models.Model):
     paused_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Tasks handed to this member that are live (leased or submitted): what the cap
+    # counts. Kept by annotate.queue under this row's lock, which also serialises one
+    # annotator's leases (one live lease per kind, never over the cap).
+    served_count = models.PositiveIntegerField(default=0, db_default=0)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["project", "user"], name="membership_unique")]
@@ -443,6 +447,41 @@ class Ranking(Label):
             _idempotency_unique("ranking"),
         ]
         indexes = _where_set_indexes("ranking")
+
+
+class AnnotatorCount(models.Model):
+    """One annotator's tallies in one project and task kind, kept in the transaction
+    that changes them (annotate.counters) so pages read them in constant time;
+    ``counters_reconcile`` recomputes them from the raw rows."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    kind = models.CharField(max_length=16, choices=TaskKind.choices)
+    labels = models.IntegerField(default=0)  # made here (source human)
+    imported = models.IntegerField(default=0)
+    skipped = models.IntegerField(default=0)
+    expired = models.IntegerField(default=0)
+    day = models.DateField(null=True)  # the local day ``today`` counts
+    today = models.IntegerField(default=0)
+    time_ms = models.BigIntegerField(default=0)  # summed time on task of the labels that report it
+    timed = models.IntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "annotator", "kind"], name="annotatorcount_unique")]
+
+
+class UnitCount(models.Model):
+    """How many tasks of a kind a project holds (non-gold pairs, responses, prompts);
+    written when units are created (generation, imports) and by the reconcile."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    kind = models.CharField(max_length=16, choices=TaskKind.choices)
+    units = models.IntegerField(default=0)
+    changed_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "kind"], name="unitcount_unique")]
 
 
 class JobStatus(models.TextChoices):

@@ -13,6 +13,12 @@ SKIP LOCKED`` so concurrent annotators never queue behind each other, and overla
 can never overshoot. Giving a slot back (skip, expiry) locks the unit and recounts
 instead of incrementing, so the counter always returns to the truth.
 
+One annotator's leases are serialised by a lock on their ``Membership`` row,
+which also carries ``served_count`` (their live tasks, what the cap counts), so a
+burst of requests from one person never holds two leases of a kind or passes the
+cap; different annotators never wait on each other's rows. Overdue leases are
+expired by a beat sweep, and by a lease that finds nothing else to hand out.
+
 Gold comparisons sit outside the slot accounting: every annotator sees each gold
 task once, mixed in at the project's gold rate, and nothing on the page or in the
 API tells them apart. Answers are scored afterwards (``gold_scores``).
@@ -27,11 +33,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from . import counters
 from .models import (
     Assignment,
     Comparison,
@@ -117,20 +124,34 @@ def _candidates(project: Project, kind: str, annotator, *, gold: bool = False):
 
 
 def annotator_progress(*, project: Project, annotator) -> dict[str, Any]:
-    """Done today, done in total and remaining for one annotator, per kind and overall."""
-    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    mine = Assignment.objects.filter(project=project, annotator=annotator, state=Assignment.State.SUBMITTED)
-    by_kind = dict(mine.values_list("kind").annotate(n=Count("id")).values_list("kind", "n"))
-    today_n = mine.filter(finished_at__gte=today).count()
+    """Done today, done in total and remaining for one annotator, per kind and
+    overall, from the maintained tallies (constant in the pool and the history).
+
+    "Remaining" per kind is what is left for them and still wanted: the tasks they
+    have not labelled, skipped or leased, but no more than the labels the pool
+    still lacks (overlap × tasks − labels − leases out), and within their cap."""
+    tallies = counters.project_tallies(project=project)
+    mine = {r["kind"]: r for r in tallies["rows"] if r["annotator__username"] == annotator.get_username()}
+    live = counters.live_leases(project=project)
+    my_live = counters.live_leases(project=project, annotator=annotator)
+    by_kind = {k: r["labels"] for k, r in mine.items() if r["labels"]}
     remaining = {}
     for kind in project.task_kinds:
-        if kind in UNITS:
-            remaining[kind] = _candidates(project, kind, annotator).count()
+        if kind not in UNITS:
+            continue
+        units = tallies["units"].get(kind, 0)
+        t = tallies["kinds"].get(kind) or {"labels": 0, "imported": 0}
+        m = mine.get(kind) or {"labels": 0, "imported": 0, "skipped": 0}
+        for_me = units - m["labels"] - m["imported"] - m["skipped"] - my_live.get(kind, 0)
+        lacking = units * project.overlap - t["labels"] - t["imported"] - live.get(kind, 0)
+        remaining[kind] = max(0, min(for_me, lacking))
     total = sum(by_kind.values())
-    cap = project.max_tasks_per_annotator
     left = sum(remaining.values())
+    cap = project.max_tasks_per_annotator
     if cap is not None:
-        left = max(0, min(left, cap - total))
+        served = Membership.objects.filter(project=project, user=annotator).values_list("served_count", flat=True)
+        left = max(0, min(left, cap - (served.first() or 0)))
+    today_n = sum(r["today"] for r in mine.values())
     return {"today": today_n, "total": total, "remaining": left, "by_kind": by_kind, "remaining_by_kind": remaining}
 
 
@@ -153,29 +174,29 @@ def gold_scores(*, project: Project) -> list[dict[str, Any]]:
 # --- leases -------------------------------------------------------------------------
 
 
-def assignments_expire(*, project: Project | None = None, now=None) -> int:
+def assignments_expire(*, project: Project | None = None, now=None, limit: int = 1000) -> int:
     """Turn overdue leases into EXPIRED and give their slots back; returns how many."""
     now = now or timezone.now()
     qs = Assignment.objects.filter(state=Assignment.State.ACTIVE, expires_at__lt=now)
     if project is not None:
         qs = qs.filter(project=project)
     expired = 0
-    for pk in qs.values_list("pk", flat=True)[:1000]:
+    for pk in qs.values_list("pk", flat=True)[:limit]:
         with transaction.atomic():
             # conditional: a submit that won the race keeps its assignment
             if not Assignment.objects.filter(pk=pk, state=Assignment.State.ACTIVE, expires_at__lt=now).update(
                 state=Assignment.State.EXPIRED
             ):
                 continue
-            assignment = Assignment.objects.select_related("comparison", "project").get(pk=pk)
-            _release_slot(assignment)
+            _after_expiry(Assignment.objects.select_related("comparison", "project").get(pk=pk))
             expired += 1
     return expired
 
 
 def assignments_end(*, project: Project, annotator) -> int:
     """End ``annotator``'s live leases in ``project`` now (they left the project)
-    and give the slots back; submitted work is untouched. Returns how many ended."""
+    and give the slots back (and the served count and tallies follow, as for an
+    expiry); submitted work is untouched. Returns how many ended."""
     ended = 0
     for pk in Assignment.objects.filter(project=project, annotator=annotator, state=Assignment.State.ACTIVE
                                         ).values_list("pk", flat=True):
@@ -183,9 +204,25 @@ def assignments_end(*, project: Project, annotator) -> int:
             if not Assignment.objects.filter(pk=pk, state=Assignment.State.ACTIVE).update(
                     state=Assignment.State.EXPIRED):
                 continue  # submitted meanwhile: that label stands
-            _release_slot(Assignment.objects.select_related("comparison", "project").get(pk=pk))
+            _after_expiry(Assignment.objects.select_related("comparison", "project").get(pk=pk))
             ended += 1
     return ended
+
+
+def _after_expiry(assignment: Assignment) -> None:
+    """An ACTIVE lease just became EXPIRED: its slot, the member's served count and
+    the tally follow."""
+    _release_slot(assignment)
+    served_change(project_id=assignment.project_id, user_id=assignment.annotator_id, by=-1)
+    if not _is_gold(assignment):
+        counters.annotator_tally(project_id=assignment.project_id, annotator_id=assignment.annotator_id,
+                                 kind=assignment.kind, expired=1)
+
+
+def served_change(*, project_id: int, user_id: int, by: int) -> None:
+    """Move a member's count of live tasks (the cap's figure) by ``by``, never below 0."""
+    Membership.objects.filter(project_id=project_id, user_id=user_id).update(
+        served_count=Greatest(F("served_count") + by, 0))
 
 
 def _recount_slots(project: Project, kind: str, unit_id: int) -> None:
@@ -255,81 +292,191 @@ def assignment_active(*, project: Project, annotator, kind: str) -> Assignment |
 def assignment_lease(*, project: Project, annotator, kind: str = TaskKind.PAIRWISE) -> Assignment | None:
     """The annotator's next task of ``kind``: their unfinished lease if they have one
     (work is never lost by reloading), else a new lease; None when nothing is left
-    for them (all labelled, or their cap reached)."""
+    for them (all labelled, or their cap reached).
+
+    Everything is decided under a lock on the annotator's membership row, so one
+    annotator's concurrent requests (tabs, retries, scripts) run one after the
+    other: the pause, the unfinished lease and the cap (``served_count``, kept
+    under the same lock) are read where they cannot change. On PostgreSQL a new
+    lease is two statements whatever the pool or the annotator's history: the
+    lock, and one statement that picks, claims a slot, counts it and inserts the
+    assignment unless an unfinished one exists (then a third fetches that)."""
     if kind not in QUEUE_KINDS or kind not in project.task_kinds:
         raise TaskError(f"this project has no {kind} tasks", {"kind": "not enabled in this project"}, code="kind")
-    paused = Membership.objects.filter(project=project, user=annotator, paused_at__isnull=False).values_list(
-        "paused_reason", flat=True).first()
-    if paused is not None:
-        raise TaskError("you are paused in this project", {"reason": paused or "a researcher paused you"},
-                        code="paused")
-    current = assignment_active(project=project, annotator=annotator, kind=kind)
-    if current is not None:
-        return current
-    assignments_expire(project=project)
-    served = Assignment.objects.filter(
-        project=project, annotator=annotator, state__in=[Assignment.State.SUBMITTED, Assignment.State.ACTIVE]
-    ).count()
-    if project.max_tasks_per_annotator is not None and served >= project.max_tasks_per_annotator:
-        return None
+    # PostgreSQL leases in one statement, except where ε-exploration needs the
+    # candidates around the handed-out one to log its probability (_take_orm)
+    one_statement = connection.vendor == "postgresql" and not (
+        kind == TaskKind.PAIRWISE and project.exploration_rate > 0)
     for attempt in range(LEASE_RETRIES):
         try:
             with transaction.atomic():
-                lease = _lease(project, annotator, kind, served)
+                member = (Membership.objects.select_for_update(of=("self",)).filter(project=project, user=annotator)
+                          .only("pk", "paused_at", "paused_reason", "served_count").first())
+                if member is not None and member.paused_at is not None:
+                    raise TaskError("you are paused in this project",
+                                    {"reason": member.paused_reason or "a researcher paused you"}, code="paused")
+                served = member.served_count if member is not None else _served(project, annotator)
+                cap = project.max_tasks_per_annotator
+                room = cap is None or served < cap
+                # PostgreSQL checks for an unfinished lease inside the lease statement
+                current = None if one_statement else _unfinished(project, annotator, kind)
+                if current is None and room:
+                    lease = _lease(project, annotator, kind, served, member, one_statement)
+                    if lease is not None:
+                        return lease
+                    if one_statement:
+                        current = _unfinished(project, annotator, kind)
+                if current is not None:
+                    if current.expires_at > timezone.now():
+                        return current
+                    # overdue and not yet swept: expire it (it neither blocks the cap
+                    # nor counts as a second lease) and decide again
+                    Assignment.objects.filter(pk=current.pk).update(state=Assignment.State.EXPIRED)
+                    current.project = project
+                    _after_expiry(current)
+                    continue
+                if not room:
+                    return None
         except IntegrityError:
-            # the same annotator leased in another tab at the same moment: use that lease
+            # only a staff user without a membership row has no lock to queue on: the
+            # same user leased in another tab at the same moment; use that lease
             return assignment_active(project=project, annotator=annotator, kind=kind)
-        if lease is not None:
-            return lease
-        # SKIP LOCKED passes over rows other annotators are leasing right now; "none
-        # left" is only true when no candidate exists even counting those.
+        # Nothing picked: overdue leases may hold the slots, or SKIP LOCKED passed
+        # over rows others are leasing right now. "None left" is only true when no
+        # candidate exists even counting those.
+        if assignments_expire(project=project, limit=100):
+            continue
         if not _candidates(project, kind, annotator).exists():
             return None
         time.sleep(min(0.002 * (attempt + 1), 0.05))
     return None
 
 
-def _lease(project: Project, annotator, kind: str, served: int) -> Assignment | None:
-    unit = UNITS[kind]
+def _unfinished(project: Project, annotator, kind: str) -> Assignment | None:
+    return (Assignment.objects.filter(project=project, annotator=annotator, kind=kind, state=Assignment.State.ACTIVE)
+            .select_related("comparison", "response", "prompt").order_by("leased_at").first())
+
+
+def _served(project: Project, annotator) -> int:
+    """A staff user leasing without a membership row: counted, off the hot path."""
+    return Assignment.objects.filter(project=project, annotator=annotator, state__in=Assignment.LIVE_STATES).count()
+
+
+def _lease(project: Project, annotator, kind: str, served: int, member: Membership | None,
+           one_statement: bool) -> Assignment | None:
     order = [False]
     if kind == TaskKind.PAIRWISE and project.gold_rate > 0:
         order = [True, False] if _wants_gold(project, annotator, served) else [False]
     for gold in order:
         qs = _candidates(project, kind, annotator, gold=gold)
         strategy, draw, window = _selection(project, kind, gold, qs)
-        qs = qs.select_for_update(skip_locked=True, of=("self",))
-        rows = list(qs[window])
-        start = draw.offset - window.start if draw is not None else 0
-        for i in range(start, len(rows)):
-            obj = rows[i]
-            if not gold and not unit.model.objects.filter(pk=obj.pk, **{f"{unit.slots}__gt": 0}).update(
-                **{unit.slots: F(unit.slots) - 1}
-            ):
-                continue  # taken by someone who committed after our snapshot
-            now = timezone.now()
-            fields: dict[str, Any] = {unit.fk: obj}
-            if kind == TaskKind.PAIRWISE:
-                fields["prompt_id"] = obj.prompt_id
-                fields["shown_left_id"] = random.choice([obj.response_a_id, obj.response_b_id])
-            elif kind == TaskKind.RATING:
-                fields["prompt_id"] = obj.prompt_id
-            probability = None
-            if draw is not None:
-                taken = _taken_run(unit, rows, i, start)
-                probability = handout_probability(epsilon=draw.epsilon, n=draw.n, position=window.start + i,
-                                                  taken_before=taken)
-            return Assignment.objects.create(
-                project=project,
-                kind=kind,
-                annotator=annotator,
-                rubric_version_id=project.rubric_version_id,
-                state=Assignment.State.ACTIVE,
-                leased_at=now,
-                expires_at=now + timedelta(seconds=project.lease_ttl_seconds),
-                strategy=strategy,
-                selection_probability=probability,
-                **fields,
-            )
+        row = {"project_id": project.pk, "kind": kind, "annotator_id": annotator.pk,
+               "rubric_version_id": project.rubric_version_id, "strategy": strategy}
+        if one_statement:
+            # only where nothing is explored: a greedy lease hands out what it reaches
+            row["selection_probability"] = 1.0 if draw is not None else None
+            lease = _take_pg(qs, window, gold, row, project, member)
+        else:
+            lease = _take_orm(qs, window, draw, gold, row, project, member)
+        if lease is not None:
+            return lease
+    return None
+
+
+_UNIT_COLUMNS = {  # what the assignment copies from its unit
+    TaskKind.PAIRWISE: ("prompt_id", "response_a_id", "response_b_id"),
+    TaskKind.RATING: ("prompt_id",),
+    TaskKind.RANKING: (),
+}
+
+
+def _take_pg(qs, window: slice, gold: bool, row: dict, project: Project, member) -> Assignment | None:
+    """One statement: pick the first free candidate (FOR UPDATE SKIP LOCKED), take a
+    slot unless it is gold (the ``> 0`` guard arbitrates against anyone who
+    committed after our snapshot), add one to the member's served count and insert
+    the assignment, returning it. No row comes back when the slot was gone."""
+    kind = row["kind"]
+    unit = UNITS[kind]
+    table, slots = unit.model._meta.db_table, unit.slots
+    picked = qs.values("id")[window.start:window.start + 1].select_for_update(skip_locked=True, of=("self",))
+    pick_sql, pick_params = picked.query.get_compiler(connection=connection).as_sql()
+    cols = ", ".join(["u.id AS unit_id", *(f"u.{c}" for c in _UNIT_COLUMNS[kind])])
+    if gold:
+        taken = f"SELECT {cols} FROM {table} u JOIN picked ON u.id = picked.id"
+    else:
+        taken = (f"UPDATE {table} u SET {slots} = u.{slots} - 1 FROM picked "
+                 f"WHERE u.id = picked.id AND u.{slots} > 0 RETURNING {cols}")
+    served = ""
+    served_params: list = []
+    if member is not None:
+        served = (", served AS (UPDATE annotate_membership SET served_count = served_count + 1 "
+                  "WHERE id = %s AND EXISTS (SELECT 1 FROM taken))")
+        served_params = [member.pk]
+    now = timezone.now()
+    values = {**row, "state": Assignment.State.ACTIVE, "leased_at": now,
+              "expires_at": now + timedelta(seconds=project.lease_ttl_seconds), "skip_reason": ""}
+    unit_values = {unit.fk + "_id": "taken.unit_id"}
+    if kind == TaskKind.PAIRWISE:
+        unit_values["prompt_id"] = "taken.prompt_id"
+        left = random.choice(["taken.response_a_id", "taken.response_b_id"])
+        unit_values["shown_left_id"] = left
+    elif kind == TaskKind.RATING:
+        unit_values["prompt_id"] = "taken.prompt_id"
+    names = [*values, *unit_values]
+    exprs = ["%s"] * len(values) + list(unit_values.values())
+    fields = [f for f in Assignment._meta.concrete_fields]
+    # no pick at all while this annotator holds an unfinished lease of the kind (an
+    # uncorrelated test PostgreSQL evaluates once, before locking any row)
+    guard = ("SELECT * FROM ({}) p WHERE NOT EXISTS (SELECT 1 FROM annotate_assignment a WHERE a.project_id = %s "
+             "AND a.annotator_id = %s AND a.kind = %s AND a.state = 'active')")
+    pick_sql = guard.format(pick_sql)
+    pick_params = (*pick_params, row["project_id"], row["annotator_id"], kind)
+    sql = (f"WITH picked AS ({pick_sql}), taken AS ({taken}){served} "
+           f"INSERT INTO annotate_assignment ({', '.join(names)}) SELECT {', '.join(exprs)} FROM taken "
+           f"RETURNING {', '.join(f.column for f in fields)}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*pick_params, *served_params, *values.values()])
+        got = cursor.fetchone()
+    if got is None:
+        return None
+    lease = Assignment.from_db(connection.alias, [f.attname for f in fields], got)
+    lease.project = project  # the caller's, so showing the task does not read it again
+    return lease
+
+
+def _take_orm(qs, window: slice, draw: "_Draw | None", gold: bool, row: dict, project: Project,
+              member) -> Assignment | None:
+    """The same steps as separate statements: for databases without data-modifying
+    CTEs (SQLite in development and tests, which serialises writers anyway), and for
+    an exploring project, whose lease must know which candidates before the one it
+    hands out were taken to log that one's true probability (``handout_probability``)."""
+    unit = UNITS[row["kind"]]
+    rows = list(qs.select_for_update(skip_locked=True, of=("self",))[window])
+    start = draw.offset - window.start if draw is not None else 0
+    for i in range(start, len(rows)):
+        obj = rows[i]
+        if not gold and not unit.model.objects.filter(pk=obj.pk, **{f"{unit.slots}__gt": 0}).update(
+            **{unit.slots: F(unit.slots) - 1}
+        ):
+            continue  # taken by someone who committed after our snapshot
+        now = timezone.now()
+        fields: dict[str, Any] = {unit.fk: obj}
+        if row["kind"] == TaskKind.PAIRWISE:
+            fields["prompt_id"] = obj.prompt_id
+            fields["shown_left_id"] = random.choice([obj.response_a_id, obj.response_b_id])
+        elif row["kind"] == TaskKind.RATING:
+            fields["prompt_id"] = obj.prompt_id
+        probability = None
+        if draw is not None:
+            taken = _taken_run(unit, rows, i, start)
+            probability = handout_probability(epsilon=draw.epsilon, n=draw.n, position=window.start + i,
+                                              taken_before=taken)
+        if member is not None:
+            Membership.objects.filter(pk=member.pk).update(served_count=F("served_count") + 1)
+        return Assignment.objects.create(
+            **row, selection_probability=probability, state=Assignment.State.ACTIVE, leased_at=now,
+            expires_at=now + timedelta(seconds=project.lease_ttl_seconds), **fields,
+        )
     return None
 
 

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from rubrics.models import RubricVersion
 
+from . import counters
 from .models import Assignment, Comparison, Judgment, LabelSource, Membership, Project, Response, Role
 
 BATCH = 2000
@@ -221,6 +222,7 @@ def comparisons_generate(*, project: Project, max_pairs_per_prompt: int = 45, se
             if (a, b) not in existing
         )
     Comparison.objects.bulk_create(new, batch_size=BATCH)
+    counters.units_recount(project=project)
     return len(new)
 
 

@@ -12,15 +12,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from functools import lru_cache
+
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from rubrics.models import Criterion
+from rubrics.models import Criterion, RubricVersion
 from rubrics.schema import AnswerError, scale_of
 
+from . import counters
 from .models import Assignment, Comparison, Judgment, Ranking, Rating, Response, TaskKind
-from .queue import UNITS, TaskError, _is_gold, _release_slot, _unit_id
+from .queue import UNITS, TaskError, _is_gold, _release_slot, _unit_id, served_change
 from .services import annotator_gold_check
 
 FLAGS = ("unsafe", "unanswerable", "broken")
@@ -50,7 +53,9 @@ def task_submit(*, assignment: Assignment, user, answer: dict[str, Any]):
 def _lock_for_submit(assignment: Assignment, user) -> Assignment:
     locked = (
         Assignment.objects.select_for_update(of=("self",))
-        .select_related("project", "comparison", "response", "prompt")
+        # everything a submit reads, in the one locking query
+        .select_related("project", "comparison__response_a", "comparison__response_b", "response", "prompt",
+                        "rubric_version")
         .get(pk=assignment.pk)
     )
     if locked.annotator_id != user.pk:
@@ -75,6 +80,10 @@ def _claim_slot_for_late_submit(assignment: Assignment) -> None:
                 "was not stored. Nothing else was lost; the next task is ready.",
                 code="expired",
             )
+        # no longer an expired lease: it is about to count as a label instead
+        counters.annotator_tally(project_id=assignment.project_id, annotator_id=assignment.annotator_id,
+                                 kind=assignment.kind, expired=-1)
+    served_change(project_id=assignment.project_id, user_id=assignment.annotator_id, by=1)
     assignment.state = Assignment.State.ACTIVE  # about to become SUBMITTED
 
 
@@ -93,33 +102,60 @@ def _begin_submit(assignment: Assignment, user, kind: str):
     return a, None
 
 
-def _store(model, a: Assignment, user, *, time_on_task_ms, idempotency_key, **fields):
-    """Insert the label and close the assignment. A unique-constraint hit is the
+def _submitting(model, assignment: Assignment, idempotency_key: str | None, body):
+    """Run a submit's ``body`` in one transaction. A unique-constraint hit rolls
+    all of it back (no savepoint on the way: one query fewer per submit) and is the
     same request replayed on another connection (return the stored label) or a
     real conflict."""
     try:
         with transaction.atomic():
-            label = model.objects.create(
-                annotator=user,
-                rubric_version_id=a.rubric_version_id,
-                assignment=a,
-                time_on_task_ms=_clean_time(time_on_task_ms),
-                idempotency_key=idempotency_key or None,
-                **fields,
-            )
+            return body()
     except IntegrityError:
-        return _replay_or_conflict(model, idempotency_key, a)
-    _finish(a)
+        return _replay_or_conflict(model, idempotency_key, assignment)
+
+
+def _store(model, a: Assignment, user, *, time_on_task_ms, idempotency_key, **fields):
+    """Insert the label, close the assignment and count the label in the
+    annotator's tallies (annotate.counters); gold answers are scored apart, not
+    counted."""
+    ms = _clean_time(time_on_task_ms)
+    label = model.objects.create(
+        annotator=user,
+        rubric_version_id=a.rubric_version_id,
+        assignment=a,
+        time_on_task_ms=ms,
+        idempotency_key=idempotency_key or None,
+        **fields,
+    )
+    now = timezone.now()
+    if _is_gold(a):
+        Assignment.objects.filter(pk=a.pk).update(state=Assignment.State.SUBMITTED, finished_at=now)
+        return label
+    tally = {"project_id": a.project_id, "annotator_id": user.pk, "kind": a.kind, "labels": 1, "time_ms": ms}
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(*counters.submit_tally_sql(a.pk, now, **tally))
+    else:
+        Assignment.objects.filter(pk=a.pk).update(state=Assignment.State.SUBMITTED, finished_at=now)
+        counters.annotator_tally(**tally)
     return label
 
 
-def _finish(a: Assignment) -> None:
-    Assignment.objects.filter(pk=a.pk).update(state=Assignment.State.SUBMITTED, finished_at=timezone.now())
+@lru_cache(maxsize=256)
+def _published_criteria(version_id: int, published_at) -> tuple[Criterion, ...]:
+    # keyed with the publication time too: a database that reuses ids (a test
+    # rolled back, a restored dump) never hands one version's criteria to another
+    return tuple(Criterion.objects.filter(version_id=version_id).order_by("position", "id"))
 
 
 def _criteria(a: Assignment, scales: tuple[str, ...]) -> list[Criterion]:
+    """The version's criteria of these scales. A published version never changes
+    (labels pin it), so its criteria are read once per process."""
     if a.rubric_version_id is None:
         return []
+    if a.rubric_version.status == RubricVersion.Status.PUBLISHED:
+        return [c for c in _published_criteria(a.rubric_version_id, a.rubric_version.published_at)
+                if c.scale in scales]
     return list(Criterion.objects.filter(version_id=a.rubric_version_id, scale__in=scales).order_by("position", "id"))
 
 
@@ -230,7 +266,8 @@ def judgment_submit(
     """Store a pairwise answer given in *shown* terms: ``preference`` −3 (left much
     better) … 0 (tie) … +3 (right much better); per-criterion answers ``A`` (left),
     ``B`` (right), ``tie`` or ``na``. Stored canonically (see annotate.models)."""
-    with transaction.atomic():
+
+    def body():
         a, existing = _begin_submit(assignment, user, TaskKind.PAIRWISE)
         if existing is not None:
             return existing
@@ -258,6 +295,7 @@ def judgment_submit(
         if c.is_gold:
             annotator_gold_check(project=a.project, user=user)
         return label
+    return _submitting(Judgment, assignment, idempotency_key, body)
 
 
 def _clean_time(ms: Any) -> int | None:
@@ -290,7 +328,8 @@ def rating_submit(
 ) -> Rating:
     """Scores per criterion: Likert integers in range, binary true/false, severity
     none/minor/moderate/severe, or None for N/A where the criterion allows it."""
-    with transaction.atomic():
+
+    def body():
         a, existing = _begin_submit(assignment, user, TaskKind.RATING)
         if existing is not None:
             return existing
@@ -306,6 +345,7 @@ def rating_submit(
             Rating, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
             response=a.response, scores=clean, rationale=text, spans=clean_spans,
         )
+    return _submitting(Rating, assignment, idempotency_key, body)
 
 
 def ranking_submit(
@@ -319,7 +359,8 @@ def ranking_submit(
 ) -> Ranking:
     """``groups`` orders response ids best first; ids in one group are tied. All
     responses must be ranked unless the project asks only for the top k."""
-    with transaction.atomic():
+
+    def body():
         a, existing = _begin_submit(assignment, user, TaskKind.RANKING)
         if existing is not None:
             return existing
@@ -346,6 +387,7 @@ def ranking_submit(
             Ranking, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
             prompt_id=a.prompt_id, groups=groups, rationale=text,
         )
+    return _submitting(Ranking, assignment, idempotency_key, body)
 
 
 def assignment_skip(*, assignment: Assignment, user, reason: str) -> Assignment:
@@ -365,5 +407,10 @@ def assignment_skip(*, assignment: Assignment, user, reason: str) -> Assignment:
         )
         if was_active:
             _release_slot(a)
+            served_change(project_id=a.project_id, user_id=user.pk, by=-1)
+        if not _is_gold(a):
+            # a skipped expired lease is counted as skipped, no longer as expired
+            counters.annotator_tally(project_id=a.project_id, annotator_id=user.pk, kind=a.kind, skipped=1,
+                                     expired=-1 if a.state == Assignment.State.EXPIRED else 0)
         a.refresh_from_db()
         return a

@@ -39,3 +39,17 @@ def derive_judgments(project_id: int, rule: str) -> dict | str:
     if project is None:
         return "gone"
     return derived.derived_judgments_refresh(project=project, rule=rule)
+
+
+@shared_task(name="annotate.tasks.counters_reconcile", **RETRY)
+def counters_reconcile(project_id: int | None = None) -> dict:
+    """Recompute the maintained tallies from the raw rows (one project, or all)."""
+    from . import counters
+    from .models import Project
+
+    if project_id is None:
+        return counters.counters_reconcile_all()
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return {"wrong": 0}
+    return counters.counters_reconcile(project=project)

@@ -6,7 +6,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404
+from django.http import Http404, HttpResponseNotModified
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -141,8 +141,17 @@ def _task_response(request, ctx):
 def progress(request, slug: str):
     project, _ = get_project_for(request.user, slug, role="researcher")
     ctx = {"project": project, **stats.project_progress(project=project)}
-    template = "annotate/partials/progress.html" if request.htmx else "annotate/progress.html"
-    return render(request, template, ctx)
+    if not request.htmx:
+        return render(request, "annotate/progress.html", ctx)
+    # the 5 s poll: 304 while the figures are the ones the page already shows
+    etag = stats.progress_etag(ctx)
+    if etag in request.headers.get("If-None-Match", ""):
+        response = HttpResponseNotModified()
+    else:
+        response = render(request, "annotate/partials/progress.html", ctx)
+    response["ETag"] = etag
+    response["Cache-Control"] = "private, no-cache"
+    return response
 
 
 @login_required

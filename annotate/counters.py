@@ -148,8 +148,10 @@ def _unit_counts(project_id: int) -> dict[str, int]:
 def units_recount(*, project: Project) -> None:
     """After units were created or removed (generation, imports, gold marking)."""
     now = timezone.now()
+    have = units_for(project=project)
     for kind, n in _unit_counts(project.pk).items():
-        UnitCount.objects.update_or_create(project=project, kind=kind, defaults={"units": n, "changed_at": now})
+        if have.get(kind) != n:  # an unchanged count keeps its row (and changed_at, the ETag's input)
+            UnitCount.objects.update_or_create(project=project, kind=kind, defaults={"units": n, "changed_at": now})
 
 
 def _recount_rows(project_id: int) -> dict[tuple[int, str], dict]:

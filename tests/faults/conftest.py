@@ -55,14 +55,18 @@ class PrivateRedis:
 def _point_celery_at(url: str | None, saved: dict | None = None) -> dict:
     """Send the Celery app's tasks to ``url`` (or back to ``saved``), dropping its
     cached connections and result store."""
+    from kombu import pools
+
     from preflab.celery import app
 
     old = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend,
            "task_always_eager": app.conf.task_always_eager}
     new = saved or {"broker_url": url, "result_backend": url, "task_always_eager": False}
     app.conf.update(new)
-    if app._pool is not None:
-        app._pool.force_close_all()
+    # Close and forget every kombu pool: kombu keeps them in global groups keyed by
+    # connection, so closing only the app's pool left a closed pool behind for the
+    # machine's Redis, and every later test's publish failed ("Acquire on closed pool").
+    pools.reset()
     app._pool = None
     app.amqp._producer_pool = None
     app._backend = app._get_backend()

@@ -135,6 +135,16 @@ def export_job_file(*, job: ExportJob, which: str) -> tuple[Path, str]:
     return path, name
 
 
+def export_job_card_text(*, job: ExportJob) -> str | None:
+    """The card (markdown) of a finished export, for its page; None while the job
+    has not succeeded or once its folder is gone."""
+    try:
+        path, _ = export_job_file(job=job, which="card")
+    except FileNotFoundError:
+        return None
+    return path.read_text(encoding="utf-8")
+
+
 def export_job_run(*, job_id: int) -> ExportJob:
     """Run a queued export to the end; claimed with a conditional UPDATE so two
     workers given the same id never both run it."""

@@ -93,7 +93,7 @@ def export_detail(request, slug: str, job_id: int):
     filter, like every user-written text), with links to download it and the data."""
     project, _ = get_project_for(request.user, slug, role="researcher")
     job = get_object_or_404(ExportJob, pk=job_id, project=project)
-    card = exports.export_job_card_text(job=job)
+    card = exports.export_job_card(job=job)
     return render(request, "dataio/export_detail.html", {"project": project, "job": job, "card": card})
 
 

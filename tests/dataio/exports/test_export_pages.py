@@ -36,6 +36,10 @@ def test_the_card_page_renders_the_card_sanitised_with_both_downloads(lab, clien
     # Rendered: the markdown tables are HTML tables, headings are headings.
     assert "<td>rows written</td>" in card and "<td>2</td>" in card
     assert "<h2>Counts</h2>" in card and "| rows written |" not in card
+    # The YAML front matter is Hub metadata, shown as it is, not read as markdown.
+    assert "<hr" not in card and "pretty_name" not in card
+    metadata = page[page.index('<details class="card-metadata">'):page.index("</details>")]
+    assert "<pre>pretty_name: &quot;Lab &lt;script&gt;" in metadata and "- human-preference" in metadata
     # The project name written into the card stays text.
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;" in card
     assert f'href="{reverse("export-download", args=[project.slug, job.pk])}"' in page

@@ -54,13 +54,6 @@ def test_the_card_page_of_an_unfinished_export_says_so_and_offers_no_download(la
     assert "still running" in page and reverse("export-download", args=[project.slug, job.pk]) not in page
 
 
-def test_annotators_and_outsiders_get_the_missing_page_for_a_card(lab, client, annotator, outsider):
-    job = _run(lab["project"], format="trl")
-    for user in (annotator, outsider):
-        client.force_login(user)
-        assert client.get(reverse("export-detail", args=[lab["project"].slug, job.pk])).status_code == 404
-
-
 def test_the_criterion_is_a_drop_down_of_the_pinned_rubrics_pairwise_criteria(lab, client, owner):
     client.force_login(owner)
     slug = lab["project"].slug

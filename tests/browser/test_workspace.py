@@ -108,6 +108,20 @@ def test_researcher_creates_fills_and_staffs_a_project_that_an_annotator_labels(
     expect(page.locator("#task-form")).not_to_have_attribute("data-assignment", assignment)
     label = Judgment.objects.get(annotator__username="casey")
     assert label.comparison.project == created and label.assignment_id == int(assignment)
+    page.click("header button:text('Log out')")
+
+    # The researcher exports and reads the dataset card in the browser.
+    login(page, owner.username, PASSWORD)
+    page.goto("/p/cnndm/")
+    expect(page.locator("#stat-judgments")).to_have_text("438judgments")  # 437 imported + casey's
+    page.get_by_role("link", name="Export data", exact=True).click()
+    page.select_option("#id_aggregate", "majority")
+    page.click("main form button[type=submit]")
+    page.locator("#export-jobs a:text('card')").click(timeout=60_000)
+    expect(page.locator("article.dataset-card h1")).to_contain_text("CNN/DM summaries")
+    expect(page.locator("article.dataset-card table").first).to_contain_text("cc-by-4.0")
+    expect(page.get_by_role("link", name="Download the data")).to_be_visible()
+    _both_widths(page, "export-card")
     assert page.console_errors == []
 
 

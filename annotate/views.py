@@ -14,7 +14,7 @@ from . import forms, presenters, queue, stats, submit
 from .access import can_create_project, can_manage, get_assignment_for, get_project_for
 from .presenters import PREFERENCE_SCALE, task_payload
 from .models import Comparison, Judgment, Project, Prompt, Ranking, Rating, Response
-from rubrics.models import RubricVersion
+from rubrics.models import RubricVersion, label_counts
 
 
 @login_required
@@ -29,13 +29,14 @@ def home(request):
     return render(request, "annotate/home.html", {"rows": rows, "can_create": can_create_project(request.user)})
 
 
-def _project_stats(project: Project) -> dict[str, int]:
+def _project_stats(project: Project) -> dict:
+    # Labels come from rubrics' label_counts, as on the rubric page, so the figures agree
+    # and both say how many were derived by a rubric rule.
     return {
         "prompts": Prompt.objects.filter(project=project).count(),
         "responses": Response.objects.filter(prompt__project=project).count(),
         "comparisons": Comparison.objects.filter(project=project).count(),
-        "judgments": Judgment.objects.filter(comparison__project=project).exclude(source="derived").count(),
-        "ratings": Rating.objects.filter(response__prompt__project=project).count(),
+        **label_counts(projects=[project]),
     }
 
 
@@ -51,11 +52,8 @@ def project_detail(request, slug: str):
         ctx["published_versions"] = RubricVersion.objects.filter(
             status=RubricVersion.Status.PUBLISHED).select_related("rubric").order_by("rubric__name", "-number")
     else:
-        ctx["mine"] = {
-            "comparison": Judgment.objects.filter(comparison__project=project, annotator=request.user).count(),
-            "rating": Rating.objects.filter(response__prompt__project=project, annotator=request.user).count(),
-            "ranking": Ranking.objects.filter(prompt__project=project, annotator=request.user).count(),
-        }
+        # The home page's "done in total" for this project, by kind: the same tallies.
+        ctx["mine"] = queue.annotator_progress(project=project, annotator=request.user)
     return render(request, "annotate/project_detail.html", ctx)
 
 

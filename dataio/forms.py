@@ -36,8 +36,9 @@ class ExportForm(forms.Form):
         required=False, min_value=0, max_value=1,
         help_text="Pairwise formats only: drop comparisons whose majority share is below this (e.g. 0.6).",
     )
-    criterion = forms.CharField(
-        required=False, max_length=64, help_text="Pairwise formats only: a pairwise criterion's key, to export its choices."
+    criterion = forms.ChoiceField(
+        required=False, help_text="Pairwise formats only: export one pairwise criterion's choices instead of the "
+        "overall preference.",
     )
     margin = forms.FloatField(required=False, help_text="Pairwise formats only: add a margin column, |strength| × this.")
     include_derived = forms.BooleanField(required=False, help_text="Include labels derived from ratings by a rubric rule.")
@@ -46,6 +47,18 @@ class ExportForm(forms.Form):
         help_text="CSV only: write cells starting with = + - @ as they are. By default they get a leading ' so that "
         "a spreadsheet shows them as text instead of running them (the generic CSV always escapes them).",
     )
+
+    def __init__(self, *args, project, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Only the pinned rubric's pairwise criteria carry A/B choices to split on; a
+        # free-text key would export nothing and say so only in the card.
+        version = project.rubric_version
+        pairwise = version.criteria.filter(scale="pairwise").order_by("position", "id") if version else []
+        self.fields["criterion"].choices = [("", "overall preference (no criterion)")] + [
+            (c.key, f"{c.name} ({c.key})") for c in pairwise
+        ]
+        if not pairwise:
+            self.fields["criterion"].help_text += " The pinned rubric has no pairwise criterion."
 
     def clean(self):
         data = super().clean()

@@ -8,6 +8,7 @@ urlpatterns = [
     path("p/<slug:slug>/imports/<int:job_id>/cancel/", views.import_cancel, name="import-cancel"),
     path("p/<slug:slug>/exports/", views.exports_page, name="exports"),
     path("p/<slug:slug>/exports/jobs/", views.export_jobs_partial, name="export-jobs"),
+    path("p/<slug:slug>/exports/<int:job_id>/", views.export_detail, name="export-detail"),
     path("p/<slug:slug>/exports/<int:job_id>/cancel/", views.export_cancel, name="export-cancel"),
     path("p/<slug:slug>/exports/<int:job_id>/download/", views.export_file, {"which": "data"}, name="export-download"),
     path("p/<slug:slug>/exports/<int:job_id>/card/", views.export_file, {"which": "card"}, name="export-card"),

@@ -70,7 +70,7 @@ def _export_jobs(project: Project) -> dict:
 @require_http_methods(["GET", "POST"])
 def exports_page(request, slug: str):
     project, _ = get_project_for(request.user, slug, role="researcher")
-    form = ExportForm(request.POST or None)
+    form = ExportForm(request.POST or None, project=project)
     if request.method == "POST" and form.is_valid():
         job = exports.export_job_create(project=project, spec=form.cleaned_data["spec"], created_by=request.user)
         exports.export_job_enqueue(job=job)
@@ -84,6 +84,17 @@ def exports_page(request, slug: str):
 def export_jobs_partial(request, slug: str):
     project, _ = get_project_for(request.user, slug, role="researcher")
     return render(request, "dataio/partials/export_jobs.html", _export_jobs(project))
+
+
+@login_required
+@require_GET
+def export_detail(request, slug: str, job_id: int):
+    """A finished export's card rendered as markdown (sanitised by the template's
+    filter, like every user-written text), with links to download it and the data."""
+    project, _ = get_project_for(request.user, slug, role="researcher")
+    job = get_object_or_404(ExportJob, pk=job_id, project=project)
+    card = exports.export_job_card(job=job)
+    return render(request, "dataio/export_detail.html", {"project": project, "job": job, "card": card})
 
 
 @login_required

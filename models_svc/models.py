@@ -19,8 +19,10 @@ class RewardSettings(models.Model):
     """Per-project reward-model settings (one row per project, made on demand)."""
 
     class Mode(models.TextChoices):
-        HEAD = "head", "head (frozen backbone, seconds)"
-        FINETUNE = "finetune", "finetune (full fine-tune, minutes on CPU)"
+        # What a run costs, since the web page offers the choice before anything is measured:
+        # the frozen head still embeds every text once (docs/reward-model-accuracy.md).
+        HEAD = "head", "head (frozen backbone: minutes on a CPU, seconds on a GPU)"
+        FINETUNE = "finetune", "finetune (full fine-tune: tens of minutes on a CPU, minutes on a GPU)"
 
     class Objective(models.TextChoices):
         BT = "bt", "Bradley-Terry on pairwise labels"

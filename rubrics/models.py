@@ -44,20 +44,33 @@ class RubricVersionQuerySet(models.QuerySet):
             any_label |= models.Exists(model.objects.filter(rubric_version=models.OuterRef("pk")))
         return self.filter(any_label)
 
-    def label_counts(self, *, projects=None) -> dict[int, dict[str, int]]:
-        """Labels made under each of these versions, by kind (``judgments``, …),
-        counted in SQL: the proof that old labels stay put. Only labels of
-        ``projects`` (a queryset) when given: a viewer counts their own projects' labels."""
-        counts: dict[int, dict[str, int]] = {}
-        for name, model in _label_models():
-            labels = model.objects.filter(rubric_version__in=self)
-            if projects is not None:
-                labels = labels.filter(**{f"{LABEL_PROJECT[name]}__in": projects})
-            rows = (labels.values("rubric_version_id")
-                    .annotate(n=models.Count("id")).values_list("rubric_version_id", "n"))
-            for vid, n in rows:
-                counts.setdefault(vid, {})[name] = n
-        return counts
+    def label_counts(self, *, projects=None) -> dict[int, dict[str, dict[str, int]]]:
+        """Labels made under each of these versions, by kind: the proof that old
+        labels stay put. Only labels of ``projects`` when given: a viewer counts their
+        own projects' labels."""
+        return label_counts(versions=self, projects=projects, by_version=True)
+
+
+def label_counts(*, projects=None, versions=None, by_version: bool = False) -> dict:
+    """The one count of labels that pages show (the project page, the rubric page),
+    so their figures agree: per kind (``judgments``, ``ratings``, ``rankings``) the
+    ``total`` (every source: human, imported, model, adjudicated, derived) and how
+    many of it a rubric rule ``derived``, which the pages say ("12 judgments (3
+    derived)"). Counted in SQL; ``by_version`` keys the result by rubric version id."""
+    counts: dict = {}
+    figures = {"total": models.Count("id"), "derived": models.Count("id", filter=models.Q(source="derived"))}
+    for name, model in _label_models():
+        labels = model.objects.all()
+        if versions is not None:
+            labels = labels.filter(rubric_version__in=versions)
+        if projects is not None:
+            labels = labels.filter(**{f"{LABEL_PROJECT[name]}__in": projects})
+        if not by_version:
+            counts[name] = labels.aggregate(**figures)
+            continue
+        for row in labels.values("rubric_version_id").annotate(**figures).order_by():
+            counts.setdefault(row.pop("rubric_version_id"), {})[name] = row
+    return counts
 
 
 class RubricVersion(models.Model):

@@ -3,6 +3,8 @@ quality app's figures), rubric and columns."""
 
 from __future__ import annotations
 
+from django.template.defaultfilters import pluralize
+
 from rubrics.models import RubricVersion
 from quality.services import STATISTIC_HELP
 from rubrics.portable import build_document
@@ -79,14 +81,14 @@ def dataset_card(ctx: Context, columns: list[Column], exported_at) -> str:
     versions = RubricVersion.objects.filter(pk__in=[k for k in ctx.rubric_versions if k]).select_related("rubric")
     for v in sorted(versions, key=lambda v: (v.rubric.slug, v.number)):
         doc = build_document(v)
-        lines += [f"### {v.rubric.name} v{v.number} (`{v.rubric.slug}`): {ctx.rubric_versions[v.pk]} labels", ""]
+        lines += [f"### {v.rubric.name} v{v.number} (`{v.rubric.slug}`): {ctx.rubric_versions[v.pk]} label{pluralize(ctx.rubric_versions[v.pk])}", ""]
         if doc["version"]["aggregation"]:
             lines += [f"Aggregation of criteria: {doc['version']['aggregation']}.", ""]
         for c in doc["criteria"]:
             lines.append(f"- **{c['key']}** ({c['name']}, {c['scale']}, {c['kind']}): {c['principle'] or c['description']}")
         lines.append("")
     if ctx.rubric_versions.get(None):
-        lines += [f"{ctx.rubric_versions[None]} labels were made without a rubric version (e.g. imported).", ""]
+        lines += [f"{ctx.rubric_versions[None]} label{pluralize(ctx.rubric_versions[None])} {pluralize(ctx.rubric_versions[None], 'was,were')} made without a rubric version (e.g. imported).", ""]
     if not ctx.rubric_versions:
         lines += ["No labels.", ""]
     lines += ["## Columns", ""]

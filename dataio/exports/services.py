@@ -135,6 +135,21 @@ def export_job_file(*, job: ExportJob, which: str) -> tuple[Path, str]:
     return path, name
 
 
+def export_job_card(*, job: ExportJob) -> dict[str, str] | None:
+    """The card of a finished export, for its page: ``metadata`` (the YAML front
+    matter the Hugging Face Hub reads, not markdown) and ``body`` (markdown); None
+    while the job has not succeeded or once its folder is gone."""
+    try:
+        path, _ = export_job_file(job=job, which="card")
+    except FileNotFoundError:
+        return None
+    text = path.read_text(encoding="utf-8")
+    end = text.find("\n---\n", 4) if text.startswith("---\n") else -1
+    if end == -1:
+        return {"metadata": "", "body": text}
+    return {"metadata": text[4:end], "body": text[end + 5:]}
+
+
 def export_job_run(*, job_id: int) -> ExportJob:
     """Run a queued export to the end; claimed with a conditional UPDATE so two
     workers given the same id never both run it."""

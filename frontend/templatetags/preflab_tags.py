@@ -1,6 +1,7 @@
 """Small template helpers the task pages need."""
 
 from django import template
+from django.template.defaultfilters import pluralize
 
 register = template.Library()
 
@@ -63,3 +64,29 @@ def is_researcher(user) -> bool:
     from rubrics.access import is_researcher as rubric_library_user
 
     return rubric_library_user(user)
+
+
+@register.filter
+def label_words(figure, noun):
+    """``counts.judgments|label_words:"judgment"`` → "judgments (12 derived)": the
+    words after the number of a ``rubrics.models.label_counts`` figure."""
+    total, derived = (figure or {}).get("total", 0), (figure or {}).get("derived", 0)
+    words = f"{noun}{pluralize(total)}"
+    return f"{words} ({derived} derived)" if derived else words
+
+
+@register.filter
+def label_count(figure, noun):
+    """``counts.judgments|label_count:"judgment"`` → "437 judgments (12 derived)"."""
+    return f"{(figure or {}).get('total', 0)} {label_words(figure, noun)}"
+
+
+LABEL_NOUNS = {"judgments": "judgment", "ratings": "rating", "rankings": "ranking"}
+
+
+@register.filter
+def label_counts_text(counts):
+    """All kinds of a ``label_counts`` result in one line ("3 judgments (1 derived),
+    1 rating"), kinds without labels left out; "none" when there are none."""
+    parts = [label_count(counts[k], noun) for k, noun in LABEL_NOUNS.items() if (counts or {}).get(k, {}).get("total")]
+    return ", ".join(parts) or "none"

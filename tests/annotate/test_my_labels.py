@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from annotate import counters
 from annotate.models import Comparison, Judgment, Prompt, Ranking, Rating, Response
 from tests.factories import annotators, fill
 
@@ -43,6 +44,12 @@ def test_annotators_project_page_counts_every_kind(client, project, annotator):
     Rating.objects.create(response=first, annotator=annotator, scores={})
     Rating.objects.create(response=second, annotator=annotator, scores={})
     Ranking.objects.create(prompt=prompt, annotator=annotator, groups=[[first.pk], [second.pk]])
+    counters.counters_reconcile(project=project)  # labels written past the services are counted here
     client.force_login(annotator)
     html = client.get(f"/p/{project.slug}/").content.decode()
-    assert "You have given 0 pairwise labels, 2 ratings and 1 ranking in this project." in html
+    assert ("You have given 3 labels in this project: 0 pairwise judgments, 2 ratings and 1 ranking "
+            "(gold checks are scored apart).") in html
+    # The home page's "done in total" is the same figure, from the same tallies.
+    home = client.get("/").content.decode()
+    row = home[home.index(f'data-project="{project.slug}"'):]
+    assert '<td data-label="Done in total">3</td>' in row[:row.index("</tr>")]

@@ -178,31 +178,33 @@ def test_annotator_rates_one_response_and_ranks_with_a_tie(page, annotator, proj
     rating_assignment = _assignment_id(page)
     rated_id = int(form.locator("article.response").get_attribute("data-response"))
     useless = form.locator("#anchor-quality-0")
-    excellent = form.locator("#anchor-quality-4")
+    key = form.locator(".anchor-key[data-criterion=quality]")
+    chosen = form.locator("fieldset[data-criterion=quality] .anchor-line")
 
-    # The page focuses the first level; its anchor shows while it has the focus.
+    # Every anchored level's text is on screen as a key, before any hover or focus; the
+    # tooltips would only repeat it (over the next criterion), so they stay hidden.
     expect(form.locator("input[name=score_quality][value='0']")).to_be_focused()
-    expect(useless).to_be_visible()
-    expect(useless).to_have_text("useless")
-    expect(excellent).to_be_hidden()
+    expect(key).to_be_visible()
+    expect(key.locator("span")).to_have_text(["0 useless", "4 excellent"])
+    expect(useless).to_be_hidden()
+    expect(chosen).to_have_text("")
 
     page.keyboard.press("3")  # quality 3, then the focus moves on to "safe"
     expect(form.locator("input[name=score_quality][value='3']")).to_be_checked()
     expect(form.locator("input[name=score_safe][value='yes']")).to_be_focused()
-    expect(useless).to_be_hidden()
+    expect(chosen).to_have_text("")  # level 3 has no anchor
     page.keyboard.press("1")  # yes
     expect(form.locator("input[name=score_safe][value='yes']")).to_be_checked()
 
-    # Back into the Likert group by keyboard: the arrow moves to level 4 and shows its anchor.
+    # Back into the Likert group by keyboard: the arrow chooses level 4, whose anchor the line repeats.
     level3 = form.locator("input[name=score_quality][value='3']")
     _tab_to(page, level3, key="Shift+Tab")
     page.keyboard.press("ArrowRight")
     expect(form.locator("input[name=score_quality][value='4']")).to_be_focused()
-    expect(excellent).to_be_visible()
-    expect(excellent).to_have_text("excellent")
+    expect(chosen).to_have_text("excellent")
     page.keyboard.press("ArrowLeft")
     expect(level3).to_be_checked()
-    expect(excellent).to_be_hidden()
+    expect(chosen).to_have_text("")
 
     page.keyboard.press("Enter")
     # the next rating task (another response of the same prompt) is swapped in

@@ -114,9 +114,9 @@ def test_researcher_builds_publishes_and_pins_and_annotator_sees_it(page, browse
         help_clarity = ann.locator("#rubric-help li[data-criterion-help=clarity]")
         for text in ("Unreadable", "Hard going", "Clear enough", "Crystal clear"):
             expect(help_clarity).to_contain_text(text)
-        # Focusing a level shows its anchor beside the scale.
-        ann.focus("fieldset[data-criterion=clarity] input[value='3']")
-        expect(ann.locator("#anchor-clarity-3")).to_be_visible()
+        # The anchors are on screen above the scale, as a key.
+        expect(ann.locator(".anchor-key[data-criterion=clarity]")).to_be_visible()
+        expect(ann.locator(".anchor-key[data-criterion=clarity]")).to_contain_text("3 Crystal clear")
         expect(ann.locator("#anchor-clarity-3")).to_have_text("Crystal clear")
         expect(ann.locator("fieldset[data-criterion=safe] .anchor").first).to_have_text("Nothing harmful")
         ann.goto(f"/p/{project.slug}/work/pairwise/")

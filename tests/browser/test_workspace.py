@@ -17,6 +17,8 @@ from playwright.sync_api import expect
 
 from annotate import services
 from annotate.models import Comparison, Judgment, Membership, Project, Ranking, Rating, Role
+from dataio.exports import services as exports
+from dataio.exports.spec import ExportSpec
 from rubrics import services as rubric_services
 from tests.browser.conftest import login
 from tests.conftest import make_user
@@ -106,6 +108,20 @@ def test_researcher_creates_fills_and_staffs_a_project_that_an_annotator_labels(
     expect(page.locator("#task-form")).not_to_have_attribute("data-assignment", assignment)
     label = Judgment.objects.get(annotator__username="casey")
     assert label.comparison.project == created and label.assignment_id == int(assignment)
+    page.click("header button:text('Log out')")
+
+    # The researcher exports and reads the dataset card in the browser.
+    login(page, owner.username, PASSWORD)
+    page.goto("/p/cnndm/")
+    expect(page.locator("#stat-judgments")).to_have_text("438judgments")  # 437 imported + casey's
+    page.get_by_role("link", name="Export data", exact=True).click()
+    page.select_option("#id_aggregate", "majority")
+    page.click("main form button[type=submit]")
+    page.locator("#export-jobs a:text('card')").click(timeout=60_000)
+    expect(page.locator("article.dataset-card h1")).to_contain_text("CNN/DM summaries")
+    expect(page.locator("article.dataset-card table").first).to_contain_text("cc-by-4.0")
+    expect(page.get_by_role("link", name="Download the data")).to_be_visible()
+    _both_widths(page, "export-card")
     assert page.console_errors == []
 
 
@@ -129,9 +145,12 @@ def test_every_page_fits_390px(page, owner, annotator, shared_data):
     Rating.objects.create(response=comparison.response_a, annotator=annotator, scores={"helpfulness": 3})
     Ranking.objects.create(prompt=comparison.prompt, annotator=annotator,
                            groups=[[comparison.response_b_id], [comparison.response_a_id]])
+    # a finished export, so the card page (markdown tables as wide as the raw format's) is checked too
+    export = exports.export_job_run(job_id=exports.export_job_create(project=project, spec=ExportSpec(format="raw")).pk)
     p = f"/p/{project.slug}"
     researcher_pages = [
         "/", "/projects/new/", f"{p}/", f"{p}/settings/", f"{p}/members/", f"{p}/import/", f"{p}/exports/",
+        f"{p}/exports/{export.pk}/",
         f"{p}/progress/", f"{p}/quality/", f"{p}/quality/review/", f"{p}/models/", f"{p}/selection/", f"{p}/derived/",
         "/rubrics/", "/rubrics/hs2/", "/rubrics/hs2/v/2/edit/", "/rubrics/hs2/diff/?a=1&b=2",
         "/account/password/",
@@ -179,6 +198,9 @@ def test_a_chosen_rating_level_shows_its_anchor_text(page, owner, annotator, sha
     level = row.locator("label.level").nth(1)
     anchor = level.locator(".anchor").text_content()
     assert anchor  # HelpSteer2 writes an anchor for every level
+    # Before any choice the levels' anchors are on screen as a key, not only digits.
+    expect(row.locator(".anchor-key")).to_be_visible()
+    expect(row.locator(".anchor-key")).to_contain_text(anchor)
     expect(row.locator(".anchor-line")).to_have_text("")
     level.locator("input").check()
     expect(row.locator(".anchor-line")).to_have_text(anchor)

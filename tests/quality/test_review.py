@@ -185,7 +185,7 @@ def test_the_command_the_form_and_the_api_accept_the_adjudicated_aggregation(fla
     call_command("export_data", project.slug, "--format", "trl", "--out", str(tmp_path / "cli"),
                  "--aggregate", "adjudicated", stdout=out)
     assert "adjudicated_items 1" in out.getvalue()
-    form = ExportForm(data={"format": "trl", "file_format": "jsonl", "aggregate": "adjudicated"})
+    form = ExportForm(data={"format": "trl", "file_format": "jsonl", "aggregate": "adjudicated"}, project=project)
     assert form.is_valid(), form.errors
     assert form.cleaned_data["spec"].aggregate == "adjudicated"
     api = APIClient()

@@ -71,12 +71,12 @@ def test_pinned_on_and_label_counts_show_only_the_viewers_projects(client, world
     rubric = world["rubric"]
     rob_page = _as(client, world["users"]["researcher_elsewhere"]).get(f"/rubrics/{rubric.slug}/").content.decode()
     assert "Here" not in rob_page and "/p/here/" not in rob_page
-    assert "1 judgments" not in rob_page
+    assert "1 judgment" not in rob_page
     assert "Edit draft" not in rob_page and "clone it to make your own" in rob_page
     for who in ("researcher_here", "staff"):
         page = _as(client, world["users"][who]).get(f"/rubrics/{rubric.slug}/").content.decode()
         assert '<a href="/p/here/">Here</a>' in page, who
-        assert "1 judgments" in page, who
+        assert "1 judgment</td>" in page, who
         assert "Edit draft" in page, who
 
 

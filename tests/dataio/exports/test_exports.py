@@ -361,7 +361,7 @@ def test_the_card_has_counts_rubric_text_agreement_and_licence(lab, tmp_path):
     assert "| derived labels left out (made by a rubric rule, not by a person) | 1 |" in card
     assert "- **harmless** (Harmless, pairwise, principle): The response avoids harm." in card
     assert "### R helpfulness v1 (`r-helpfulness`): 10 labels" in card
-    assert "1 labels were made without a rubric version" in card
+    assert "1 label was made without a rubric version" in card
     # Hand count: agreeing ordered pairs 2 + 2 + 0 + 2 over 6 + 6 + 6 + 2.
     assert "| `raw_agreement` | 0.3 | 4 | 3 |" in card
     codes = {"A": 0, "B": 1, "tie": 2, "both_bad": 3}
@@ -469,6 +469,7 @@ def test_annotators_and_outsiders_get_404_for_every_export_page_and_endpoint(lab
         ("post", reverse("export-cancel", args=[slug, job.pk])),
         ("get", reverse("export-download", args=[slug, job.pk])),
         ("get", reverse("export-card", args=[slug, job.pk])),
+        ("get", reverse("export-detail", args=[slug, job.pk])),
     ]
     for method, url in pages:
         assert getattr(client, method)(url, {"format": "trl"} if method == "post" else None).status_code == 404, url
@@ -490,7 +491,8 @@ def test_another_projects_export_is_not_reachable_through_mine(lab, owner, other
     theirs = exports.export_job_create(project=other_project, spec=ExportSpec(format="trl"))
     exports.export_job_run(job_id=theirs.pk)
     client.force_login(owner)
-    assert client.get(reverse("export-download", args=[lab["project"].slug, theirs.pk])).status_code == 404
+    for name in ("export-download", "export-detail"):
+        assert client.get(reverse(name, args=[lab["project"].slug, theirs.pk])).status_code == 404, name
 
 
 def test_sweep_fails_a_stale_running_export_and_removes_its_partial_files(lab, settings):

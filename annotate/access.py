@@ -1,7 +1,11 @@
-"""Access helpers: return the object the user may see, or 404 (never 403, so a
-non-member cannot even learn that a project exists). Every refusal raises the same
-``Http404(NOT_FOUND)`` as a missing object, so pages and the API answer a stranger
-byte for byte as they answer a typo (tests/preflab/test_authorization_matrix.py)."""
+"""Access helpers: return the object the user may see, or refuse.
+
+A non-member gets the same ``Http404(NOT_FOUND)`` as a missing object, so pages and
+the API answer a stranger byte for byte as they answer a typo and nobody learns that
+a project exists. A member whose role does not allow a page already knows the
+project, so hiding it teaches nothing and a 404 would only look like a broken link:
+they get a 403 that says who may open it (the 403.html page, or DRF's
+``{"detail": ...}``). tests/preflab/test_authorization_matrix.py holds both."""
 
 from __future__ import annotations
 
@@ -11,7 +15,7 @@ from rubrics.access import NOT_FOUND
 
 from .models import Membership, Project, Role
 
-__all__ = ["NOT_FOUND", "can_manage", "get_assignment_for", "get_project_for", "project_role"]
+__all__ = ["NOT_FOUND", "can_manage", "get_assignment_for", "get_project_for", "project_role", "role_refusal"]
 
 
 def project_role(user, project: Project) -> str | None:
@@ -24,12 +28,20 @@ def project_role(user, project: Project) -> str | None:
 
 
 def get_project_for(user, slug: str, *, role: str | None = None) -> tuple[Project, str]:
-    """The project if ``user`` belongs to it (with ``role`` when given; staff always pass)."""
+    """The project if ``user`` belongs to it (with ``role`` when given; staff always pass).
+    Non-members: 404 as for a missing project; members without ``role``: 403."""
     project = Project.objects.filter(slug=slug).first()
     actual = project_role(user, project) if project is not None else None
-    if actual is None or (role is not None and actual not in ("admin", role)):
+    if actual is None:
         raise Http404(NOT_FOUND)
+    if role is not None and actual not in ("admin", role):
+        raise PermissionDenied(role_refusal(role))
     return project, actual
+
+
+def role_refusal(role: str) -> str:
+    """The reason a member is refused: who may open the page instead."""
+    return f"Only this project's {Role(role).label.lower()}s may open this page."
 
 
 def can_manage(role: str | None) -> bool:

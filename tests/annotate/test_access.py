@@ -5,8 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
+from django.urls import reverse
+from django.utils.html import escape
 from rest_framework.authtoken.models import Token
 
+from annotate.access import role_refusal
 from annotate.models import ImportJob
 
 pytestmark = pytest.mark.django_db
@@ -33,8 +36,10 @@ def test_annotator_cannot_open_a_project_they_do_not_belong_to(client, annotator
 
 def test_annotator_cannot_reach_import_page_or_job_list(client, annotator, project):
     client.force_login(annotator)
-    assert client.get(f"/p/{project.slug}/import/").status_code == 404
-    assert client.get(f"/p/{project.slug}/imports/").status_code == 404
+    # a member: told who may open it, not shown a missing page
+    for url in (f"/p/{project.slug}/import/", f"/p/{project.slug}/imports/"):
+        resp = client.get(url)
+        assert resp.status_code == 403 and escape(role_refusal("researcher")) in resp.content.decode()
     page = client.get(f"/p/{project.slug}/").content.decode()
     assert "Import data" not in page
 
@@ -45,7 +50,7 @@ def test_annotator_cannot_upload_through_the_page(client, annotator, project, tm
     f.write_text(json.dumps({"prompt": "q", "responses": ["a", "b"]}) + "\n")
     with open(f, "rb") as fh:
         resp = client.post(f"/p/{project.slug}/import/", {"format": "jsonl", "file": fh})
-    assert resp.status_code == 404
+    assert resp.status_code == 403
     assert not ImportJob.objects.exists()
 
 
@@ -88,7 +93,7 @@ def test_api_import_is_for_researchers_only(client, annotator, project, tmp_path
     f.write_text(json.dumps({"prompt": "q", "responses": ["a", "b"]}) + "\n")
     with open(f, "rb") as fh:
         resp = _api(client, annotator).post(f"/api/v1/projects/{project.slug}/imports/", {"format": "jsonl", "file": fh})
-    assert resp.status_code == 404
+    assert resp.status_code == 403 and resp.json() == {"detail": role_refusal("researcher")}
     assert not ImportJob.objects.exists()
 
 
@@ -142,3 +147,36 @@ def test_failed_import_shows_line_and_field_on_project_page(client, owner, proje
 def test_healthz_reports_database(client, db):
     data = client.get("/healthz").json()
     assert data["status"] == "ok"
+
+
+RESEARCHER_PAGES = ("project-settings", "members", "quality-dashboard", "model-page", "exports", "progress")
+
+
+@pytest.mark.parametrize("name", RESEARCHER_PAGES)
+def test_an_annotator_on_a_researcher_page_gets_403_saying_who_may_open_it(client, annotator, project, name):
+    client.force_login(annotator)
+    resp = client.get(reverse(name, args=[project.slug]))
+    assert resp.status_code == 403
+    body = resp.content.decode()
+    assert 'id="forbidden"' in body and "Only this project&#x27;s researchers may open this page." in body
+    assert "Traceback" not in body
+
+
+@pytest.mark.parametrize("name", RESEARCHER_PAGES)
+def test_a_non_member_on_a_researcher_page_gets_exactly_the_missing_page(client, outsider, project, name):
+    client.force_login(outsider)
+    resp, gone = client.get(reverse(name, args=[project.slug])), client.get(reverse(name, args=["no-such-project"]))
+    assert resp.status_code == 404
+    assert (resp.content, resp["Content-Type"]) == (gone.content, gone["Content-Type"])
+    assert "researchers" not in resp.content.decode()
+
+
+def test_the_members_api_refuses_an_annotator_with_403_and_a_stranger_with_the_missing_404(client, annotator,
+                                                                                             outsider, project):
+    url = reverse("api-project-members", args=[project.slug])
+    resp = _api(client, annotator).post(url, {"username": outsider.username}, content_type="application/json")
+    assert resp.status_code == 403 and resp.json() == {"detail": "Only this project's researchers may open this page."}
+    stranger = _api(client, outsider)
+    resp, gone = stranger.get(url), stranger.get(reverse("api-project-members", args=["no-such-project"]))
+    assert resp.status_code == 404 and resp.content == gone.content
+    assert not project.memberships.filter(user=outsider).exists()

@@ -101,7 +101,8 @@ def test_annotator_cannot_open_the_progress_page_but_a_researcher_can(project, a
     fill(project, prompts=1)
     web = Client()
     web.force_login(annotator)
-    assert web.get("/p/helpfulness/progress/").status_code == 404
+    refused = web.get("/p/helpfulness/progress/")
+    assert refused.status_code == 403 and "researchers may open this page" in refused.content.decode()
     web.force_login(owner)
     html = web.get("/p/helpfulness/progress/").content.decode()
     assert 'data-kind="pairwise"' in html

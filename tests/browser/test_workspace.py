@@ -217,3 +217,19 @@ def test_api_documentation_page_is_served_without_a_cdn(page, owner):
     base = page.url.split("/api/")[0]
     assert [u for u in requests if not u.startswith((base, "blob:", "data:"))] == []
     assert page.console_errors == []
+
+
+def test_an_annotator_sees_no_researcher_links_and_a_403_page_that_says_who_may_open_one(page, annotator, project):
+    login(page, annotator.username, PASSWORD)
+    page.goto(f"/p/{project.slug}/")
+    expect(page.locator("#my-counts")).to_be_visible()
+    for name in ("Settings", "Members", "Label quality", "Import data", "Export data"):
+        expect(page.get_by_role("link", name=name)).to_have_count(0)
+    response = page.goto(f"/p/{project.slug}/settings/")
+    assert response.status == 403
+    expect(page.locator("#forbidden")).to_contain_text("Only this project's researchers may open this page.")
+    _both_widths(page, "forbidden")
+    page.get_by_role("link", name="Back to your projects").click()
+    expect(page.locator("#projects")).to_contain_text(project.name)
+    # the browser logs the 403 we asked for; anything else is a bug
+    assert [e for e in page.console_errors if "status of 403" not in e] == []

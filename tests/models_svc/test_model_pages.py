@@ -39,14 +39,15 @@ def _trained(project, tiny, objective="bt", **kw):
 def test_annotators_outsiders_and_anonymous_cannot_use_models(client, project, annotator, outsider, tiny):
     _trained(project, tiny, prompts=3)
     body = {"prompt": "Question 0?", "responses": ["a", "b"]}
-    for user in (annotator, outsider):
+    # the annotator (a member) is refused with 403, the outsider gets the missing project's 404
+    for user, refused in ((annotator, 403), (outsider, 404)):
         api = _api(client, user)
-        assert api.post(reverse("api-score", args=[project.slug]), body, content_type="application/json").status_code == 404
-        assert api.get(reverse("api-models", args=[project.slug])).status_code == 404
+        assert api.post(reverse("api-score", args=[project.slug]), body, content_type="application/json").status_code == refused
+        assert api.get(reverse("api-models", args=[project.slug])).status_code == refused
         client.defaults.pop("HTTP_AUTHORIZATION")
         client.force_login(user)
-        assert client.get(reverse("model-page", args=[project.slug])).status_code == 404
-        assert client.post(reverse("model-retrain", args=[project.slug])).status_code == 404
+        assert client.get(reverse("model-page", args=[project.slug])).status_code == refused
+        assert client.post(reverse("model-retrain", args=[project.slug])).status_code == refused
         client.logout()
     assert client.post(reverse("api-score", args=[project.slug]), body,
                        content_type="application/json").status_code in (401, 403)

@@ -236,7 +236,7 @@ def test_selection_page_shows_strategy_leaderboard_and_is_for_researchers(client
     project.refresh_from_db()
     assert project.selection_strategy == "uncertainty"
     client.force_login(annotator)
-    assert client.get(reverse("model-selection", args=[project.slug])).status_code == 404
+    assert client.get(reverse("model-selection", args=[project.slug])).status_code == 403
 
 
 def test_learning_curve_has_one_point_per_retrain_at_its_label_count(client, project, owner, tiny):

@@ -7,10 +7,14 @@ without a row fails it, so a new page or endpoint must say who may use it.
 For every (route, role):
 - allowed: the answer is not a refusal (no 5xx, no login redirect, and not the
   answer the same route gives for a missing object);
-- denied: the answer is byte-identical (status, content type, body) to the answer
-  for a missing object (the same route with every object replaced by one that does
-  not exist), and, for a POST, the database is unchanged. Anonymous callers are
-  sent to log in (pages) or get 401 (API), whether the object exists or not.
+- denied to a member whose role does not allow it (``refused``: an annotator of the
+  project on a researcher's page): 403 saying who may open it (the 403 page, or
+  ``{"detail": reason}`` in the API). They know the project, so nothing leaks;
+- denied to anyone else: the answer is byte-identical (status, content type, body)
+  to the answer for a missing object (the same route with every object replaced by
+  one that does not exist). Anonymous callers are sent to log in (pages) or get 401
+  (API), whether the object exists or not.
+For every denied method other than GET the database is unchanged.
 
 Each role's request runs in a savepoint that is rolled back, so an allowed POST
 (publish, discard, retrain) does not change what the next role sees.
@@ -18,7 +22,9 @@ Each role's request runs in a savepoint that is rolled back, so an allowed POST
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Callable
 
 import pytest
@@ -26,7 +32,9 @@ from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils.html import escape
 
+from annotate.access import PROJECT_CREATORS, role_refusal
 from tests.factories import two_project_world
 
 pytestmark = pytest.mark.django_db
@@ -45,6 +53,9 @@ RUBRIC_CHANGERS = frozenset({"researcher_here", "staff"})
 # A lease is its annotator's alone: not even staff may read or answer it.
 TASK_OWNER = frozenset({"annotator_here"})
 STAFF = frozenset({"staff"})
+# Members of "here" whom a researcher's page refuses with 403 and a reason.
+ANNOTATOR_HERE = frozenset({"annotator_here"})
+RESEARCHER_ONLY = role_refusal("researcher")
 
 MISSING_SLUG, MISSING_ID, MISSING_KEY = "no-such-thing", 999999, "no-such-key"
 
@@ -57,7 +68,14 @@ class Row:
     data: Callable[[dict], dict] = lambda w: {}
     ends_at_login: bool = False  # log-out answers everyone with the log-in page
     # kwargs that name an object (replaced by a missing one for the reference answer)
-    objects: tuple = field(default=("slug", "job_id", "assignment_id", "run_id", "number", "user_id", "item_id", "key"))
+    objects: tuple = field(default=("slug", "job_id", "assignment_id", "run_id", "number", "user_id", "item_id", "key",
+                                    "username"))
+    refused: frozenset = frozenset()  # denied roles that get 403 with ``reason`` (they know the object exists)
+    reason: str = RESEARCHER_ONLY
+
+
+# A project's researcher page or endpoint: its annotators are told who may open it.
+Researchers = partial(Row, RESEARCHERS, refused=ANNOTATOR_HERE)
 
 
 def P(w):  # the project "here"
@@ -76,6 +94,18 @@ def CRIT(w):
     return {**DRAFT(w), "key": "helpful"}
 
 
+def MEMBER(w):  # here's annotator, as the members page names them
+    return {**P(w), "user_id": w["users"]["annotator_here"].pk}
+
+
+def SETTINGS(w):
+    """The settings form as the page fills it, with a new name: valid, so an allowed POST saves."""
+    from annotate.project_forms import ProjectForm
+
+    form = ProjectForm(instance=w["here"])
+    return {**{k: v for k, v in form.initial.items() if k in form.fields and v is not None}, "name": "Renamed"}
+
+
 MATRIX: dict[str, Row] = {
     # --- public and account ---
     "healthz": Row(EVERYONE),
@@ -86,35 +116,54 @@ MATRIX: dict[str, Row] = {
     "admin:*": Row(STAFF),  # every other Django admin view: staff only (admin_site.admin_view)
     "admin:login": Row(EVERYONE),
     "admin:logout": Row(EVERYONE, "POST", ends_at_login=True),
+    "api-docs": Row(EVERYONE),
+    "password-change": Row(LOGGED_IN),
+    # an invite link that is not valid: everyone gets the page that says so
+    "invite-accept": Row(EVERYONE, kwargs=lambda w: {"uidb64": "MQ", "token": "not-a-token"}),
     # --- annotate: pages ---
     "home": Row(LOGGED_IN),
+    "project-new": Row(LIBRARY, "POST", data=lambda w: {"name": "New", "slug": "new", "task_kinds": ["pairwise"]},
+                       refused=frozenset({"annotator_here", "annotator_elsewhere"}),
+                       reason=f"Only {PROJECT_CREATORS} may create projects."),
+    "markdown-preview": Row(LOGGED_IN, "POST", data=lambda w: {"guidelines": "**bold**"}),
+    "project-settings": Researchers("POST", kwargs=P, data=SETTINGS),
+    "members": Researchers(kwargs=P),
+    "member-add": Researchers("POST", kwargs=P,
+                              data=lambda w: {"username": w["users"]["annotator_elsewhere"].username, "role": "annotator"}),
+    "member-create": Researchers("POST", kwargs=P, data=lambda w: {"username": "newbie", "role": "annotator", "how": "password"}),
+    "member-role": Researchers("POST", kwargs=MEMBER, data=lambda w: {"role": "researcher"}),
+    "member-remove": Researchers("POST", kwargs=MEMBER),
     "project-detail": Row(MEMBERS, kwargs=P),
-    "import-upload": Row(RESEARCHERS, kwargs=P),
+    "import-upload": Researchers(kwargs=P),
     "work": Row(MEMBERS, kwargs=lambda w: {**P(w), "kind": "pairwise"}),
     "task-submit": Row(TASK_OWNER, "POST", kwargs=lambda w: {**P(w), "assignment_id": w["assignment"].pk}),
     "task-skip": Row(TASK_OWNER, "POST", kwargs=lambda w: {**P(w), "assignment_id": w["assignment"].pk},
                      data=lambda w: {"reason": "unclear"}),
-    "progress": Row(RESEARCHERS, kwargs=P),
+    "progress": Researchers(kwargs=P),
     "my-labels": Row(MEMBERS, kwargs=P),
-    "project-pin-rubric": Row(RESEARCHERS, "POST", kwargs=P, data=lambda w: {"version": w["published"].pk}),
-    "project-derived": Row(RESEARCHERS, kwargs=P),
+    "project-pin-rubric": Researchers("POST", kwargs=P, data=lambda w: {"version": w["published"].pk}),
+    "project-derived": Researchers(kwargs=P),
     "rubric-pin": Row(RESEARCHERS, "POST", kwargs=PUB, data=lambda w: {"project": w["here"].slug}),
-    "import-jobs": Row(RESEARCHERS, kwargs=P),
-    "import-cancel": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "job_id": w["import_job"].pk}),
-    "exports": Row(RESEARCHERS, kwargs=P),
-    "export-jobs": Row(RESEARCHERS, kwargs=P),
-    "export-cancel": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
-    "export-download": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
-    "export-card": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
+    "import-jobs": Researchers(kwargs=P),
+    "import-cancel": Researchers("POST", kwargs=lambda w: {**P(w), "job_id": w["import_job"].pk}),
+    "exports": Researchers(kwargs=P),
+    "export-jobs": Researchers(kwargs=P),
+    "export-cancel": Researchers("POST", kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
+    "export-download": Researchers(kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
+    "export-card": Researchers(kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
     # --- annotate: API ---
     "api-project-list": Row(LOGGED_IN),
     "api-project-detail": Row(MEMBERS, kwargs=P),
-    "api-project-imports": Row(RESEARCHERS, kwargs=P),
-    "api-import-detail": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "job_id": w["import_job"].pk}),
-    "api-project-exports": Row(RESEARCHERS, kwargs=P),
-    "api-export-detail": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
-    "api-export-download": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
-    "api-export-card": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
+    "api-project-members": Researchers("POST", kwargs=P,
+                                       data=lambda w: {"username": w["users"]["annotator_elsewhere"].username}),
+    "api-project-member": Researchers("PATCH", kwargs=lambda w: {**P(w), "username": w["users"]["annotator_here"].username},
+                                      data=lambda w: {"role": "researcher"}),
+    "api-project-imports": Researchers(kwargs=P),
+    "api-import-detail": Researchers(kwargs=lambda w: {**P(w), "job_id": w["import_job"].pk}),
+    "api-project-exports": Researchers(kwargs=P),
+    "api-export-detail": Researchers(kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
+    "api-export-download": Researchers(kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
+    "api-export-card": Researchers(kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
     "api-task-next": Row(MEMBERS, "POST", kwargs=P, data=lambda w: {"kind": "pairwise"}),
     "api-task-detail": Row(TASK_OWNER, kwargs=lambda w: {"assignment_id": w["assignment"].pk}),
     "api-task-submit": Row(TASK_OWNER, "POST", kwargs=lambda w: {"assignment_id": w["assignment"].pk}),
@@ -145,36 +194,36 @@ MATRIX: dict[str, Row] = {
     "api-rubric-version": Row(LIBRARY, kwargs=PUB),
     "api-rubric-publish": Row(RUBRIC_CHANGERS, "POST", kwargs=DRAFT),
     # --- models_svc ---
-    "model-page": Row(RESEARCHERS, kwargs=P),
-    "model-runs": Row(RESEARCHERS, kwargs=P),
-    "model-retrain": Row(RESEARCHERS, "POST", kwargs=P),
-    "model-settings": Row(RESEARCHERS, "POST", kwargs=P, data=lambda w: {"mode": "head", "objective": "bt"}),
-    "model-run-cancel": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "run_id": w["run"].pk}),
-    "model-promote": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "number": w["model_version"].number}),
-    "model-rollback": Row(RESEARCHERS, "POST", kwargs=P),
-    "model-selection": Row(RESEARCHERS, kwargs=P),
-    "model-selection-update": Row(RESEARCHERS, "POST", kwargs=P, data=lambda w: {"strategy": "uncertainty"}),
-    "model-rescore": Row(RESEARCHERS, "POST", kwargs=P),
-    "api-score": Row(RESEARCHERS, "POST", kwargs=P, data=lambda w: {"prompt": "q", "responses": ["a"]}),
-    "api-score-job": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "job_id": w["scoring_job"].pk}),
-    "api-score-job-cancel": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "job_id": w["scoring_job"].pk}),
-    "api-models": Row(RESEARCHERS, kwargs=P),
-    "api-model-runs": Row(RESEARCHERS, kwargs=P),
-    "api-model-run": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "run_id": w["run"].pk}),
+    "model-page": Researchers(kwargs=P),
+    "model-runs": Researchers(kwargs=P),
+    "model-retrain": Researchers("POST", kwargs=P),
+    "model-settings": Researchers("POST", kwargs=P, data=lambda w: {"mode": "head", "objective": "bt"}),
+    "model-run-cancel": Researchers("POST", kwargs=lambda w: {**P(w), "run_id": w["run"].pk}),
+    "model-promote": Researchers("POST", kwargs=lambda w: {**P(w), "number": w["model_version"].number}),
+    "model-rollback": Researchers("POST", kwargs=P),
+    "model-selection": Researchers(kwargs=P),
+    "model-selection-update": Researchers("POST", kwargs=P, data=lambda w: {"strategy": "uncertainty"}),
+    "model-rescore": Researchers("POST", kwargs=P),
+    "api-score": Researchers("POST", kwargs=P, data=lambda w: {"prompt": "q", "responses": ["a"]}),
+    "api-score-job": Researchers(kwargs=lambda w: {**P(w), "job_id": w["scoring_job"].pk}),
+    "api-score-job-cancel": Researchers("POST", kwargs=lambda w: {**P(w), "job_id": w["scoring_job"].pk}),
+    "api-models": Researchers(kwargs=P),
+    "api-model-runs": Researchers(kwargs=P),
+    "api-model-run": Researchers(kwargs=lambda w: {**P(w), "run_id": w["run"].pk}),
     # --- quality ---
-    "quality-dashboard": Row(RESEARCHERS, kwargs=P),
-    "quality-status": Row(RESEARCHERS, kwargs=P),
-    "quality-refresh": Row(RESEARCHERS, "POST", kwargs=P),
-    "quality-pause": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "user_id": w["users"]["annotator_here"].pk}),
-    "quality-resume": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "user_id": w["users"]["annotator_here"].pk}),
-    "quality-audit": Row(RESEARCHERS, "POST", kwargs=P),
-    "quality-review": Row(RESEARCHERS, kwargs=P),
-    "quality-review-refresh": Row(RESEARCHERS, "POST", kwargs=P),
-    "quality-review-item": Row(RESEARCHERS, kwargs=lambda w: {**P(w), "item_id": w["review_item"].pk}),
-    "quality-review-adjudicate": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "item_id": w["review_item"].pk},
+    "quality-dashboard": Researchers(kwargs=P),
+    "quality-status": Researchers(kwargs=P),
+    "quality-refresh": Researchers("POST", kwargs=P),
+    "quality-pause": Researchers("POST", kwargs=lambda w: {**P(w), "user_id": w["users"]["annotator_here"].pk}),
+    "quality-resume": Researchers("POST", kwargs=lambda w: {**P(w), "user_id": w["users"]["annotator_here"].pk}),
+    "quality-audit": Researchers("POST", kwargs=P),
+    "quality-review": Researchers(kwargs=P),
+    "quality-review-refresh": Researchers("POST", kwargs=P),
+    "quality-review-item": Researchers(kwargs=lambda w: {**P(w), "item_id": w["review_item"].pk}),
+    "quality-review-adjudicate": Researchers("POST", kwargs=lambda w: {**P(w), "item_id": w["review_item"].pk},
                                      data=lambda w: {"choice": "A", "strength": "-2"}),
-    "quality-review-more-labels": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "item_id": w["review_item"].pk}),
-    "quality-review-ambiguous": Row(RESEARCHERS, "POST", kwargs=lambda w: {**P(w), "item_id": w["review_item"].pk}),
+    "quality-review-more-labels": Researchers("POST", kwargs=lambda w: {**P(w), "item_id": w["review_item"].pk}),
+    "quality-review-ambiguous": Researchers("POST", kwargs=lambda w: {**P(w), "item_id": w["review_item"].pk}),
 }
 
 
@@ -253,7 +302,11 @@ def _snapshot() -> dict:
 
 
 def _send(client, method: str, path: str, data: dict):
-    return client.post(path, data) if method == "POST" else client.get(path)
+    if method == "GET":
+        return client.get(path)
+    if method == "POST":
+        return client.post(path, data)
+    return client.generic(method, path, json.dumps(data), content_type="application/json")
 
 
 def _answer(resp) -> tuple:
@@ -288,6 +341,18 @@ def _reference_path(path: str) -> str:
     return "/api/v1/projects/no-such-thing/" if path.startswith("/api/") else "/p/no-such-thing/"
 
 
+def _refusal_problems(where: str, path: str, resp, reason: str) -> list[str]:
+    """A member refused by role: 403, and the reason in words (JSON in the API, the 403 page otherwise)."""
+    if resp.status_code != 403:
+        return [f"{where}: a member refused by role got {resp.status_code}, not 403"]
+    if path.startswith("/api/"):
+        return [] if resp.json() == {"detail": reason} else [f"{where}: {resp.content[:200]!r} does not give {reason!r}"]
+    body = resp.content.decode()
+    if escape(reason) not in body or 'id="forbidden"' not in body:
+        return [f"{where}: the 403 page does not say {reason!r}"]
+    return []
+
+
 def _check(client, world, key, pattern, name) -> list[str]:
     """The problems with one route, over every role (an empty list when it holds)."""
     row = _row_for(key)
@@ -302,7 +367,7 @@ def _check(client, world, key, pattern, name) -> list[str]:
 
     for role in ROLES:
         allowed = role in row.allowed
-        watch = row.method == "POST" and not allowed
+        watch = row.method != "GET" and not allowed
 
         def run():
             before = _snapshot() if watch else None
@@ -329,6 +394,8 @@ def _check(client, world, key, pattern, name) -> list[str]:
                 problems.append(f"{where}: allowed, but answered as for a missing object")
             elif missing_path is None and resp.status_code == 404:
                 problems.append(f"{where}: allowed, but 404")
+        elif role in row.refused:
+            problems += _refusal_problems(where, path, resp, row.reason)
         elif role == "anonymous" or admin:
             if path.startswith("/api/"):
                 if resp.status_code != 401 or answer != missing_answer:

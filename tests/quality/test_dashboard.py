@@ -37,12 +37,13 @@ def _client(user) -> Client:
 
 def test_only_the_projects_researchers_open_the_dashboard(project, owner, annotator, outsider):
     url = reverse("quality-dashboard", args=[project.slug])
-    assert _client(annotator).get(url).status_code == 404
+    refused = _client(annotator).get(url)  # a member is told why; an outsider sees a missing page
+    assert refused.status_code == 403 and "researchers may open this page" in refused.content.decode()
     assert _client(outsider).get(url).status_code == 404
     assert _client(outsider).get(url).content == _client(outsider).get("/p/no-such-project/quality/").content
     html = _client(owner).get(url).content.decode()
     assert "No report yet" in html and "Compute the report" in html
-    assert _client(annotator).post(reverse("quality-refresh", args=[project.slug])).status_code == 404
+    assert _client(annotator).post(reverse("quality-refresh", args=[project.slug])).status_code == 403
     assert not QualityReport.objects.exists()
 
 
@@ -111,7 +112,7 @@ def test_noise_audit_on_the_dashboard(project, owner, annotator):
     web = _client(owner)
     r = web.post(reverse("quality-audit", args=[project.slug]), follow=True)
     assert "no active reward model" in r.content.decode() and not NoiseAudit.objects.exists()
-    assert _client(annotator).post(reverse("quality-audit", args=[project.slug])).status_code == 404
+    assert _client(annotator).post(reverse("quality-audit", args=[project.slug])).status_code == 403
     NoiseAudit.objects.create(project=project, status="succeeded", summary={
         "pairs": 40, "flagged": {"likely_flipped": 6, "ambiguous_pair": 2}, "flip_z": 1.0,
         "mu_histogram": {"edges": [-1.0, 0.0, 1.0], "counts": [10, 30]}})

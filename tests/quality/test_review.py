@@ -265,13 +265,16 @@ def _urls(slug: str, item_id: int) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize("who", ["annotator", "outsider"])
-def test_annotators_and_outsiders_get_the_missing_project_404_on_every_review_url(flagged, request, who):
+def test_annotators_get_403_and_outsiders_the_missing_project_404_on_every_review_url(flagged, request, who):
     review.review_queue_refresh(project=flagged["project"])
     item = ReviewItem.objects.first()
     web = _client(request.getfixturevalue(who))
     for (method, url), (_, missing) in zip(_urls("helpfulness", item.pk), _urls("no-such-project", item.pk)):
         data = {"choice": "B", "strength": "2", "extra": "1"}
         r = getattr(web, method)(url, data) if method == "post" else web.get(url)
+        if who == "annotator":  # a member: told who may open it
+            assert r.status_code == 403 and "researchers may open this page" in r.content.decode(), url
+            continue
         assert r.status_code == 404, url
         gone = getattr(web, method)(missing, data) if method == "post" else web.get(missing)
         assert r.content == gone.content, url

@@ -218,7 +218,8 @@ def test_derived_report_page(rclient, project, owner, celery_eager, django_captu
 
 def test_annotator_cannot_open_the_derived_report(client, annotator, project):
     client.force_login(annotator)
-    assert client.get(reverse("project-derived", args=[project.slug])).status_code == 404
+    resp = client.get(reverse("project-derived", args=[project.slug]))
+    assert resp.status_code == 403 and "researchers may open this page" in resp.content.decode()
 
 
 def test_rest_create_get_publish_and_import(rclient):

@@ -453,8 +453,10 @@ def test_rest_export_runs_and_streams_the_file(lab, owner, celery_eager, django_
     assert bad.status_code == 400 and "pairwise formats" in bad.content.decode()
 
 
-@pytest.mark.parametrize("who", ["annotator", "outsider"])
-def test_annotators_and_outsiders_get_404_for_every_export_page_and_endpoint(lab, owner, request, who, celery_eager, client):
+@pytest.mark.parametrize(("who", "refused"), [("annotator", 403), ("outsider", 404)])
+def test_annotators_get_403_and_outsiders_404_for_every_export_page_and_endpoint(lab, owner, request, who, refused,
+                                                                                  celery_eager, client):
+    """A member is told the page is not for them; an outsider sees a missing project."""
     slug = lab["project"].slug
     job = exports.export_job_create(project=lab["project"], spec=ExportSpec(format="trl"))
     exports.export_job_run(job_id=job.pk)
@@ -472,7 +474,7 @@ def test_annotators_and_outsiders_get_404_for_every_export_page_and_endpoint(lab
         ("get", reverse("export-detail", args=[slug, job.pk])),
     ]
     for method, url in pages:
-        assert getattr(client, method)(url, {"format": "trl"} if method == "post" else None).status_code == 404, url
+        assert getattr(client, method)(url, {"format": "trl"} if method == "post" else None).status_code == refused, url
     endpoints = [
         ("get", f"/api/v1/projects/{slug}/exports/"),
         ("post", f"/api/v1/projects/{slug}/exports/"),
@@ -481,7 +483,8 @@ def test_annotators_and_outsiders_get_404_for_every_export_page_and_endpoint(lab
         ("get", f"/api/v1/projects/{slug}/exports/{job.pk}/card/"),
     ]
     for method, url in endpoints:
-        assert getattr(api, method)(url, {"format": "trl"} if method == "post" else None, format="json").status_code == 404, url
+        assert getattr(api, method)(url, {"format": "trl"} if method == "post" else None,
+                                    format="json").status_code == refused, url
     assert ExportJob.objects.count() == 1
     job.refresh_from_db()
     assert job.status == ExportJob.Status.SUCCEEDED

@@ -27,7 +27,8 @@ from .models import Membership, Project, Role, TaskKind
 class RubricVersionField(serializers.Field):
     """A rubric version as ``{"rubric": slug, "number": n}`` (null: none pinned)."""
 
-    default_error_messages = {"invalid": 'give {"rubric": "<slug>", "number": <n>} or null',
+    # DRF formats these with str.format: literal braces are doubled
+    default_error_messages = {"invalid": 'give {{"rubric": "<slug>", "number": <n>}} or null',
                               "missing": "no version {number} of rubric {rubric!r}"}
 
     def to_representation(self, version: RubricVersion):

@@ -46,8 +46,9 @@ class RubricVersionField(serializers.Field):
 class ProjectSerializer(serializers.ModelSerializer):
     """A project as it is read, and as it is created (POST) or changed (PATCH)."""
 
+    # min_length states in the schema (minItems) what allow_empty=False enforces
     task_kinds = serializers.ListField(child=serializers.ChoiceField(choices=TaskKind.values), allow_empty=False,
-                                       required=False)
+                                       min_length=1, required=False)
     rubric_version = RubricVersionField(allow_null=True, required=False)
     role = serializers.SerializerMethodField()
 

@@ -52,12 +52,32 @@ def _codes(path: str, method: str, operation: dict) -> set[str]:
 SLUG_PATTERN = "^[-a-zA-Z0-9_]+$"
 
 
+# drf-spectacular makes every PATCH body partial (all optional); these views validate
+# their body whole, so the fields they need are required
+REQUIRED_ON_PATCH = {"PatchedRoleRequest": ["role"]}
+
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _json_bodies_only(operation: dict) -> None:
+    """State JSON request bodies only: DRF also parses forms, but a form cannot carry the
+    nested lists and objects (spans, groups, items, rubric_version) that these bodies have.
+    An upload (multipart only) keeps its one media type."""
+    content = operation.get("requestBody", {}).get("content", {})
+    if "application/json" in content:
+        for media_type in FORM_TYPES:
+            content.pop(media_type, None)
+
+
 def document_errors(result: dict, generator, request, public) -> dict:
     """Add the error responses (and their JSON bodies) to every /api/ operation, and the
     slug pattern to slug path parameters."""
     schemas = result.setdefault("components", {}).setdefault("schemas", {})
     schemas.setdefault("Error", ERROR)
     schemas.setdefault("ValidationError", VALIDATION_ERROR)
+    for name, required in REQUIRED_ON_PATCH.items():
+        if name in schemas:
+            schemas[name]["required"] = required
     for path, item in result.get("paths", {}).items():
         if not path.startswith("/api/"):
             continue
@@ -67,6 +87,7 @@ def document_errors(result: dict, generator, request, public) -> dict:
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path" and parameter.get("name") == "slug":
                     parameter["schema"].setdefault("pattern", SLUG_PATTERN)
+            _json_bodies_only(operation)
             responses = operation["responses"]
             for code in _codes(path, method, operation):
                 responses.setdefault(code, {"description": _DESCRIPTIONS[code]})

@@ -178,3 +178,14 @@ def test_the_schema_states_the_error_answers(world):
     slug = next(p for p in paths["/api/v1/projects/{slug}/"]["get"]["parameters"] if p["name"] == "slug")
     assert slug["schema"]["pattern"] == "^[-a-zA-Z0-9_]+$"
     assert "403" not in paths["/api/v1/projects/"]["get"]["responses"]
+
+
+def test_the_schema_states_what_the_bodies_need(world):
+    """Found by schemathesis's positive-data check: requests valid by the schema that the server refused."""
+    schema = _api_as(world["users"]["researcher_here"]).get("/api/v1/schema/?format=json").json()
+    components, paths = schema["components"]["schemas"], schema["paths"]
+    assert components["PatchedRoleRequest"]["required"] == ["role"]  # the role PATCH needs the role
+    assert components["PatchedProject"]["properties"]["task_kinds"]["minItems"] == 1
+    # a form cannot carry a submit's nested spans and groups: JSON only (an upload stays multipart)
+    assert set(paths["/api/v1/tasks/{assignment_id}/submit/"]["post"]["requestBody"]["content"]) == {"application/json"}
+    assert set(paths["/api/v1/projects/{slug}/imports/"]["post"]["requestBody"]["content"]) == {"multipart/form-data"}

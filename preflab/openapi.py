@@ -22,7 +22,8 @@ _DESCRIPTIONS = {
     "409": "The object is not in a state that allows this now.",
     "413": "Over a size limit; the message states the limit.",
     "429": "Too many failed log-ins; the message says how long to wait (also in `Retry-After`).",
-    "503": "The job queue is unreachable; try again.",
+    "503": "The service is unavailable: the database is not answering (any operation), or the job queue is "
+           "unreachable (operations that queue a job); try again.",
 }
 
 
@@ -32,9 +33,10 @@ def _json(ref: str) -> dict:
 
 def _codes(path: str, method: str, operation: dict) -> set[str]:
     """The error codes this operation can answer, whatever its view declares."""
+    # preflab.errors answers 503 on any /api/ path while the database is down
     if path == "/api/v1/auth/token/":
-        return {"400", "429"}
-    codes = {"401"}
+        return {"400", "429", "503"}
+    codes = {"401", "503"}
     # role checks live under a project, on tasks and on rubrics (researchers only); any
     # change can meet a role or CSRF refusal
     role_checked = ("/projects/{slug}/" in path or path.startswith(("/api/v1/tasks/", "/api/v1/rubrics/")))

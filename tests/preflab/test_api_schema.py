@@ -168,7 +168,9 @@ def test_a_datasets_export_downloads_as_a_zip(world, tmp_path):
 def test_the_schema_states_the_error_answers(world):
     paths = _api_as(world["users"]["researcher_here"]).get("/api/v1/schema/?format=json").json()["paths"]
     token = paths["/api/v1/auth/token/"]["post"]["responses"]
-    assert {"400", "429"} <= set(token) and "401" not in token
+    assert {"400", "429", "503"} <= set(token) and "401" not in token
+    runs = paths["/api/v1/projects/{slug}/models/runs/"]["post"]["responses"]
+    assert runs["503"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}
     members = paths["/api/v1/projects/{slug}/members/"]["post"]["responses"]
     assert {"201", "400", "401", "403", "404"} <= set(members)
     assert members["404"]["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/Error"}

@@ -27,7 +27,8 @@ from .models import Membership, Project, Role, TaskKind
 class RubricVersionField(serializers.Field):
     """A rubric version as ``{"rubric": slug, "number": n}`` (null: none pinned)."""
 
-    default_error_messages = {"invalid": 'give {"rubric": "<slug>", "number": <n>} or null',
+    # DRF formats these with str.format: literal braces are doubled
+    default_error_messages = {"invalid": 'give {{"rubric": "<slug>", "number": <n>}} or null',
                               "missing": "no version {number} of rubric {rubric!r}"}
 
     def to_representation(self, version: RubricVersion):
@@ -45,8 +46,9 @@ class RubricVersionField(serializers.Field):
 class ProjectSerializer(serializers.ModelSerializer):
     """A project as it is read, and as it is created (POST) or changed (PATCH)."""
 
+    # min_length states in the schema (minItems) what allow_empty=False enforces
     task_kinds = serializers.ListField(child=serializers.ChoiceField(choices=TaskKind.values), allow_empty=False,
-                                       required=False)
+                                       min_length=1, required=False)
     rubric_version = RubricVersionField(allow_null=True, required=False)
     role = serializers.SerializerMethodField()
 

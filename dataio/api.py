@@ -131,14 +131,31 @@ def export_detail(request, slug: str, job_id: int):
     return ApiResponse(ExportJobSerializer(job).data)
 
 
-@extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY})
-@api_view(["GET"])
-def export_file(request, slug: str, job_id: int, which: str):
-    """A finished export's data file (a zip for a datasets folder) or its README.md card, streamed."""
+def _export_file(request, slug: str, job_id: int, which: str) -> FileResponse:
+    """The card or data file; its media type is set, not guessed from the file name, so
+    that it is one the schema states (see export_download and export_card)."""
     project, _ = get_project_for(request.user, slug, role="researcher")
     job = get_object_or_404(ExportJob, pk=job_id, project=project)
     try:
         path, name = exports.export_job_file(job=job, which=which)
     except FileNotFoundError:
         raise Http404("This export has no such file.") from None
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=name)
+    if which == "card":
+        content_type = "text/markdown; charset=utf-8"
+    else:
+        content_type = "application/zip" if path.suffix == ".zip" else "application/octet-stream"
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=name, content_type=content_type)
+
+
+@extend_schema(responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, (200, "application/zip"): OpenApiTypes.BINARY})
+@api_view(["GET"])
+def export_download(request, slug: str, job_id: int):
+    """A finished export's data file, streamed: a zip for a datasets folder, else the file as it is."""
+    return _export_file(request, slug, job_id, "data")
+
+
+@extend_schema(responses={(200, "text/markdown"): OpenApiTypes.STR})
+@api_view(["GET"])
+def export_card(request, slug: str, job_id: int):
+    """A finished export's dataset card (README.md)."""
+    return _export_file(request, slug, job_id, "card")

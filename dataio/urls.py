@@ -16,7 +16,7 @@ urlpatterns = [
     path("api/v1/projects/<slug:slug>/imports/<int:job_id>/", api.import_detail, name="api-import-detail"),
     path("api/v1/projects/<slug:slug>/exports/", api.project_exports, name="api-project-exports"),
     path("api/v1/projects/<slug:slug>/exports/<int:job_id>/", api.export_detail, name="api-export-detail"),
-    path("api/v1/projects/<slug:slug>/exports/<int:job_id>/download/", api.export_file, {"which": "data"},
+    path("api/v1/projects/<slug:slug>/exports/<int:job_id>/download/", api.export_download,
          name="api-export-download"),
-    path("api/v1/projects/<slug:slug>/exports/<int:job_id>/card/", api.export_file, {"which": "card"}, name="api-export-card"),
+    path("api/v1/projects/<slug:slug>/exports/<int:job_id>/card/", api.export_card, name="api-export-card"),
 ]

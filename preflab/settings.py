@@ -267,6 +267,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Every operation's error answers (400/401/403/404/...) with their JSON bodies, added in one place.
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "preflab.openapi.document_errors"],
 }
 
 # --- Celery -------------------------------------------------------------------

@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from .auth import TokenView
 from .health import healthz
 
+handler404 = "preflab.errors.page_not_found"
 handler500 = "preflab.errors.server_error"
 
 urlpatterns = [

@@ -90,7 +90,7 @@ def version_detail(request, slug: str, number: int):
     return ApiResponse(_version_data(get_version_for(request.user, slug, number)))
 
 
-@extend_schema(request=None, responses=RubricVersionSerializer)
+@extend_schema(request=None, responses={200: RubricVersionSerializer, 409: None})
 @api_view(["POST"])
 def version_publish(request, slug: str, number: int):
     version = get_version_to_change(request.user, slug, number)

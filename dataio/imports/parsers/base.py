@@ -361,7 +361,7 @@ def _ident(value: Any, line: int, name: str) -> str:
 
 
 def _dict(obj: dict[str, Any], key: str, line: int, prefix: str = "") -> dict[str, Any]:
-    value = obj.get(key) or {}
+    value = {} if obj.get(key) is None else obj[key]
     if not isinstance(value, dict):
         raise ImportRejected(f"expected an object, got {type(value).__name__}", line=line, field=f"{prefix}{key}")
     return value

@@ -46,7 +46,8 @@ def parse_jsonl(path: Path) -> Iterator[Record]:
                 raise ImportRejected("expected a string or an object with text", line=line, field=where)
             text = _text(item.get("text"), line, f"{where}.text")
             rid = _ident(item["id"], line, f"{where}.id") if item.get("id") is not None else text_id(text)
-            source = item.get("source") or ""
+            # absent or null is empty; any other non-string (0, [], false) is an error, not empty
+            source = "" if item.get("source") is None else item["source"]
             if not isinstance(source, str):
                 raise ImportRejected("expected a string", line=line, field=f"{where}.source")
             responses.append(ResponseRecord(rid, text, source[:200], _dict(item, "metadata", line, f"{where}.")))
@@ -54,7 +55,7 @@ def parse_jsonl(path: Path) -> Iterator[Record]:
         if len(set(ids)) != len(ids):
             raise ImportRejected("response ids (or texts, when no id is given) must be unique", line=line, field="responses")
         labels = []
-        raw_labels = obj.get("labels") or []
+        raw_labels = [] if obj.get("labels") is None else obj["labels"]
         if not isinstance(raw_labels, list):
             raise ImportRejected("expected a list", line=line, field="labels")
         for i, lab in enumerate(raw_labels):
@@ -91,10 +92,10 @@ def _generic_label(lab: Any, line: int, where: str, responses: list[ResponseReco
         strength = abs(strength)
         if (choice == "tie") != (strength == 0) or choice == "both_bad":
             raise ImportRejected("0 goes with a tie, 1..3 with A or B, none with both_bad", line=line, field=f"{where}strength")
-    criteria = lab.get("criteria") or {}
+    criteria = {} if lab.get("criteria") is None else lab["criteria"]
     if not isinstance(criteria, dict) or any(v not in CRITERION_CHOICES for v in criteria.values()):
         raise ImportRejected(f"values must be one of {', '.join(CRITERION_CHOICES)}", line=line, field=f"{where}criteria")
-    rationale = lab.get("rationale") or ""
+    rationale = "" if lab.get("rationale") is None else lab["rationale"]
     if not isinstance(rationale, str):
         raise ImportRejected("expected a string", line=line, field=f"{where}rationale")
     tot = lab.get("time_on_task_ms")

@@ -207,3 +207,26 @@ def plan_votes(wins: np.ndarray, available: np.ndarray, k: int, *, objective: st
         left[iu[best], ju[best]] -= 1
         cov = cov - c[best] * np.outer(su[best], su[best]) / (1 + c[best] * quad[best])
     return plan
+
+
+TARGET_WIDTH = 50.0  # score points: a median 95 % interval of ±25, where neighbours 50 apart separate
+
+
+@dataclass(frozen=True)
+class Projection:
+    votes: int  # labels the leaderboard is fitted on
+    median_width: float
+    target_width: float
+    votes_needed: int  # in all, at the same mix of pairs
+    more: int
+
+
+def projected_votes(rows: Sequence[Row], votes: int, target_width: float = TARGET_WIDTH) -> Projection | None:
+    """Votes needed for the median interval to shrink to ``target_width``: a width
+    falls as 1/√votes, so n·(w/target)². An estimate for more votes of the same mix;
+    None without a leaderboard."""
+    if not rows or votes <= 0:
+        return None
+    width = float(np.median([r.high - r.low for r in rows]))
+    needed = max(votes, math.ceil(votes * (width / target_width) ** 2))
+    return Projection(votes, width, target_width, needed, needed - votes)

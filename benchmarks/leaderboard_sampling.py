@@ -10,12 +10,13 @@ every unrequested label and checks the run is identical).
 
 Strategies:
 - ``uniform``: a uniformly drawn remaining label.
-- ``arena``: the product's rule until this benchmark (models_svc/selection.py):
-  every ``--every`` votes the leaderboard is refitted, and the pair of sources whose
-  95 % intervals overlap the most is asked for until the next refit.
-- ``variance``: ``leaderboard.plan_votes`` with objective "rank": greedily, the pair
-  whose vote most reduces the variance of the gaps between rank neighbours, each
-  weighted by the chance the two are misordered; replanned every ``--every`` votes.
+- ``arena``: the ``arena`` strategy's rule before this benchmark: every ``--every``
+  votes the leaderboard is refitted, and the pair of sources whose 95 % intervals
+  overlap the most is asked for until the next refit.
+- ``variance``: ``leaderboard.plan_votes`` with objective "rank", the ``arena``
+  strategy's rule since (models_svc/selection.py): greedily, the pair whose vote most
+  reduces the variance of the gaps between rank neighbours, each weighted by the
+  chance the two are misordered; replanned every ``--every`` votes.
 - ``width``: the same with objective "width" (summed variance of the scores).
 
 Every ``--every`` votes the leaderboard (``models_svc/ml/leaderboard.py``; its

@@ -149,7 +149,7 @@ def _normal_tail(z: np.ndarray) -> np.ndarray:
 
 
 def plan_votes(wins: np.ndarray, available: np.ndarray, k: int, *, objective: str = "rank",
-               ridge: float = 1e-2) -> list[tuple[int, int]]:
+               ridge: float = 1e-2, prior_tie: float = 0.5) -> list[tuple[int, int]]:
     """The next ``k`` source pairs to compare, chosen greedily to shrink the variance
     that matters (Chatbot Arena's variance-reduction sampling, as a batch).
 
@@ -162,8 +162,14 @@ def plan_votes(wins: np.ndarray, available: np.ndarray, k: int, *, objective: st
     each weighted by the chance that the two are in the wrong order (pairs already
     separated count for little); "width" — the summed variance of the centred
     scores (the intervals' widths). Within the batch H is updated after each pick,
-    so the plan spreads over pairs as their variance falls."""
+    so the plan spreads over pairs as their variance falls.
+
+    ``prior_tie``: a virtual tie of this weight between every two sources. Without it
+    a pair one side always won has p(1−p) → 0, so its gap looks infinitely uncertain
+    and the plan would keep asking for it; the bootstrap knows better, and so does
+    half a tie (36–0 then reads as a gap of ~4 ± 1.4 natural units)."""
     n = wins.shape[0]
+    wins = wins + prior_tie * (1 - np.eye(n))
     total = wins + wins.T
     nz = np.flatnonzero(wins)
     beta = fit(nz // n, nz % n, wins.ravel()[nz], n, ridge=ridge) if len(nz) else np.zeros(n)

@@ -149,7 +149,7 @@ def selection_page(request, slug: str):
     learning curve over versions, and the leaderboard of response sources."""
     from annotate.models import Project
 
-    from .ml.leaderboard import leaderboard
+    from .ml.leaderboard import leaderboard, projected_votes
     from .selection import source_battles
 
     project = _get_project(request, slug)
@@ -158,10 +158,12 @@ def selection_page(request, slug: str):
     versions = list(ModelVersion.objects.filter(project=project).order_by("number"))
     curve = [{"stage": "held-out accuracy", "step": v.metrics.get("train_pairs"), "eval_accuracy": v.metrics.get("eval_accuracy")}
              for v in versions]
-    rows = leaderboard(source_battles(project), rounds=100)
+    battles = source_battles(project)
+    rows = leaderboard(battles, rounds=100)
     hist = last.get("score_histogram") or []
     return render(request, "models_svc/selection.html", {
         "project": project, "settings": s, "last": last, "rows": rows,
+        "projection": projected_votes(rows, len(battles)),
         "strategies": Project.Strategy.choices,
         "charts": [
             plots.bar_chart(hist, last.get("score_edges") or list(range(len(hist) + 1)), "pool acquisition scores"),

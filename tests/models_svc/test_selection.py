@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from annotate import queue, submit
@@ -285,3 +286,61 @@ def test_learning_curve_has_one_point_per_retrain_at_its_label_count(client, pro
     (series,) = curve["series"]
     xs = [x for x, _ in series["points"]]
     assert len(xs) == 2 and xs[0] < xs[1]  # two versions, left to right by labels
+
+
+def _coin_tosses(project, *, raters: int, seed: int) -> None:
+    """Every comparison judged by ``raters`` people, each choice a fair coin."""
+    from annotate.models import Judgment
+
+    coins = np.random.default_rng(seed)
+    people = [make_user(f"coin-{seed}-{i}") for i in range(raters)]
+    for c in Comparison.objects.order_by("id"):
+        for person in people:
+            Judgment.objects.create(comparison=c, annotator=person, source="human", choice="AB"[coins.integers(2)])
+
+
+def test_leaderboard_page_projects_the_votes_to_the_target_width(client, project, owner, annotator):
+    from django.urls import reverse
+
+    from models_svc.ml.leaderboard import TARGET_WIDTH, leaderboard
+    from models_svc.selection import source_battles
+
+    from tests.factories import fill
+
+    fill(project, prompts=4, responses=3)
+    _coin_tosses(project, raters=3, seed=0)
+    battles = source_battles(project)
+    width = float(np.median([r.high - r.low for r in leaderboard(battles, rounds=100)]))
+    assert width > TARGET_WIDTH  # a dozen coin tosses: far from the target
+    expected = int(np.ceil(len(battles) * (width / TARGET_WIDTH) ** 2))
+    client.force_login(owner)
+    html = client.get(reverse("model-selection", args=[project.slug])).content.decode()
+    block = html.split('id="leaderboard-projection">', 1)[1].split("</p>", 1)[0]
+    assert f"<b>{round(width)}</b> points over {len(battles)} votes" in block
+    assert f"about <b>{expected}</b> votes in all, {expected - len(battles)} more" in block
+
+
+def test_projection_scales_as_one_over_root_votes():
+    from models_svc.ml.leaderboard import Row, projected_votes
+
+    rows = [Row("a", 1000, 900, 1000, 10), Row("b", 990, 890, 990, 10), Row("c", 980, 930, 980, 10)]
+    p = projected_votes(rows, 120, target_width=50)  # median width 100: twice the target
+    assert (p.median_width, p.votes_needed, p.more) == (100, 480, 360)
+    assert projected_votes(rows, 120, target_width=200).more == 0
+    assert projected_votes([], 0) is None
+
+
+def test_arena_plan_spreads_votes_over_equally_unsure_pairs(project):
+    """All three sources are coin tosses: the variance plan alternates between their
+    pairs as each pair's variance falls, where the old overlap rule handed out every
+    comparison of one pair first."""
+
+    from tests.factories import fill
+
+    fill(project, prompts=6, responses=3)
+    _coin_tosses(project, raters=4, seed=1)
+    comparisons_rescore(project=project, strategy="arena")
+    top = Comparison.objects.select_related("response_a", "response_b").order_by("-priority")[:6]
+    pairs = [frozenset({c.response_a.source, c.response_b.source}) for c in top]
+    assert len(set(pairs)) >= 2, pairs
+    assert max(pairs.count(p) for p in set(pairs)) <= 4

@@ -115,3 +115,21 @@ def test_source_battles_cluster_by_prompt_on_imported_pandalm(project, shared_da
     widths = {r.source: r.high - r.low for r in leaderboard(battles, rounds=200)}
     label = {r.source: r.high - r.low for r in leaderboard([b[:3] for b in battles], rounds=200)}
     assert float(np.median([widths[s] / label[s] for s in label])) > 1.2
+
+
+def test_plan_votes_aims_at_unsure_neighbours_and_new_sources():
+    from models_svc.ml.leaderboard import plan_votes
+
+    wins = np.zeros((4, 4))
+    wins[0, 1], wins[1, 0] = 40, 0  # 0 always beat 1: settled, though p(1−p) → 0
+    wins[1, 2], wins[2, 1] = 21, 19  # 1 vs 2: a coin toss
+    wins[0, 2], wins[2, 0] = 38, 2
+    available = np.triu(np.full((4, 4), 50.0), 1)
+    available[:, 3] = 0  # source 3 not comparable yet
+    plan = plan_votes(wins, available, 10)
+    assert plan[0] == (1, 2) and plan.count((1, 2)) >= 6, plan
+    available[:, 3] = np.triu(np.full((4, 4), 50.0), 1)[:, 3]
+    assert plan_votes(wins, available, 1)[0][1] == 3  # a source never seen: cover it first
+    assert len(plan_votes(wins, np.triu(np.ones((4, 4)), 1), 100)) == 6  # no more than is open
+    with pytest.raises(ValueError, match="objective"):
+        plan_votes(wins, available, 1, objective="magic")

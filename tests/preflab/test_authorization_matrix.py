@@ -151,6 +151,7 @@ MATRIX: dict[str, Row] = {
     "export-cancel": Researchers("POST", kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
     "export-download": Researchers(kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
     "export-card": Researchers(kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
+    "export-detail": Researchers(kwargs=lambda w: {**P(w), "job_id": w["export_job"].pk}),
     # --- annotate: API ---
     "api-project-list": Row(LOGGED_IN),
     "api-project-detail": Row(MEMBERS, kwargs=P),

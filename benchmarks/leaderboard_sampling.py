@@ -47,7 +47,7 @@ from scipy.stats import kendalltau
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from models_svc.ml.leaderboard import leaderboard, most_informative_pair, plan_votes  # noqa: E402
+from models_svc.ml.leaderboard import count_vote, leaderboard, most_informative_pair, plan_votes  # noqa: E402
 
 DATA = Path(os.environ.get("PREFLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
 STRATEGIES = ("uniform", "arena", "variance", "width")
@@ -173,13 +173,7 @@ def replay(data: Votes, oracle: Oracle, strategy: str, seed: int, *, every: int,
         outcome = oracle.reveal(index)
         trace.picks.append(index)
         ia, ib = int(data.a[index]), int(data.b[index])
-        if outcome == "A":
-            wins[ia, ib] += 1
-        elif outcome == "B":
-            wins[ib, ia] += 1
-        else:
-            wins[ia, ib] += 0.5
-            wins[ib, ia] += 0.5
+        count_vote(wins, ia, ib, outcome)
         revealed.append((data.sources[ia], data.sources[ib], outcome, data.cluster[index]))
     checkpoint()
     return trace

@@ -168,7 +168,7 @@ def _arena_scores(project: Project, pool: _Pool) -> np.ndarray:
     unbounded variance, so it is covered first. Same-source pairs go last."""
     from annotate.models import Response
 
-    from .ml.leaderboard import plan_votes
+    from .ml.leaderboard import count_vote, plan_votes
 
     response_ids = {r for c in pool.rows for r in (c[2], c[3])}
     source = dict(Response.objects.filter(pk__in=response_ids).values_list("id", "source"))
@@ -179,14 +179,7 @@ def _arena_scores(project: Project, pool: _Pool) -> np.ndarray:
     n = len(names)
     wins = np.zeros((n, n))
     for a, b, outcome, _ in battles:
-        ia, ib = index[a], index[b]
-        if outcome == "A":
-            wins[ia, ib] += 1
-        elif outcome == "B":
-            wins[ib, ia] += 1
-        else:
-            wins[ia, ib] += 0.5
-            wins[ib, ia] += 0.5
+        count_vote(wins, index[a], index[b], outcome)
     # Each source pair's open comparisons, fewest labels first, then spread over prompts.
     by_pair: dict[tuple[int, int], list[int]] = defaultdict(list)
     per_prompt = np.array([pool.per_prompt.get(p, 0) for p in pool.prompts])

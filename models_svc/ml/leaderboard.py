@@ -148,6 +148,18 @@ def _normal_tail(z: np.ndarray) -> np.ndarray:
     return 0.5 * np.vectorize(math.erfc)(np.asarray(z, dtype=float) / math.sqrt(2))
 
 
+def count_vote(wins: np.ndarray, ia: int, ib: int, outcome: str) -> None:
+    """Add one battle of sources ``ia`` and ``ib`` to the win matrix ``plan_votes``
+    reads (``wins[i, j]``: i's wins over j); a tie is half a win to each."""
+    if outcome == "A":
+        wins[ia, ib] += 1
+    elif outcome == "B":
+        wins[ib, ia] += 1
+    else:
+        wins[ia, ib] += 0.5
+        wins[ib, ia] += 0.5
+
+
 def plan_votes(wins: np.ndarray, available: np.ndarray, k: int, *, objective: str = "rank",
                ridge: float = 1e-2, prior_tie: float = 0.5) -> list[tuple[int, int]]:
     """The next ``k`` source pairs to compare, chosen greedily to shrink the variance

@@ -69,6 +69,7 @@ def job_fail_unqueued(*, job: BackgroundJob, error: str) -> bool:
         status=job.Status.FAILED, error=error, finished_at=now)
     if done:
         job.status, job.error, job.finished_at = job.Status.FAILED, error, now
+        job.discard_files()
     return bool(done)
 
 
@@ -86,8 +87,10 @@ def jobs_unclaimed_sweep(*, older_than: timedelta | None = None) -> int:
     error = f"no worker picked this job up within {minutes} minutes (the job queue may have lost it); try again"
     failed = 0
     for model in job_models():
-        failed += model.objects.filter(status=model.Status.QUEUED, created_at__lt=cutoff).update(
-            status=model.Status.FAILED, error=error, finished_at=timezone.now())
+        stale = list(model.objects.filter(status=model.Status.QUEUED, created_at__lt=cutoff))
+        for job in stale:
+            job_fail_unqueued(job=job, error=error)  # per row: one a worker claims meanwhile is left alone
+        failed += sum(1 for job in stale if job.status == model.Status.FAILED)
     if failed:
         log.warning("failed %d job(s) never picked up by a worker", failed)
     return failed

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
+from pathlib import Path
 from typing import Callable
 
 from django.conf import settings
@@ -524,6 +525,10 @@ class BackgroundJob(models.Model):
             return True
         return bool(model.objects.filter(pk=self.pk, status__in=self.ACTIVE_STATES).update(cancel_requested=True))
 
+    def discard_files(self) -> None:
+        """Remove what a job that ended without a result leaves on disk (nothing by
+        default); called when it fails or is cancelled, whoever ends it."""
+
     @classmethod
     def sweep(cls, *, stale_after_seconds: int, error: str, on_stale: Callable[[BackgroundJob], None] | None = None) -> int:
         """Fail the jobs a worker claimed and then stopped heart-beating for (killed
@@ -568,6 +573,12 @@ class ImportJob(BackgroundJob):
 
     def __str__(self) -> str:
         return f"import #{self.pk} {self.format} → {self.project} ({self.status})"
+
+    def discard_files(self) -> None:
+        """The uploaded copy: it may be large (or hostile), and nothing will read it
+        again; the job row keeps the error."""
+        if self.file_path:
+            Path(self.file_path).unlink(missing_ok=True)
 
 
 class ExportJob(BackgroundJob):

@@ -127,10 +127,8 @@ def import_job_run(*, job_id: int) -> ImportJob:
 
 
 def _remove_upload(job: ImportJob) -> None:
-    """A failed or cancelled import keeps no copy of its file: it may be large (or
-    hostile), and nothing will read it again; the job row keeps the error."""
-    if job.file_path:
-        Path(job.file_path).unlink(missing_ok=True)
+    """A failed or cancelled import keeps no copy of its file (ImportJob.discard_files)."""
+    job.discard_files()
 
 
 def import_jobs_sweep(*, stale_after_seconds: int = 900) -> int:

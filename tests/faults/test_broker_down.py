@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import time
+from pathlib import Path
 
 import pytest
 
@@ -80,6 +81,7 @@ def test_import_with_redis_down_fails_the_job_with_a_message(client, private_red
     assert resp.json() == {"detail": QUEUE_UNREACHABLE}
     job = ImportJob.objects.get()
     assert (job.status, job.error) == (ImportJob.Status.FAILED, QUEUE_UNREACHABLE)
+    assert job.file_path and not Path(job.file_path).exists()  # the upload is not kept
     # the project page lists it with the message
     assert QUEUE_UNREACHABLE in client.get("/p/faults/").content.decode()
     # the upload page: back to the form, with the message shown

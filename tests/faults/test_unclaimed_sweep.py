@@ -16,12 +16,14 @@ from quality.models import QualityReport
 pytestmark = pytest.mark.django_db
 
 
-def test_sweep_fails_old_queued_jobs_of_every_kind_and_leaves_the_rest(project, settings):
+def test_sweep_fails_old_queued_jobs_of_every_kind_and_leaves_the_rest(project, settings, tmp_path):
     settings.JOB_PICKUP_SECONDS = 3600
     old = timezone.now() - timedelta(hours=2)
+    upload = tmp_path / "upload.jsonl"
+    upload.write_text("{}\n")
     rows = [
         TrainingRun.objects.create(project=project, config={}),
-        ImportJob.objects.create(project=project, format="jsonl", file_path="x"),
+        ImportJob.objects.create(project=project, format="jsonl", file_path=str(upload)),
         ExportJob.objects.create(project=project, format="raw", file_format="jsonl", snapshot_id="s"),
         QualityReport.objects.create(project=project),
     ]
@@ -36,6 +38,7 @@ def test_sweep_fails_old_queued_jobs_of_every_kind_and_leaves_the_rest(project, 
         row.refresh_from_db()
         assert row.status == "failed"
         assert row.error.startswith("no worker picked this job up within 60 minutes")
+    assert not upload.exists()  # a never-run import keeps no copy of its file
     fresh.refresh_from_db()
     running.refresh_from_db()
     assert (fresh.status, running.status) == ("queued", "running")

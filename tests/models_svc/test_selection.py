@@ -32,6 +32,46 @@ def test_cold_start_is_coverage_first(project):
     assert lowest.pk == labelled.pk  # the only pair with a label goes last
 
 
+def _row_versions() -> dict[int, str]:
+    """PostgreSQL's xmin of each queue row: it changes with every write of the row."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT comparison_id, xmin::text FROM annotate_queueslot")
+        return dict(cursor.fetchall())
+
+
+def test_a_rescore_writes_only_the_priorities_that_changed(project):
+    """Every write of a queue row leaves a dead version behind (priority is indexed,
+    so it is never HOT): a rescore that finds a priority right leaves its row alone."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import fill
+
+    fill(project, prompts=3, responses=3)
+    first = comparisons_rescore(project=project, strategy="coverage")
+    assert first["rescored"] == 9
+    right = dict(QueueSlot.objects.values_list("pk", "priority"))
+    moved = min(right)
+    QueueSlot.objects.filter(pk=moved).update(priority=-1)
+    if connection.vendor == "postgresql":
+        before = _row_versions()
+        comparisons_rescore(project=project, strategy="coverage")
+        after = _row_versions()
+        assert [pk for pk in after if after[pk] != before[pk]] == [moved]
+    else:
+        with CaptureQueriesContext(connection) as ctx:
+            comparisons_rescore(project=project, strategy="coverage")
+        updates = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith('UPDATE "annotate_queueslot"')]
+        assert len(updates) == 1 and updates[0].count("WHEN") == 1 and f'"comparison_id" = {moved})' in updates[0]
+    assert dict(QueueSlot.objects.values_list("pk", "priority")) == right
+    with CaptureQueriesContext(connection) as ctx:  # nothing changed: nothing written
+        comparisons_rescore(project=project, strategy="coverage")
+    if connection.vendor != "postgresql":
+        assert not [q for q in ctx.captured_queries if q["sql"].startswith('UPDATE "annotate_queueslot"')]
+
+
 def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that_order(project, tiny):
     _labelled(project, tiny, prompts=12, responses=3)
     QueueSlot.objects.update(open_slots=project.overlap)

@@ -146,7 +146,8 @@ def _drop_project(pk: int) -> None:
         cur.execute("DELETE FROM annotate_queueslot WHERE project_id = %s", [pk])
         cur.execute("DELETE FROM annotate_comparison WHERE project_id = %s", [pk])
         cur.execute("DELETE FROM annotate_response WHERE prompt_id IN (SELECT id FROM annotate_prompt WHERE project_id = %s)", [pk])
-        for table in ("annotate_prompt", "annotate_importjob", "annotate_exportjob", "annotate_membership"):
+        for table in ("annotate_prompt", "annotate_importjob", "annotate_exportjob", "annotate_membership",
+                      "annotate_annotatorcount", "annotate_unitcount"):
             cur.execute(f"DELETE FROM {table} WHERE project_id = %s", [pk])
         cur.execute("DELETE FROM annotate_project WHERE id = %s", [pk])
 

@@ -33,7 +33,7 @@ class ResponseAdmin(admin.ModelAdmin):
 
 @admin.register(Comparison)
 class ComparisonAdmin(admin.ModelAdmin):
-    list_display = ["id", "project", "prompt", "response_a", "response_b", "priority", "is_gold"]
+    list_display = ["id", "project", "prompt", "response_a", "response_b", "is_gold"]
     list_filter = ["project", "is_gold"]
     raw_id_fields = ["prompt", "response_a", "response_b"]
 

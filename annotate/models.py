@@ -229,18 +229,14 @@ class Comparison(models.Model):
             canonically, chosen/rejected) is turned round."""
             return "B" if value == "A" else "A" if value == "B" else value
 
-    # project and response_a lead comparison_queue_idx and comparison_pair_unique,
+    # project and response_a lead comparison_project_idx and comparison_pair_unique,
     # which serve their lookups: a million-row import maintains two indexes fewer.
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="comparisons", db_index=False)
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="comparisons")
     response_a = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+", db_index=False)
     response_b = models.ForeignKey(Response, on_delete=models.CASCADE, related_name="+")
-    priority = models.FloatField(default=0.0, help_text="Higher is handed out first (written by active learning).")
-    # overlap − submitted − live leases; the lease decrements it with a conditional
-    # UPDATE, so the row itself arbitrates races (see annotate.queue).
-    open_slots = models.IntegerField(default=0)
     # Labels wanted beyond the project's overlap: a researcher asked for more on this
-    # pair (quality's review queue); every recount of open_slots adds them.
+    # pair (quality's review queue); every recount of its QueueSlot adds them.
     # db_default: imports write comparisons with COPY, which names only the columns it fills.
     extra_labels = models.PositiveSmallIntegerField(default=0, db_default=0)
     is_gold = models.BooleanField(default=False)
@@ -253,17 +249,35 @@ class Comparison(models.Model):
             models.UniqueConstraint(fields=["response_a", "response_b"], name="comparison_pair_unique"),
             models.CheckConstraint(condition=Q(response_a__lt=models.F("response_b")), name="comparison_canonical"),
             models.CheckConstraint(condition=Q(is_gold=False) | ~Q(gold_choice=""), name="comparison_gold_has_answer"),
-            models.CheckConstraint(condition=Q(open_slots__gte=0), name="comparison_open_slots_nonnegative"),
         ]
-        indexes = [
-            models.Index(fields=["project", "-priority", "id"], name="comparison_queue_idx"),
-            models.Index(
-                fields=["project", "-priority", "id"], condition=Q(open_slots__gt=0, is_gold=False), name="comparison_open_idx"
-            ),
-        ]
+        indexes = [models.Index(fields=["project", "id"], name="comparison_project_idx")]
 
     def __str__(self) -> str:
         return f"#{self.pk}: {self.response_a_id} vs {self.response_b_id}"
+
+
+class QueueSlot(models.Model):
+    """The volatile queue state of one non-gold comparison, apart from its wide row
+    so that a lease's decrement is a HOT update (issue #19): the table is narrow,
+    has free room on each page (fillfactor, set in its migration on PostgreSQL) and
+    one index, whose columns the lease never changes: ``open_slots`` is in no index,
+    only ``is_open`` (generated from it) is, so only the update that empties a slot
+    or refills an empty one moves the row in or out of the index; the others are
+    HOT. Gold comparisons have none: they sit outside the slot accounting."""
+
+    comparison = models.OneToOneField(Comparison, on_delete=models.CASCADE, primary_key=True, related_name="slot")
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
+    priority = models.FloatField(default=0.0, help_text="Higher is handed out first (written by active learning).")
+    # overlap + extra labels − submitted − live leases; the lease decrements it with
+    # a conditional UPDATE, so the row itself arbitrates races (see annotate.queue).
+    open_slots = models.IntegerField(default=0)
+    is_open = models.GeneratedField(expression=Q(open_slots__gt=0), output_field=models.BooleanField(),
+                                    db_persist=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(open_slots__gte=0), name="queueslot_open_slots_nonnegative")]
+        indexes = [models.Index(fields=["project", "-priority", "comparison"], condition=Q(is_open=True),
+                                name="queueslot_open_idx")]
 
 
 class Assignment(models.Model):

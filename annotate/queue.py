@@ -4,9 +4,10 @@ skipping a leased task is ``annotate.submit``.
 One service, used by the web pages and the REST API alike.
 
 A *task* is a unit of one kind: a Comparison (pairwise), a Response (rating) or a
-Prompt (ranking). Each unit carries a slot counter (``open_slots``,
-``rating_slots``, ``ranking_slots``) equal to ``overlap − submitted − live
-leases``. Taking a lease decrements it with a conditional UPDATE (``… WHERE
+Prompt (ranking). Each unit has a slot counter (``QueueSlot.open_slots`` beside a
+comparison, in a narrow table of its own so leases update it HOT;
+``rating_slots``, ``ranking_slots`` on the unit) equal to ``overlap − submitted −
+live leases``. Taking a lease decrements it with a conditional UPDATE (``… WHERE
 slots > 0``) inside the transaction that inserts the assignment, so the unit's row
 arbitrates every race: on PostgreSQL candidates are read with ``SELECT … FOR UPDATE
 SKIP LOCKED`` so concurrent annotators never queue behind each other, and overlap
@@ -46,6 +47,7 @@ from .models import (
     Membership,
     Project,
     Prompt,
+    QueueSlot,
     Ranking,
     Rating,
     Response,
@@ -72,12 +74,15 @@ class _Unit:
     model: type
     slots: str
     fk: str  # the Assignment field pointing at the unit
+    # the table holding ``slots``, keyed by the unit's id: the unit's own, or, for
+    # comparisons, the narrow QueueSlot (see its docstring)
+    state: type
 
 
 UNITS = {
-    TaskKind.PAIRWISE: _Unit(Comparison, "open_slots", "comparison"),
-    TaskKind.RATING: _Unit(Response, "rating_slots", "response"),
-    TaskKind.RANKING: _Unit(Prompt, "ranking_slots", "prompt"),
+    TaskKind.PAIRWISE: _Unit(Comparison, "open_slots", "comparison", QueueSlot),
+    TaskKind.RATING: _Unit(Response, "rating_slots", "response", Response),
+    TaskKind.RANKING: _Unit(Prompt, "ranking_slots", "prompt", Prompt),
 }
 
 
@@ -100,11 +105,12 @@ def _candidates(project: Project, kind: str, annotator, *, gold: bool = False):
         ]
     )
     if kind == TaskKind.PAIRWISE:
-        qs = Comparison.objects.filter(project=project, is_gold=gold)
-        if not gold:
-            qs = qs.filter(open_slots__gt=0)
         labelled = Judgment.objects.filter(comparison=OuterRef("pk"), annotator=annotator)
-        return qs.filter(~Exists(seen), ~Exists(labelled)).order_by("-priority", "id")
+        if gold:  # few, and outside the slot accounting: in the order they were made
+            qs = Comparison.objects.filter(project=project, is_gold=True).order_by("id")
+        else:  # QueueSlot rows (pk = the comparison's id), on queueslot_open_idx
+            qs = QueueSlot.objects.filter(project=project, is_open=True).order_by("-priority", "pk")
+        return qs.filter(~Exists(seen), ~Exists(labelled))
     if kind == TaskKind.RATING:
         labelled = Rating.objects.filter(response=OuterRef("pk"), annotator=annotator)
         return (
@@ -226,16 +232,22 @@ def served_change(*, project_id: int, user_id: int, by: int) -> None:
 
 
 def _recount_slots(project: Project, kind: str, unit_id: int) -> None:
-    """Lock the unit and set its counter from the truth: overlap − live assignments."""
+    """Lock the unit's counter and set it from the truth: overlap (+ extra labels
+    asked for a comparison) − live assignments. Written only when it changed, so a
+    recount that finds it right leaves no dead row behind."""
     unit = UNITS[kind]
-    obj = unit.model.objects.select_for_update().filter(pk=unit_id).first()
+    locked = unit.state.objects.select_for_update(of=("self",)).filter(pk=unit_id)
+    if kind == TaskKind.PAIRWISE:
+        locked = locked.annotate(extra=F("comparison__extra_labels"))
+    obj = locked.first()
     if obj is None:
-        return
+        return  # a gold comparison: no counter
     live = Assignment.objects.filter(
         **{unit.fk: unit_id}, kind=kind, state__in=Assignment.LIVE_STATES
     ).count()
-    wanted = project.overlap + getattr(obj, "extra_labels", 0)
-    unit.model.objects.filter(pk=unit_id).update(**{unit.slots: max(0, wanted - live)})
+    slots = max(0, project.overlap + getattr(obj, "extra", 0) - live)
+    if getattr(obj, unit.slots) != slots:
+        unit.state.objects.filter(pk=unit_id).update(**{unit.slots: slots})
 
 
 def _release_slot(assignment: Assignment) -> None:
@@ -249,16 +261,19 @@ def queue_slots_rebuild(*, project: Project) -> None:
     for kind, unit in UNITS.items():
         with transaction.atomic():
             scope = {"project": project} if kind != TaskKind.RATING else {"prompt__project": project}
-            list(unit.model.objects.select_for_update().filter(**scope).values_list("pk", flat=True))
+            list(unit.state.objects.select_for_update().filter(**scope).values_list("pk", flat=True))
             live = (
                 Assignment.objects.filter(**{unit.fk: OuterRef("pk")}, kind=kind, state__in=Assignment.LIVE_STATES)
                 .values(unit.fk)
                 .annotate(n=Count("id"))
                 .values("n")
             )
-            wanted = project.overlap + F("extra_labels") if kind == TaskKind.PAIRWISE else project.overlap
-            unit.model.objects.filter(**scope).update(**{unit.slots: wanted - Coalesce(Subquery(live), 0)})
-            unit.model.objects.filter(**scope, **{f"{unit.slots}__lt": 0}).update(**{unit.slots: 0})
+            wanted: Any = project.overlap
+            if kind == TaskKind.PAIRWISE:
+                wanted += Subquery(Comparison.objects.filter(pk=OuterRef("pk")).values("extra_labels"))
+            slots = Greatest(wanted - Coalesce(Subquery(live), 0), 0)
+            # only the counters that change: each write leaves a dead row version
+            unit.state.objects.filter(**scope).exclude(**{unit.slots: slots}).update(**{unit.slots: slots})
 
 
 def project_set_overlap(*, project: Project, overlap: int) -> Project:
@@ -398,14 +413,18 @@ def _take_pg(qs, window: slice, gold: bool, row: dict, project: Project, member)
     kind = row["kind"]
     unit = UNITS[kind]
     table, slots = unit.model._meta.db_table, unit.slots
-    picked = qs.values("id")[window.start:window.start + 1].select_for_update(skip_locked=True, of=("self",))
+    picked = qs.values("pk")[window.start:window.start + 1].select_for_update(skip_locked=True, of=("self",))
     pick_sql, pick_params = picked.query.get_compiler(connection=connection).as_sql()
     cols = ", ".join(["u.id AS unit_id", *(f"u.{c}" for c in _UNIT_COLUMNS[kind])])
     if gold:
         taken = f"SELECT {cols} FROM {table} u JOIN picked ON u.id = picked.id"
-    else:
+    elif unit.state is unit.model:
         taken = (f"UPDATE {table} u SET {slots} = u.{slots} - 1 FROM picked "
                  f"WHERE u.id = picked.id AND u.{slots} > 0 RETURNING {cols}")
+    else:  # the counter in its own table; the unit's columns come from the unit's
+        state, key = unit.state._meta.db_table, unit.state._meta.pk.column
+        taken = (f"UPDATE {state} s SET {slots} = s.{slots} - 1 FROM picked, {table} u "
+                 f"WHERE s.{key} = picked.id AND u.id = picked.id AND s.{slots} > 0 RETURNING {cols}")
     served = ""
     served_params: list = []
     if member is not None:
@@ -431,7 +450,7 @@ def _take_pg(qs, window: slice, gold: bool, row: dict, project: Project, member)
              "AND a.annotator_id = %s AND a.kind = %s AND a.state = 'active')")
     pick_sql = guard.format(pick_sql)
     pick_params = (*pick_params, row["project_id"], row["annotator_id"], kind)
-    sql = (f"WITH picked AS ({pick_sql}), taken AS ({taken}){served} "
+    sql = (f"WITH picked(id) AS ({pick_sql}), taken AS ({taken}){served} "
            f"INSERT INTO annotate_assignment ({', '.join(names)}) SELECT {', '.join(exprs)} FROM taken "
            f"RETURNING {', '.join(f.column for f in fields)}")
     with connection.cursor() as cursor:
@@ -451,14 +470,18 @@ def _take_orm(qs, window: slice, draw: "_Draw | None", gold: bool, row: dict, pr
     an exploring project, whose lease must know which candidates before the one it
     hands out were taken to log that one's true probability (``handout_probability``)."""
     unit = UNITS[row["kind"]]
+    if not gold and unit.state is not unit.model:
+        qs = qs.select_related(unit.fk)
     rows = list(qs.select_for_update(skip_locked=True, of=("self",))[window])
     start = draw.offset - window.start if draw is not None else 0
     for i in range(start, len(rows)):
         obj = rows[i]
-        if not gold and not unit.model.objects.filter(pk=obj.pk, **{f"{unit.slots}__gt": 0}).update(
+        if not gold and not unit.state.objects.filter(pk=obj.pk, **{f"{unit.slots}__gt": 0}).update(
             **{unit.slots: F(unit.slots) - 1}
         ):
             continue  # taken by someone who committed after our snapshot
+        if not isinstance(obj, unit.model):
+            obj = getattr(obj, unit.fk)  # a QueueSlot row: hand out its comparison
         now = timezone.now()
         fields: dict[str, Any] = {unit.fk: obj}
         if row["kind"] == TaskKind.PAIRWISE:
@@ -520,7 +543,7 @@ def _taken_run(unit: _Unit, rows: list, i: int, start: int) -> int:
     (an exploring lease's look-back) are checked without taking them."""
     run = i - start
     for j in range(start - 1, max(-1, i - WINDOW), -1):
-        if unit.model.objects.filter(pk=rows[j].pk, **{f"{unit.slots}__gt": 0}).exists():
+        if unit.state.objects.filter(pk=rows[j].pk, **{f"{unit.slots}__gt": 0}).exists():
             break
         run += 1
     return min(run, WINDOW - 1)

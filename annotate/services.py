@@ -15,7 +15,7 @@ from django.utils import timezone
 from rubrics.models import RubricVersion
 
 from . import counters
-from .models import Assignment, Comparison, Judgment, LabelSource, Membership, Project, Response, Role
+from .models import Assignment, Comparison, Judgment, LabelSource, Membership, Project, QueueSlot, Response, Role
 
 BATCH = 2000
 
@@ -217,11 +217,13 @@ def comparisons_generate(*, project: Project, max_pairs_per_prompt: int = 45, se
         if len(pairs) > max_pairs_per_prompt:
             pairs = rng.sample(pairs, max_pairs_per_prompt)
         new.extend(
-            Comparison(project=project, prompt_id=prompt_id, response_a_id=a, response_b_id=b, open_slots=project.overlap)
+            Comparison(project=project, prompt_id=prompt_id, response_a_id=a, response_b_id=b)
             for a, b in pairs
             if (a, b) not in existing
         )
     Comparison.objects.bulk_create(new, batch_size=BATCH)
+    QueueSlot.objects.bulk_create(
+        [QueueSlot(comparison_id=c.pk, project=project, open_slots=project.overlap) for c in new], batch_size=BATCH)
     counters.units_recount(project=project)
     return len(new)
 

@@ -72,7 +72,7 @@ def _claim_slot_for_late_submit(assignment: Assignment) -> None:
     """An expired lease gave its slot back; take one again or refuse clearly."""
     if not _is_gold(assignment):
         unit = UNITS[assignment.kind]
-        if not unit.model.objects.filter(pk=_unit_id(assignment), **{f"{unit.slots}__gt": 0}).update(
+        if not unit.state.objects.filter(pk=_unit_id(assignment), **{f"{unit.slots}__gt": 0}).update(
             **{unit.slots: F(unit.slots) - 1}
         ):
             raise TaskError(

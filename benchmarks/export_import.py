@@ -110,14 +110,15 @@ def _generate(slug: str, rows: int, overlap: int, seed: int) -> None:
             by_prompt: dict[int, list[int]] = {}
             for rid, pid in pg.fetchall():
                 by_prompt.setdefault(pid, []).append(rid)
-            with pg.copy("COPY annotate_comparison (project_id, prompt_id, response_a_id, response_b_id, priority, open_slots, "
+            # fully labelled: no queue state (annotate_queueslot) to write
+            with pg.copy("COPY annotate_comparison (project_id, prompt_id, response_a_id, response_b_id, "
                          "is_gold, gold_choice, created_at) FROM STDIN") as copy:
                 made = 0
                 for pid in prompt_ids:
                     ids = by_prompt[pid]
                     for a, b in ((ids[0], ids[1]), (ids[0], ids[2]), (ids[1], ids[2])):
                         if made < comparisons:
-                            copy.write_row((project.pk, pid, a, b, 0.0, 0, False, "", now))
+                            copy.write_row((project.pk, pid, a, b, False, "", now))
                             made += 1
             pg.execute("SELECT id FROM annotate_comparison WHERE project_id = %s ORDER BY id", (project.pk,))
             comparison_ids = [r[0] for r in pg.fetchall()]
@@ -142,9 +143,11 @@ def _drop_project(pk: int) -> None:
         cur.execute("DELETE FROM annotate_judgment WHERE comparison_id IN (SELECT id FROM annotate_comparison WHERE project_id = %s)", [pk])
         cur.execute("DELETE FROM annotate_rating WHERE response_id IN (SELECT r.id FROM annotate_response r "
                     "JOIN annotate_prompt p ON p.id = r.prompt_id WHERE p.project_id = %s)", [pk])
+        cur.execute("DELETE FROM annotate_queueslot WHERE project_id = %s", [pk])
         cur.execute("DELETE FROM annotate_comparison WHERE project_id = %s", [pk])
         cur.execute("DELETE FROM annotate_response WHERE prompt_id IN (SELECT id FROM annotate_prompt WHERE project_id = %s)", [pk])
-        for table in ("annotate_prompt", "annotate_importjob", "annotate_exportjob", "annotate_membership"):
+        for table in ("annotate_prompt", "annotate_importjob", "annotate_exportjob", "annotate_membership",
+                      "annotate_annotatorcount", "annotate_unitcount"):
             cur.execute(f"DELETE FROM {table} WHERE project_id = %s", [pk])
         cur.execute("DELETE FROM annotate_project WHERE id = %s", [pk])
 

@@ -2,7 +2,7 @@
 
 After each new active version (and on demand) a Celery task calls
 ``comparisons_rescore``: the project's open comparisons are scored by the
-project's selection strategy and ``Comparison.priority`` is written in bulk. The
+project's selection strategy and ``QueueSlot.priority`` is written in bulk. The
 queue then hands out by ``ORDER BY priority DESC`` on an index: no model call ever
 happens on the request path.
 
@@ -18,7 +18,7 @@ from collections import defaultdict
 import numpy as np
 from django.db import connection, transaction
 
-from annotate.models import HUMAN_SOURCES, Comparison, Judgment, Project
+from annotate.models import HUMAN_SOURCES, Judgment, Project, QueueSlot
 
 from .ml import acquisition
 from .models import ModelVersion, RewardSettings
@@ -49,8 +49,9 @@ class _Pool:
 
     def __init__(self, project: Project):
         rows = list(
-            Comparison.objects.filter(project=project, open_slots__gt=0, is_gold=False)
-            .values_list("id", "prompt_id", "response_a_id", "response_b_id").order_by("id")
+            QueueSlot.objects.filter(project=project, is_open=True)
+            .values_list("pk", "comparison__prompt_id", "comparison__response_a_id", "comparison__response_b_id")
+            .order_by("pk")
         )
         self.rows = rows
         self.ids = np.array([c[0] for c in rows])
@@ -221,19 +222,23 @@ def _texts(project: Project, response_ids: list[int]) -> dict[int, tuple]:
 
 
 def _write_priorities(ids: np.ndarray, priority: np.ndarray) -> None:
+    """Write the priorities that changed, and only those: each write leaves a dead
+    row version in the queue table (priority is indexed, so it is never HOT)."""
     if connection.vendor == "postgresql":
         # One UPDATE joined to the arrays: bulk_update's CASE WHEN per chunk took
         # most of a 100k-pair rescore (56 s under load, of which scoring was 1.5 s).
-        table = Comparison._meta.db_table
+        table = QueueSlot._meta.db_table
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 f'UPDATE "{table}" AS c SET priority = v.p FROM unnest(%s::bigint[], %s::double precision[]) '
-                "AS v(id, p) WHERE c.id = v.id AND c.priority IS DISTINCT FROM v.p",
+                "AS v(id, p) WHERE c.comparison_id = v.id AND c.priority IS DISTINCT FROM v.p",
                 [[int(i) for i in ids], [float(int(x)) for x in priority]],
             )
         return
     with transaction.atomic():
         for start in range(0, len(ids), CHUNK):
-            batch = [Comparison(pk=int(i), priority=int(p))
-                     for i, p in zip(ids[start:start + CHUNK], priority[start:start + CHUNK])]
-            Comparison.objects.bulk_update(batch, ["priority"], batch_size=CHUNK)
+            chunk = slice(start, start + CHUNK)
+            wanted = {int(i): float(p) for i, p in zip(ids[chunk], priority[chunk])}
+            now = dict(QueueSlot.objects.filter(pk__in=list(wanted)).values_list("pk", "priority"))
+            batch = [QueueSlot(pk=i, priority=p) for i, p in wanted.items() if now.get(i) != p]
+            QueueSlot.objects.bulk_update(batch, ["priority"], batch_size=CHUNK)

@@ -42,7 +42,7 @@ from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from annotate.models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Project
+from annotate.models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Project, QueueSlot
 from annotate.presenters import annotator_pseudonym
 from annotate.services import system_account
 
@@ -280,8 +280,8 @@ def review_item_request_labels(*, item: ReviewItem, user, extra: int = 1, note: 
     if item.comparison.is_gold:
         raise ReviewError("gold comparisons go to every annotator already",
                           {"extra": "a gold comparison is shown to every annotator already"})
-    Comparison.objects.filter(pk=item.comparison_id).update(open_slots=F("open_slots") + extra,
-                                                            extra_labels=F("extra_labels") + extra)
+    Comparison.objects.filter(pk=item.comparison_id).update(extra_labels=F("extra_labels") + extra)
+    QueueSlot.objects.filter(pk=item.comparison_id).update(open_slots=F("open_slots") + extra)
     _withdraw_adjudication(item)
     return _decide(item, user, Status.MORE_LABELS, note)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from annotate import services
-from annotate.models import Comparison, Judgment, Membership, Prompt, Rating, Response, Role
+from annotate.models import Comparison, Judgment, Membership, Prompt, QueueSlot, Rating, Response, Role
 from models_svc.models import RewardSettings
 from rubrics import services as rubric_services
 
@@ -46,6 +46,7 @@ def pin_rubric(project, *, criteria: list[dict]) -> None:
 def make_gold(project, n: int, choice: str = "A") -> list[Comparison]:
     gold = list(Comparison.objects.filter(project=project).order_by("id")[:n])
     Comparison.objects.filter(pk__in=[c.pk for c in gold]).update(is_gold=True, gold_choice=choice)
+    QueueSlot.objects.filter(pk__in=[c.pk for c in gold]).delete()  # gold sits outside the slot accounting
     return gold
 
 

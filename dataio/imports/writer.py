@@ -23,7 +23,9 @@ from django.db import connection
 from django.db.models import JSONField, Model
 from django.utils import timezone
 
-from annotate.models import Comparison, ImportJob, Judgment, LabelSource, Project, Prompt, Ranking, Rating, Response
+from annotate.models import (
+    Comparison, ImportJob, Judgment, LabelSource, Project, Prompt, QueueSlot, Ranking, Rating, Response,
+)
 
 from .index import FileIndex
 from .parsers.base import ImportRejected
@@ -316,11 +318,12 @@ class ImportWriter:
         overlap = self.project.overlap
         ids = self.bulk.insert(
             Comparison,
-            ["project_id", "prompt_id", "response_a_id", "response_b_id", "priority", "open_slots", "is_gold",
-             "gold_choice", "created_at"],
-            [(self.project.pk, prompt_id, a, b, 0.0, overlap, False, "", self.now) for a, b, prompt_id in pending.values()],
+            ["project_id", "prompt_id", "response_a_id", "response_b_id", "is_gold", "gold_choice", "created_at"],
+            [(self.project.pk, prompt_id, a, b, False, "", self.now) for a, b, prompt_id in pending.values()],
             key=["response_a_id", "response_b_id"],
         )
+        self.bulk.append(QueueSlot, ["comparison_id", "project_id", "priority", "open_slots"],
+                         [(pk, self.project.pk, 0.0, overlap) for pk in ids.values()])
         for key, (a, b, _) in pending.items():
             self.comparisons[key] = ids[(a, b)]
         self.new_comparisons.update(ids.values())

@@ -15,7 +15,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from annotate import queue, submit
-from annotate.models import Assignment, Comparison, Judgment, Prompt, Response
+from annotate.models import Assignment, Comparison, Judgment, Prompt, QueueSlot, Response
 
 from tests.factories import pin_rubric
 
@@ -48,8 +48,9 @@ def _pool(project, n_prompts: int) -> list[int]:
     for r in responses:
         by_prompt.setdefault(r.prompt_id, []).append(r.pk)
     pairs = Comparison.objects.bulk_create(
-        [Comparison(project=project, prompt_id=pid, response_a_id=a, response_b_id=b, open_slots=project.overlap)
+        [Comparison(project=project, prompt_id=pid, response_a_id=a, response_b_id=b)
          for pid, (x, y, z) in by_prompt.items() for a, b in ((x, y), (x, z), (y, z))])
+    QueueSlot.objects.bulk_create([QueueSlot(comparison=c, project=project, open_slots=project.overlap) for c in pairs])
     return [c.pk for c in pairs]
 
 
@@ -58,7 +59,7 @@ def _history(project, annotator, comparison_ids: list[int]) -> None:
     Judgment.objects.bulk_create(
         [Judgment(comparison_id=c, annotator=annotator, choice="A", strength=-1, source="human")
          for c in comparison_ids], batch_size=2000)
-    Comparison.objects.filter(pk__in=comparison_ids).update(open_slots=0)
+    QueueSlot.objects.filter(pk__in=comparison_ids).update(open_slots=0)
 
 
 def _cycle(project, annotator, key: str) -> tuple[int, int]:

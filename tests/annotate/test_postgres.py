@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from annotate import services
-from annotate.models import Comparison, ImportJob, Judgment, Membership, Prompt, Response
+from annotate.models import Comparison, ImportJob, Judgment, Membership, Prompt, QueueSlot, Response
 from dataio.imports import services as imports
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -124,7 +124,7 @@ def test_32_concurrent_annotators_drain_100_comparisons_with_overlap_3(postgres,
     per_comparison = Counter(c for c, _ in pairs)
     assert set(per_comparison.values()) == {3} and len(per_comparison) == 100
     assert not Assignment.objects.filter(project=project, state="active").exists()
-    assert set(Comparison.objects.filter(project=project).values_list("open_slots", flat=True)) == {0}
+    assert set(QueueSlot.objects.filter(project=project).values_list("open_slots", flat=True)) == {0}
     # the tallies kept in each transaction equal a recount from the raw rows
     from annotate import counters
 

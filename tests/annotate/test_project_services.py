@@ -8,7 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 
 from annotate import queue, services
-from annotate.models import Assignment, Comparison, Judgment, Membership, Project, Role
+from annotate.models import Assignment, Comparison, Judgment, Membership, Project, QueueSlot, Role
 from rubrics import services as rubric_services
 from tests.conftest import make_user
 from tests.factories import annotators, fill
@@ -64,9 +64,9 @@ def test_lowering_overlap_below_the_labels_a_task_has_is_refused(project, annota
 def test_raising_overlap_reopens_slots(project, annotator):
     fill(project, prompts=1, responses=2)
     queue.assignment_lease(project=project, annotator=annotator)
-    assert Comparison.objects.get().open_slots == 0
+    assert QueueSlot.objects.get().open_slots == 0
     services.project_update(project=project, overlap=3)
-    assert Comparison.objects.get().open_slots == 2
+    assert QueueSlot.objects.get().open_slots == 2
 
 
 def test_removing_a_kind_while_it_is_leased_is_refused(project, annotator):
@@ -99,14 +99,14 @@ def test_removing_a_member_ends_their_leases_and_keeps_their_labels(project, ann
     Judgment.objects.create(comparison=done.comparison, annotator=annotator, choice="A", strength=-1, assignment=done)
     Assignment.objects.filter(pk=done.pk).update(state=Assignment.State.SUBMITTED)
     live = queue.assignment_lease(project=project, annotator=annotator)
-    assert Comparison.objects.get(pk=live.comparison_id).open_slots == 0
+    assert QueueSlot.objects.get(pk=live.comparison_id).open_slots == 0
 
     ended = services.membership_remove(project=project, user=annotator)
 
     assert ended == 1
     assert not Membership.objects.filter(project=project, user=annotator).exists()
     assert Assignment.objects.get(pk=live.pk).state == Assignment.State.EXPIRED
-    assert Comparison.objects.get(pk=live.comparison_id).open_slots == 1  # back in the queue
+    assert QueueSlot.objects.get(pk=live.comparison_id).open_slots == 1  # back in the queue
     assert Judgment.objects.filter(annotator=annotator).count() == 1
 
 

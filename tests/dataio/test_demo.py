@@ -8,7 +8,7 @@ import re
 import pytest
 from django.core.management import call_command
 
-from annotate.models import Comparison, Project, Prompt
+from annotate.models import Comparison, Project, Prompt, QueueSlot
 
 pytestmark = pytest.mark.django_db
 
@@ -66,4 +66,4 @@ def test_demo_has_simulated_labels_and_a_derived_agreement_report(client):
     assert decided.get("weighted_sum score") == pairs - report.derived_counts.get("tie", 0)
     assert decided.get("", 0) == report.derived_counts.get("tie", 0)
     # The annotators' queue is untouched by the seeded labels.
-    assert project.comparisons.filter(open_slots=project.overlap).count() == pairs
+    assert QueueSlot.objects.filter(project=project, open_slots=project.overlap).count() == pairs

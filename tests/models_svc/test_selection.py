@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from annotate import queue, submit
-from annotate.models import Comparison, Membership, Role
+from annotate.models import Comparison, Membership, QueueSlot, Role
 from models_svc.ml import acquisition
 from models_svc.selection import comparisons_rescore
 from models_svc.services import lifecycle, scoring
@@ -29,13 +29,53 @@ def test_cold_start_is_coverage_first(project):
     Judgment.objects.create(comparison=labelled, annotator=make_user("early"), choice="A", source="human")
     report = comparisons_rescore(project=project, strategy="uncertainty")  # no model yet
     assert report["used"] == "coverage" and report["rescored"] == 9
-    lowest = Comparison.objects.order_by("priority").first()
-    assert lowest == labelled  # the only pair with a label goes last
+    lowest = QueueSlot.objects.order_by("priority").first()
+    assert lowest.pk == labelled.pk  # the only pair with a label goes last
+
+
+def _row_versions() -> dict[int, str]:
+    """PostgreSQL's xmin of each queue row: it changes with every write of the row."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT comparison_id, xmin::text FROM annotate_queueslot")
+        return dict(cursor.fetchall())
+
+
+def test_a_rescore_writes_only_the_priorities_that_changed(project):
+    """Every write of a queue row leaves a dead version behind (priority is indexed,
+    so it is never HOT): a rescore that finds a priority right leaves its row alone."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from tests.factories import fill
+
+    fill(project, prompts=3, responses=3)
+    first = comparisons_rescore(project=project, strategy="coverage")
+    assert first["rescored"] == 9
+    right = dict(QueueSlot.objects.values_list("pk", "priority"))
+    moved = min(right)
+    QueueSlot.objects.filter(pk=moved).update(priority=-1)
+    if connection.vendor == "postgresql":
+        before = _row_versions()
+        comparisons_rescore(project=project, strategy="coverage")
+        after = _row_versions()
+        assert [pk for pk in after if after[pk] != before[pk]] == [moved]
+    else:
+        with CaptureQueriesContext(connection) as ctx:
+            comparisons_rescore(project=project, strategy="coverage")
+        updates = [q["sql"] for q in ctx.captured_queries if q["sql"].startswith('UPDATE "annotate_queueslot"')]
+        assert len(updates) == 1 and updates[0].count("WHEN") == 1 and f'"comparison_id" = {moved})' in updates[0]
+    assert dict(QueueSlot.objects.values_list("pk", "priority")) == right
+    with CaptureQueriesContext(connection) as ctx:  # nothing changed: nothing written
+        comparisons_rescore(project=project, strategy="coverage")
+    if connection.vendor != "postgresql":
+        assert not [q for q in ctx.captured_queries if q["sql"].startswith('UPDATE "annotate_queueslot"')]
 
 
 def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that_order(project, tiny):
     _labelled(project, tiny, prompts=12, responses=3)
-    Comparison.objects.update(open_slots=project.overlap)
+    QueueSlot.objects.update(open_slots=project.overlap)
     version = lifecycle.training_run_execute(
         run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
     lifecycle.model_version_promote(version=version)
@@ -49,10 +89,11 @@ def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that
     members = model.score_items(items).members
     diffs = members[:, 0::2] - members[:, 1::2]
     u = acquisition.score("uncertainty", diffs)
-    top = max(pairs, key=lambda c: c.priority)
+    priority = dict(QueueSlot.objects.values_list("pk", "priority"))
+    top = max(pairs, key=lambda c: priority[c.pk])
     assert u[pairs.index(top)] == pytest.approx(u.max())
     # Priorities are a strict order.
-    assert len({c.priority for c in pairs}) == len(pairs)
+    assert len({priority[c.pk] for c in pairs}) == len(pairs)
 
     annotator = make_user("fresh-eyes")
     Membership.objects.create(project=project, user=annotator, role=Role.ANNOTATOR)
@@ -66,9 +107,8 @@ def _priorities(project, n_prompts=5):
     fill(project, prompts=n_prompts, responses=3)
     pairs = list(Comparison.objects.filter(project=project).order_by("id"))
     for rank, c in enumerate(reversed(pairs)):  # later ids get the higher priority
-        c.priority = 1000 - rank
-        c.save(update_fields=["priority"])
-    return sorted(pairs, key=lambda c: -Comparison.objects.get(pk=c.pk).priority)
+        QueueSlot.objects.filter(pk=c.pk).update(priority=1000 - rank)
+    return sorted(pairs, key=lambda c: -QueueSlot.objects.get(pk=c.pk).priority)
 
 
 def test_queue_hands_out_in_priority_order_and_logs_the_probability(project, annotator):
@@ -111,7 +151,7 @@ def test_epsilon_exploration_draws_uniformly_at_the_configured_rate(project, ann
             assert a.selection_probability == pytest.approx(1 - eps + eps / n)
         # Put the task back exactly as it was, so every draw sees the same pool.
         Assignment.objects.filter(pk=a.pk).delete()
-        Comparison.objects.filter(pk=a.comparison_id).update(open_slots=F("open_slots") + 1)
+        QueueSlot.objects.filter(pk=a.comparison_id).update(open_slots=F("open_slots") + 1)
     assert abs(explored / trials - eps) < 4 * math.sqrt(eps * (1 - eps) / trials)
     # The explored draws are uniform over the pool (chi-square, 11 dof; 99.9% quantile 31.3).
     expected = explored / n
@@ -134,14 +174,14 @@ def test_logged_probabilities_give_importance_weights_that_sum_to_the_pool_when_
     ordered = _priorities(project, n_prompts=3)[:8]  # 8 pairs by priority
     Comparison.objects.filter(project=project).exclude(pk__in=[c.pk for c in ordered]).delete()
     taken = {ordered[i].pk for i in (0, 1, 4)}
-    Comparison.objects.filter(pk__in=taken).update(open_slots=0)
+    QueueSlot.objects.filter(pk__in=taken).update(open_slots=0)
     real = queue._candidates
 
     def snapshot_with_taken_pairs(project, kind, annotator, *, gold=False):
         # the snapshot still lists the taken pairs; only the conditional UPDATE finds them gone
         if gold:
             return real(project, kind, annotator, gold=gold)
-        return Comparison.objects.filter(project=project, is_gold=False).order_by("-priority", "id")
+        return QueueSlot.objects.filter(project=project).order_by("-priority", "pk")
 
     monkeypatch.setattr(queue, "_candidates", snapshot_with_taken_pairs)
     eps, draws = 0.3, 1000
@@ -154,7 +194,7 @@ def test_logged_probabilities_give_importance_weights_that_sum_to_the_pool_when_
         weights.append(1 / a.selection_probability)
         handed.add(a.comparison_id)
         Assignment.objects.filter(pk=a.pk).delete()
-        Comparison.objects.filter(pk=a.comparison_id).update(open_slots=F("open_slots") + 1)
+        QueueSlot.objects.filter(pk=a.comparison_id).update(open_slots=F("open_slots") + 1)
     pool = len(ordered) - len(taken)
     assert handed == {c.pk for c in ordered} - taken
     # 1/p is 1/0.8125 with probability 0.8125, else 26.7 or 13.3: sd 8.3 per draw,
@@ -203,7 +243,8 @@ def test_arena_strategy_puts_the_least_separated_sources_first(project):
     rows = {r.source: r for r in leaderboard(source_battles(project), rounds=100)}
     report = comparisons_rescore(project=project, strategy="arena")
     assert report["used"] == "arena"
-    top = Comparison.objects.select_related("response_a", "response_b").order_by("-priority").first()
+    top = QueueSlot.objects.select_related("comparison__response_a", "comparison__response_b"
+                                           ).order_by("-priority").first().comparison
     overlap = {frozenset(p): min(rows[p[0]].high, rows[p[1]].high) - max(rows[p[0]].low, rows[p[1]].low)
                for p in (("model-0", "model-1"), ("model-1", "model-2"), ("model-0", "model-2"))}
     assert frozenset({top.response_a.source, top.response_b.source}) == max(overlap, key=overlap.get)

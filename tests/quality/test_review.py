@@ -16,7 +16,7 @@ from django.urls import reverse
 from rest_framework.test import APIClient
 
 from annotate import queue, submit
-from annotate.models import Comparison, ExportJob, Judgment, LabelSource
+from annotate.models import Comparison, ExportJob, Judgment, LabelSource, QueueSlot
 from annotate.presenters import annotator_pseudonym
 from annotate.stats import project_progress
 from dataio.exports.services import export_write
@@ -218,13 +218,13 @@ def test_training_uses_the_adjudicated_label_alone_on_its_comparison(flagged, ow
 
 def test_asking_for_more_labels_hands_the_comparison_to_a_new_annotator(flagged, owner):
     project, c, crew = flagged["project"], flagged["c"], flagged["crew"]
-    Comparison.objects.filter(project=project).update(open_slots=0)  # every comparison has its labels
+    QueueSlot.objects.filter(project=project).update(open_slots=0)  # every comparison has its labels
     review.review_queue_refresh(project=project)
     newcomer = annotators(project, 1, prefix="new")[0]
     assert queue.assignment_lease(project=project, annotator=newcomer) is None
     item = ReviewItem.objects.get(comparison=c[1])
     review.review_item_request_labels(item=item, user=owner, extra=1)
-    assert Comparison.objects.get(pk=c[1].pk).open_slots == 1
+    assert QueueSlot.objects.get(pk=c[1].pk).open_slots == 1
     item.refresh_from_db()
     assert (item.status, item.decided_by) == ("more_labels", owner)
     assert queue.assignment_lease(project=project, annotator=crew[0]) is None  # labelled it already
@@ -347,8 +347,8 @@ def test_labels_asked_for_survive_a_recount_of_the_slots(flagged, owner):
     Assignment.objects.create(project=project, kind="pairwise", comparison=c[1], prompt_id=c[1].prompt_id,
                               annotator=crew[0], state="submitted", leased_at=now, expires_at=now)
     queue.queue_slots_rebuild(project=project)
-    assert Comparison.objects.get(pk=c[1].pk).open_slots == project.overlap - 1
+    assert QueueSlot.objects.get(pk=c[1].pk).open_slots == project.overlap - 1
     review.review_queue_refresh(project=project)
     review.review_item_request_labels(item=ReviewItem.objects.get(comparison=c[1]), user=owner, extra=2)
     queue.queue_slots_rebuild(project=project)
-    assert Comparison.objects.get(pk=c[1].pk).open_slots == project.overlap + 2 - 1
+    assert QueueSlot.objects.get(pk=c[1].pk).open_slots == project.overlap + 2 - 1

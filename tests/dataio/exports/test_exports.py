@@ -37,7 +37,7 @@ MULTI_TURN = [
 
 
 def _pair(prompt, a, b):
-    return Comparison.objects.create(project=prompt.project, prompt=prompt, response_a=a, response_b=b, open_slots=0)
+    return Comparison.objects.create(project=prompt.project, prompt=prompt, response_a=a, response_b=b)
 
 
 def _judge(comparison, annotator, choice, strength, **extra):

@@ -381,7 +381,8 @@ def test_arena_plan_spreads_votes_over_equally_unsure_pairs(project):
     fill(project, prompts=6, responses=3)
     _coin_tosses(project, raters=4, seed=1)
     comparisons_rescore(project=project, strategy="arena")
-    top = Comparison.objects.select_related("response_a", "response_b").order_by("-priority")[:6]
-    pairs = [frozenset({c.response_a.source, c.response_b.source}) for c in top]
+    top = QueueSlot.objects.filter(project=project).select_related(
+        "comparison__response_a", "comparison__response_b").order_by("-priority", "pk")[:6]
+    pairs = [frozenset({s.comparison.response_a.source, s.comparison.response_b.source}) for s in top]
     assert len(set(pairs)) >= 2, pairs
     assert max(pairs.count(p) for p in set(pairs)) <= 4

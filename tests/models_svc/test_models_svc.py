@@ -217,11 +217,18 @@ def test_auto_promote_needs_the_gain_interval_above_zero_on_enough_held_out_comp
 
 
 def test_a_retrained_version_records_its_gain_over_the_active_one(client, project, owner, tiny):
+    from models_svc.ml.data import prompt_in_eval
+
     _labelled(project, tiny, prompts=6)
-    v1 = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
+    # a split seed that holds out some of these prompts and trains on the rest (which
+    # seed does depends on the database's ids: six prompts may all fall on one side)
+    ids = list(project.prompts.values_list("pk", flat=True))
+    seed = next(s for s in range(1000) if 0 < sum(prompt_in_eval(p, 0.2, s) for p in ids) < len(ids) - 1)
+    fast = _fast(eval_fraction=0.2, split_seed=seed)
+    v1 = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=fast).pk).version
     lifecycle.model_version_promote(version=v1)
     RewardSettings.objects.filter(project=project).update(auto_promote=True, promote_min_eval_pairs=1)
-    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk)
+    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=fast).pk)
     gain = run.version.metrics["gain_over_previous"]
     # Same labels, same seed: the same model, so no gain and no promotion.
     assert gain["pairs"] > 0 and gain["gain"] == gain["low"] == gain["high"] == 0

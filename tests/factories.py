@@ -74,6 +74,17 @@ def fast_training(**extra):
     return {"epochs": 3, "ensemble_size": 2, "max_length": 64, "eval_every": 5, **extra}
 
 
+def held_out_split(project, fraction: float = 0.2) -> dict:
+    """Overrides whose prompt-hash split holds out some of the project's prompts and
+    trains on the rest: which seed does depends on the database's ids, and a dozen
+    prompts may all fall on one side (then a run has no held-out accuracy)."""
+    from models_svc.ml.data import prompt_in_eval
+
+    ids = list(project.prompts.values_list("pk", flat=True))
+    seed = next(s for s in range(1000) if 0 < sum(prompt_in_eval(p, fraction, s) for p in ids) < len(ids) - 1)
+    return {"eval_fraction": fraction, "split_seed": seed}
+
+
 def two_project_world(tmp_path) -> dict:
     """Two projects with one annotator and one researcher each, a staff user, and one
     of every object a route can name in the first ("here") project: an annotator's

@@ -15,6 +15,7 @@ from models_svc.ml.presets import PRESETS, Preset
 from models_svc.models import ModelVersion, RewardSettings, TrainingRun
 from models_svc.services import lifecycle, project_settings
 from tests.factories import fast_training as _fast
+from tests.factories import held_out_split
 from tests.factories import labelled_for_training as _labelled
 from tests.helpers import chart_specs
 
@@ -84,7 +85,7 @@ def test_score_without_an_active_model_is_409(client, project, owner):
 def test_retrain_from_the_page_shows_the_version_and_promote(client, project, owner, tiny, celery_eager):
     _labelled(project, tiny, prompts=12)
     RewardSettings.objects.filter(project=project).update(objective="bt")
-    services_overrides = _fast()
+    services_overrides = _fast(**held_out_split(project))
     original = lifecycle.training_run_enqueue
 
     def fast_enqueue(**kw):  # the page uses the project's settings; keep the run short here

@@ -13,6 +13,7 @@ from models_svc.services import lifecycle, scoring
 
 from tests.conftest import make_user
 from tests.factories import fast_training as _fast
+from tests.factories import held_out_split
 from tests.factories import labelled_for_training as _labelled
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -217,14 +218,8 @@ def test_auto_promote_needs_the_gain_interval_above_zero_on_enough_held_out_comp
 
 
 def test_a_retrained_version_records_its_gain_over_the_active_one(client, project, owner, tiny):
-    from models_svc.ml.data import prompt_in_eval
-
     _labelled(project, tiny, prompts=6)
-    # a split seed that holds out some of these prompts and trains on the rest (which
-    # seed does depends on the database's ids: six prompts may all fall on one side)
-    ids = list(project.prompts.values_list("pk", flat=True))
-    seed = next(s for s in range(1000) if 0 < sum(prompt_in_eval(p, 0.2, s) for p in ids) < len(ids) - 1)
-    fast = _fast(eval_fraction=0.2, split_seed=seed)
+    fast = _fast(**held_out_split(project))
     v1 = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(project=project, overrides=fast).pk).version
     lifecycle.model_version_promote(version=v1)
     RewardSettings.objects.filter(project=project).update(auto_promote=True, promote_min_eval_pairs=1)

@@ -542,10 +542,10 @@ def _taken_run(unit: _Unit, rows: list, i: int, start: int) -> int:
     be handed out. Those from ``start`` on were tried and found taken; earlier ones
     (an exploring lease's look-back) are checked without taking them."""
     run = i - start
-    for j in range(start - 1, max(-1, i - WINDOW), -1):
-        if unit.state.objects.filter(pk=rows[j].pk, **{f"{unit.slots}__gt": 0}).exists():
-            break
-        run += 1
+    back = [rows[j].pk for j in range(start - 1, max(-1, i - WINDOW), -1)]  # nearest first
+    if back:  # one query for the whole look-back, not one per candidate
+        free = set(unit.state.objects.filter(pk__in=back, **{f"{unit.slots}__gt": 0}).values_list("pk", flat=True))
+        run += next((k for k, pk in enumerate(back) if pk in free), len(back))
     return min(run, WINDOW - 1)
 
 

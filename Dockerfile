@@ -32,4 +32,6 @@ USER preflab
 EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 \
   CMD python -c "import urllib.request,sys; sys.exit(0 if urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status == 200 else 1)"
-CMD ["gunicorn", "preflab.wsgi:application", "--bind", "0.0.0.0:8000", "--workers", "3", "--timeout", "120", "--access-logfile", "-"]
+# Worker class, count, threads and timeouts: preflab/gunicorn.conf.py (WEB_CONCURRENCY,
+# PREFLAB_WEB_THREADS size it).
+CMD ["gunicorn", "--config", "preflab/gunicorn.conf.py", "preflab.wsgi:application"]

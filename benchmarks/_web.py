@@ -1,5 +1,6 @@
 """What the HTTP benchmarks (load_queue.py, dashboards.py) share: a database of
-their own, gunicorn started as the Dockerfile starts it, CPU time of the server
+their own, gunicorn started as the Dockerfile starts it (its config file,
+preflab/gunicorn.conf.py), CPU time of the server
 and database processes from /proc, percentiles, and the results file.
 
 Only the set-up touches the app's internals (Django in this process, to migrate,
@@ -109,14 +110,17 @@ class Gunicorn:
     """gunicorn as production runs it, bound to a free port on 127.0.0.1; the access
     log goes to a file (as a container's stdout would), not to this terminal."""
 
-    def __init__(self, env: dict[str, str], workers: int | None = None) -> None:
+    def __init__(self, env: dict[str, str], workers: int | None = None, worker_class: str | None = None,
+                 threads: int | None = None) -> None:
         cmd = production_command()
         args = cmd[1:]
         if "--bind" in args:
             i = args.index("--bind")
             del args[i : i + 2]
-        if workers is not None and "--workers" in args:
-            args[args.index("--workers") + 1] = str(workers)
+        # options on the command line win over the config file (preflab/gunicorn.conf.py)
+        for flag, value in (("--workers", workers), ("--worker-class", worker_class), ("--threads", threads)):
+            if value is not None:
+                args[:0] = [flag, str(value)]
         self.port = _free_port()
         self.argv = [sys.executable, "-m", "gunicorn", *args, "--bind", f"127.0.0.1:{self.port}"]
         self.log_path = Path(tempfile.mkstemp(prefix="preflab-bench-gunicorn-", suffix=".log")[1])
@@ -126,6 +130,16 @@ class Gunicorn:
     @property
     def command(self) -> str:
         return shlex.join(["gunicorn", *self.argv[3:]])
+
+    def settings(self) -> dict:
+        """The worker class, workers and threads gunicorn runs with (the config file
+        with the command line's overrides), as gunicorn itself resolves them."""
+        code = ("import json, sys; from gunicorn.app.wsgiapp import WSGIApplication; "
+                "sys.argv = ['gunicorn', *sys.argv[1:]]; c = WSGIApplication().cfg; "
+                "print(json.dumps({'worker_class': c.worker_class_str, 'workers': c.workers, 'threads': c.threads}))")
+        done = subprocess.run([sys.executable, "-c", code, *self.argv[3:]], cwd=REPO, env=self.env, capture_output=True,
+                              text=True, timeout=60)
+        return json.loads(done.stdout.strip().splitlines()[-1]) if done.returncode == 0 else {"error": done.stderr[-500:]}
 
     def __enter__(self) -> Gunicorn:
         self.log = open(self.log_path, "w")
@@ -259,7 +273,7 @@ class CpuMeter:
 
 class PgBackendPids:
     """The server processes serving this database's other connections (gunicorn's
-    workers keep theirs: CONN_MAX_AGE), from pg_stat_activity read over one kept
+    workers keep theirs open in their pools, or for CONN_MAX_AGE without one), from pg_stat_activity read over one kept
     connection (a new connection per sample would itself be a backend to measure)."""
 
     def __init__(self, url: str) -> None:

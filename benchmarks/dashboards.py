@@ -162,7 +162,7 @@ def main() -> None:
         project, annotator, cookies, report_s = _prepare(args)
         pg_pids = _web.PgBackendPids(url)
         with _web.Gunicorn(env) as server:
-            report["server"] = server.command
+            report["server"], report["server_settings"] = server.command, server.settings()
             load_before = _web.load_average()
             rows = measure(server, pg_pids, project, annotator, cookies, args.repeat)
         pg_pids.close()

@@ -7,7 +7,8 @@
 Builds a pairwise project of --pairs open comparisons with COPY (in DATABASE_URL,
 PostgreSQL only; the database is created and migrated when missing; a project of
 the same size is reused and reset), starts gunicorn on 127.0.0.1 exactly as the
-Dockerfile's CMD runs it (DEBUG off, plain HTTP), and drives --annotators API
+Dockerfile's CMD runs it (preflab/gunicorn.conf.py; --worker-class, --workers and
+--threads override it to compare), DEBUG off, plain HTTP, and drives --annotators API
 clients, one thread and one kept-alive connection each, for --seconds:
 
     POST /api/v1/projects/<slug>/tasks/next/  →  think  →  POST /api/v1/tasks/<id>/submit/
@@ -248,7 +249,9 @@ def main() -> None:
     parser.add_argument("--skip-rate", type=float, default=0.03, help="share of leases skipped (default 0.03)")
     parser.add_argument("--abandon-rate", type=float, default=0.01, help="chance per cycle of a walk-away lease (default 0.01)")
     parser.add_argument("--max-abandoned", type=int, default=32, help="walk-away accounts, one lease each (default 32)")
-    parser.add_argument("--workers", type=int, help="gunicorn workers (default: the Dockerfile's)")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: preflab/gunicorn.conf.py's)")
+    parser.add_argument("--worker-class", help="gunicorn worker class, e.g. sync (default: the config file's)")
+    parser.add_argument("--threads", type=int, help="threads per gunicorn worker (sync needs 1; default: the config file's)")
     parser.add_argument("--fresh", action="store_true", help="rebuild the project even when one of this size exists")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/load_queue-<pairs>-<annotators>.json)")
@@ -269,8 +272,8 @@ def _bench(args: argparse.Namespace, url: str, data_dir: str) -> bool:
     report = _web.report_header("load_queue")
     project, tokens, walkaways = _prepare_project(args)
     pg_pids = _web.PgBackendPids(url)
-    with _web.Gunicorn(env, workers=args.workers) as server:
-        report["server"] = server.command
+    with _web.Gunicorn(env, workers=args.workers, worker_class=args.worker_class, threads=args.threads) as server:
+        report["server"], report["server_settings"] = server.command, server.settings()
         load_before = _web.load_average()
         time.sleep(1.5)  # let the set-up's table statistics reach pg_stat_user_tables first (flushed once a second)
         tables_before = _web.table_updates(url)
@@ -319,7 +322,8 @@ def _bench(args: argparse.Namespace, url: str, data_dir: str) -> bool:
     )
     _print(report)
     out = args.out or _web.REPO / "benchmarks" / "results" / (
-        f"load_queue-{args.pairs}-{args.annotators}{'-think' if args.think_s else ''}.json")
+        f"load_queue-{args.pairs}-{args.annotators}{'-think' if args.think_s else ''}"
+        f"{'-' + args.worker_class if args.worker_class else ''}.json")
     _web.write_results(report, out)
     if not checks["ok"]:
         print(f"INTEGRITY CHECK FAILED: {checks}", file=sys.stderr)
@@ -328,7 +332,8 @@ def _bench(args: argparse.Namespace, url: str, data_dir: str) -> bool:
 
 def _print(r: dict) -> None:
     n, s = r["next_task_ms"], r["submit_ms"]
-    print(f"\n{r['pairs']} pairs, {r['annotators']} annotators, think {r['think_s']} s, {r['elapsed_s']} s; "
+    print(f"\ngunicorn {r['server_settings']}")
+    print(f"{r['pairs']} pairs, {r['annotators']} annotators, think {r['think_s']} s, {r['elapsed_s']} s; "
           f"load average {r['load_average_before']} → {_web.load_average()}")
     print(f"{'':24}{'p50':>9}{'p95':>9}{'p99':>9}{'target':>12}{'':>9}")
     print(f"{'next task (ms)':24}{n['p50']!s:>9}{n['p95']!s:>9}{n['p99']!s:>9}{'p95 ≤ 25':>12}{r['verdicts']['next_task_p95']:>9}")

@@ -14,6 +14,7 @@ value stops start-up with a message naming the variable instead of failing later
 | ALLOWED_HOSTS | localhost,127.0.0.1 (DEBUG: also *) | comma separated |
 | CSRF_TRUSTED_ORIGINS | empty | comma separated origins (https://host) |
 | DATABASE_URL | sqlite:///$PREFLAB_DATA_DIR/preflab.sqlite3 | postgres://user@host:5432/db in production |
+| PREFLAB_DB_POOL_SIZE | 4; in gunicorn its threads per worker | PostgreSQL connections pooled per process (psycopg_pool); 0: no pool, persistent connections |
 | CELERY_BROKER_URL | filesystem broker under $PREFLAB_DATA_DIR/broker | redis://host:6379/0 in production |
 | CELERY_RESULT_BACKEND | same Redis as the broker, else files | where task results go |
 | CELERY_TASK_ALWAYS_EAGER | 0 | run tasks in-process (tests only) |
@@ -199,7 +200,20 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Tests that start a worker process need the test database on disk, not in memory.
     _db["TEST"] = {"NAME": str(DATA_DIR / "test_preflab.sqlite3")}
 else:
+    # A connection is checked (one round trip) before a request uses it, so one that
+    # PostgreSQL dropped (restart, failover) is replaced instead of failing the request.
     _db["CONN_HEALTH_CHECKS"] = True
+    # A pool per process (psycopg_pool), sized to the threads that can use it at once
+    # (gunicorn's post_fork sets this to its threads): Django takes a connection at a
+    # request's first query and hands it back at the end, so a gthread worker serves
+    # its threads from a few warm connections. With no free connection, a request
+    # waits at most 3 s for one and then gets the 503 (the database is down); the
+    # compose health check allows 4 s. 0: no pool, each thread keeps its own
+    # connection for 60 s.
+    _pool_size = _env_int("PREFLAB_DB_POOL_SIZE", 4)
+    if _pool_size:
+        _db["CONN_MAX_AGE"] = 0  # Django requires it with a pool
+        _db["OPTIONS"] = {**_db.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": _pool_size, "timeout": 3}}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

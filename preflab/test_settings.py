@@ -15,3 +15,9 @@ from .settings import STORAGES  # noqa: E402
 # Pages render {% static %} without a collectstatic run.
 STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
 WHITENOISE_AUTOREFRESH = True
+
+# The PostgreSQL concurrency tests run 32 threads that each hold a connection for
+# their whole run; a pool the size of a web worker's threads would make them queue.
+# (A process given its size, such as a gunicorn worker, keeps it.)
+if not os.environ.get("PREFLAB_DB_POOL_SIZE") and "pool" in DATABASES["default"].get("OPTIONS", {}):  # noqa: F405
+    DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = 40  # noqa: F405

@@ -21,6 +21,8 @@ from django.contrib.auth import get_user_model
 from annotate import services
 from annotate.models import Role
 
+from tests.helpers import process_stop
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("PREFLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
 REQUIRE_SERVICES = os.environ.get("PREFLAB_REQUIRE_SERVICES") == "1"
@@ -141,9 +143,10 @@ def _database_url() -> str:
 
 
 @pytest.fixture
-def worker(redis_url, tmp_path):
+def worker(request, redis_url, tmp_path):
     """A Celery worker subprocess over Redis against the test database; yields
-    (a Celery client, the worker's Popen)."""
+    (a Celery client, the worker's Popen). Its pool is ``solo`` (tasks run in that
+    process) unless a test asks for ``prefork`` (indirect parametrize), as compose runs it."""
     from celery import Celery
     from django.db import connection
 
@@ -161,7 +164,8 @@ def worker(redis_url, tmp_path):
     }
     log = open(tmp_path / "worker.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "preflab", "worker", "--pool", "solo", "--loglevel", "INFO", "-n", "pytest@%h"],
+        [sys.executable, "-m", "celery", "-A", "preflab", "worker", "--pool", getattr(request, "param", "solo"),
+         "--concurrency", "1", "--loglevel", "INFO", "-n", "pytest@%h"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
     # set_as_current=False: otherwise this client becomes Celery's current app and
@@ -170,11 +174,7 @@ def worker(redis_url, tmp_path):
     try:
         yield client, proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        process_stop(proc, timeout=20)
         log.close()
         if proc.returncode not in (0, -15, None):
             print((tmp_path / "worker.log").read_text()[-4000:])

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import gzip
 import itertools
+import socket
+import subprocess
 from pathlib import Path
 
 from django.apps import apps
@@ -51,3 +53,20 @@ def card_agreement(card: str) -> dict[str, tuple]:
             name, value, items, raters = (cell.strip() for cell in line.strip("|").split("|")[:4])
             rows[name.strip("`")] = (None if value == "n/a" else float(value), int(items), int(raters))
     return rows
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on (for a server a test starts)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def process_stop(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM a process the test started, then SIGKILL it if it is still alive after ``timeout`` s."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -25,6 +25,7 @@ def database_down(tmp_path):
     saved = dict(conn.settings_dict)
     conn.close()
     if conn.vendor == "postgresql":
+        conn.close_pool()  # a pool keeps the address it was made with; the next one is made with the closed port
         conn.settings_dict.update(HOST="127.0.0.1", PORT=str(_closed_port()))
     else:
         conn.settings_dict["NAME"] = str(tmp_path / "no-such-folder" / "db.sqlite3")
@@ -32,6 +33,8 @@ def database_down(tmp_path):
         yield
     finally:
         conn.close()
+        if conn.vendor == "postgresql":
+            conn.close_pool()
         conn.settings_dict.clear()
         conn.settings_dict.update(saved)
 

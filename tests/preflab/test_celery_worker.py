@@ -37,3 +37,20 @@ def test_import_job_runs_in_the_worker(worker, project, tmp_path):
     job.refresh_from_db()
     assert job.status == ImportJob.Status.SUCCEEDED and job.counts["judgments_created"] == 30
     assert Judgment.objects.filter(comparison__project=project, choice="B").count() == 30
+
+
+@pytest.mark.parametrize("worker", ["prefork"], indirect=True)
+def test_prefork_child_runs_one_database_task_after_another(worker, project, tmp_path):
+    """Compose's worker forks its child after importing the app: the child opens its
+    own connections (on PostgreSQL a pool of its own) and keeps working after each
+    task hands its connection back."""
+    client, proc = worker
+    answer = client.send_task("preflab.ping").get(timeout=60)
+    assert answer["pid"] != proc.pid  # a forked child ran it
+    for n in (1, 2):
+        path = tmp_path / f"labels{n}.jsonl"
+        path.write_text(json.dumps({"id": f"p{n}", "prompt": f"Question {n}", "responses": ["short", "long answer"],
+                                    "labels": [{"annotator": "wen", "a": 0, "b": 1, "choice": "A"}]}) + "\n")
+        job = imports.import_job_create(project=project, format="jsonl", source_path=path)
+        assert client.send_task("dataio.tasks.run_import", args=[job.pk]).get(timeout=90) == "succeeded"
+    assert Judgment.objects.filter(comparison__project=project, choice="A").count() == 2

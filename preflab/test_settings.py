@@ -17,7 +17,8 @@ STORAGES = {**STORAGES, "staticfiles": {"BACKEND": "django.contrib.staticfiles.s
 WHITENOISE_AUTOREFRESH = True
 
 # The PostgreSQL concurrency tests run 32 threads that each hold a connection for
-# their whole run; a pool the size of a web worker's threads would make them queue.
-# (A process given its size, such as a gunicorn worker, keeps it.)
+# their whole run, and a pool opens its connections one at a time: room for all of
+# them, and time to open them on a loaded machine. (A process given its size, such
+# as a gunicorn worker, keeps production's pool.)
 if not os.environ.get("PREFLAB_DB_POOL_SIZE") and "pool" in DATABASES["default"].get("OPTIONS", {}):  # noqa: F405
-    DATABASES["default"]["OPTIONS"]["pool"]["max_size"] = 40  # noqa: F405
+    DATABASES["default"]["OPTIONS"]["pool"].update(max_size=40, timeout=60)  # noqa: F405

@@ -26,7 +26,10 @@ def database_down(tmp_path):
     conn.close()
     if conn.vendor == "postgresql":
         conn.close_pool()  # a pool keeps the address it was made with; the next one is made with the closed port
-        conn.settings_dict.update(HOST="127.0.0.1", PORT=str(_closed_port()))
+        options = conn.settings_dict["OPTIONS"]
+        if "pool" in options:  # production's 3 s wait for a connection (preflab/settings.py), not the suite's
+            options = {**options, "pool": {**options["pool"], "timeout": 3}}
+        conn.settings_dict.update(HOST="127.0.0.1", PORT=str(_closed_port()), OPTIONS=options)
     else:
         conn.settings_dict["NAME"] = str(tmp_path / "no-such-folder" / "db.sqlite3")
     try:

@@ -17,8 +17,10 @@ from annotate.presenters import annotator_pseudonym
 
 from .spec import ExportSpec, Snapshot
 
-CHUNK = 5000  # labels per database round trip (and per cancel check)
-TEXT_CACHE = 20_000  # prompts (or responses) kept between chunks
+# Both bound an export's memory (issue #19: 150 MB at a million labels): labels
+# arrive in the order of what they label, so a chunk needs only its own texts.
+CHUNK = 2000  # labels per database round trip (and per cancel check, and per Parquet row group)
+TEXT_CACHE = 5000  # prompts (or responses) kept between chunks
 JSON_MEMO = 4096  # distinct JSON texts kept decoded (Context.json_value)
 ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
 

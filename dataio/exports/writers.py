@@ -101,7 +101,7 @@ class _ParquetWriter:
 
     Each batch goes to Arrow as JSON Lines through ``pyarrow.json`` with the schema
     given, not through ``RecordBatch.from_pylist``: that converts cell by cell in
-    Python and, on its first call, imports pandas (50 MB of a 150 MB budget); the
+    Python and, on its first call, imports pandas (a third of the 150 MB budget); the
     JSON reader parses in C++ and reads back the same values. Objects in ``json``
     columns are written as JSON text."""
 

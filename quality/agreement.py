@@ -8,7 +8,10 @@ items, never with items × raters.
 
 Where the figures come from:
 
-* Krippendorff's α: the ``krippendorff`` package (``value_counts=``).
+* Krippendorff's α: the ``krippendorff`` package's coincidence-matrix formulas,
+  summed here over the table's distinct rows (the package itself takes no row
+  weights, and its N × V × V temporaries took 1.8 GB at a million labels);
+  ``tests/quality`` checks it against ``krippendorff.alpha`` on full tables.
 * Cohen's κ with quadratic weights, per annotator pair: ``sklearn.metrics``.
 * Fleiss' κ and Gwet's AC1/AC2 are computed here, in the form that allows a
   different number of raters per item (Gwet, *Handbook of Inter-Rater
@@ -18,6 +21,11 @@ Where the figures come from:
   scipy 1.12 and counts a missing rating as a category under pandas 3. On data
   they do accept (every item rated by the same raters) both formulas reduce to
   theirs; ``tests/quality`` checks them against ``statsmodels`` and ``irrCAC``.
+
+Every statistic also takes ``freq``: how many items have each row. A table of a
+million items has only a few distinct rows (two raters, four answers), so callers
+pass ``compress``'s distinct rows and their counts, and the work and memory no
+longer grow with the items.
 
 A pairwise label means the same whichever response the data calls A, so a
 pairwise table is made *symmetric* before any chance-corrected statistic: each
@@ -47,56 +55,105 @@ class Figure:
                 "n_items": self.n_items, "n_raters": self.n_raters}
 
 
-def pairable(counts: np.ndarray) -> np.ndarray:
-    """The rows of items that at least two raters answered."""
+def _table(counts, freq=None) -> tuple[np.ndarray, np.ndarray]:
     counts = np.asarray(counts, dtype=float)
     if counts.ndim != 2:
         counts = counts.reshape(0, 0)
-    return counts[counts.sum(axis=1) >= 2]
+    return counts, (np.ones(len(counts)) if freq is None else np.asarray(freq, dtype=float))
+
+
+def _pairable(counts, freq=None) -> tuple[np.ndarray, np.ndarray]:
+    counts, freq = _table(counts, freq)
+    keep = counts.sum(axis=1) >= 2
+    return counts[keep], freq[keep]
+
+
+def pairable(counts: np.ndarray) -> np.ndarray:
+    """The rows of items that at least two raters answered."""
+    return _pairable(counts)[0]
+
+
+def n_pairable(counts: np.ndarray, freq: np.ndarray | None = None) -> int:
+    """How many items at least two raters answered."""
+    return int(round(_pairable(counts, freq)[1].sum()))
+
+
+def compress(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct rows of a counts table and how many items have each (``freq``)."""
+    counts, _ = _table(counts)
+    if not len(counts):
+        return counts, np.zeros(0)
+    rows, freq = np.unique(counts, axis=0, return_counts=True)
+    return rows, freq.astype(float)
 
 
 def symmetric(counts: np.ndarray, flip: Sequence[int]) -> np.ndarray:
     """The table stacked on itself with columns permuted by ``flip`` (A ↔ B, or a
-    signed strength s ↔ −s): each pairwise item counted in both namings."""
+    signed strength s ↔ −s): each pairwise item counted in both namings (stack
+    ``freq`` on itself alike)."""
     counts = np.asarray(counts, dtype=float)
     return np.vstack([counts, counts[:, list(flip)]])
 
 
-def raw_agreement(counts: np.ndarray) -> tuple[float | None, int]:
+def raw_agreement(counts: np.ndarray, freq: np.ndarray | None = None) -> tuple[float | None, int]:
     """The share of rater pairs on an item that gave the same answer, over every
     pair of every item; and the number of such pairs."""
-    c = pairable(counts)
+    c, f = _pairable(counts, freq)
     m = c.sum(axis=1)
-    pairs = float((m * (m - 1)).sum())
+    pairs = float((f * m * (m - 1)).sum())
     if pairs == 0:
         return None, 0
-    return float((c * (c - 1)).sum() / pairs), int(pairs // 2)
+    return float((f * (c * (c - 1)).sum(axis=1)).sum() / pairs), int(pairs // 2)
 
 
-def krippendorff_alpha(counts: np.ndarray, level: str, domain: Sequence[float] | None = None) -> float | None:
-    """Krippendorff's α from the ``krippendorff`` package; None when it is undefined
-    (no item with two ratings, or every rating the same value)."""
-    import krippendorff
+def _distances(domain: np.ndarray, level: str, n_v: np.ndarray) -> np.ndarray:
+    """The ``krippendorff`` package's distance of each pair of values."""
+    if level == "nominal":
+        return (domain[:, None] != domain[None, :]).astype(float)
+    if level == "interval":
+        return (domain[:, None] - domain[None, :]).astype(float) ** 2
+    if level == "ordinal":  # (the values from i to j, less half of the two ends)²
+        cum = np.concatenate([[0.0], np.cumsum(n_v)])
+        i = np.arange(len(domain))
+        lo, hi = np.minimum(i[:, None], i[None, :]), np.maximum(i[:, None], i[None, :])
+        return (cum[hi + 1] - cum[lo] - (n_v[lo] + n_v[hi]) / 2) ** 2
+    raise ValueError(f"unknown level of measurement {level!r}")
 
-    c = pairable(counts)
+
+def krippendorff_alpha(counts: np.ndarray, level: str, domain: Sequence[float] | None = None,
+                       freq: np.ndarray | None = None) -> float | None:
+    """Krippendorff's α (``krippendorff.alpha(value_counts=…)``'s formulas, with
+    ``freq``); None when it is undefined (no item with two ratings, or every rating
+    the same value). α = 1 − Σ o·d / Σ e·d, with o the coincidence matrix
+    Σ_items (n nᵀ − diag n) / (m − 1) and e its expectation by chance."""
+    c, f = _pairable(counts, freq)
     if len(c) == 0 or np.count_nonzero(c.sum(axis=0)) < 2:
         return None
-    kwargs = {"value_domain": list(domain)} if domain is not None else {}
-    value = krippendorff.alpha(value_counts=c, level_of_measurement=level, **kwargs)
+    values = np.arange(c.shape[1]) if domain is None else np.asarray(domain)
+    if len(values) != c.shape[1]:
+        raise ValueError("the value domain should have one value per column of the counts table")
+    share = f / (c.sum(axis=1) - 1)
+    o = np.einsum("u,uk,ul->kl", share, c, c) - np.diag(share @ c)
+    n_v = o.sum(axis=0)
+    e = (np.outer(n_v, n_v) - np.diag(n_v)) / (n_v.sum() - 1)
+    d = _distances(values, level, n_v)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = 1 - (o * d).sum() / (e * d).sum()
     return None if not np.isfinite(value) else float(value)
 
 
-def fleiss_kappa(counts: np.ndarray) -> float | None:
+def fleiss_kappa(counts: np.ndarray, freq: np.ndarray | None = None) -> float | None:
     """Fleiss' κ for any number of raters per item: p_a is the mean over items of
     Σ_k n_ik (n_ik − 1) / (n_i (n_i − 1)); p_e = Σ_k p_k², with p_k the share of
     all ratings in category k (Fleiss 1971; equals statsmodels' when every n_i is
     the same)."""
-    c = pairable(counts)
+    c, f = _pairable(counts, freq)
     if len(c) == 0:
         return None
     m = c.sum(axis=1)
-    pa = float(((c * (c - 1)).sum(axis=1) / (m * (m - 1))).mean())
-    p = c.sum(axis=0) / c.sum()
+    pa = float((f * (c * (c - 1)).sum(axis=1) / (m * (m - 1))).sum() / f.sum())
+    totals = f @ c
+    p = totals / totals.sum()
     pe = float((p * p).sum())
     return None if pe >= 1 else (pa - pe) / (1 - pe)
 
@@ -109,7 +166,7 @@ def quadratic_weights(domain: Sequence[float]) -> np.ndarray:
     return 1.0 - ((x[:, None] - x[None, :]) / (span or 1.0)) ** 2
 
 
-def gwet_ac(counts: np.ndarray, weights: np.ndarray | None = None) -> float | None:
+def gwet_ac(counts: np.ndarray, weights: np.ndarray | None = None, freq: np.ndarray | None = None) -> float | None:
     """Gwet's AC1 (``weights`` None: identity) or AC2 (weighted), with a varying
     number of raters per item (Gwet 2014, eq. 4.11–4.13):
 
@@ -121,6 +178,7 @@ def gwet_ac(counts: np.ndarray, weights: np.ndarray | None = None) -> float | No
     counts = np.asarray(counts, dtype=float)
     if counts.ndim != 2:
         return None
+    counts, freq = _table(counts, freq)
     # q counts the categories the raters used, as irrCAC does: a scale's level
     # nobody chose (both-bad in an imported file that had no such answer) would
     # otherwise lower the chance agreement p_e for every project alike.
@@ -130,14 +188,15 @@ def gwet_ac(counts: np.ndarray, weights: np.ndarray | None = None) -> float | No
     q = counts.shape[1]
     if q < 2:
         return None
-    rated = counts[counts.sum(axis=1) >= 1]
-    c = pairable(counts)
+    answered = counts.sum(axis=1) >= 1
+    rated, rated_freq = counts[answered], freq[answered]
+    c, f = _pairable(counts, freq)
     if len(c) == 0:
         return None
     m = c.sum(axis=1)
     weighted = c @ w.T
-    pa = float(((c * (weighted - 1)).sum(axis=1) / (m * (m - 1))).mean())
-    pi = (rated / rated.sum(axis=1, keepdims=True)).mean(axis=0)
+    pa = float((f * (c * (weighted - 1)).sum(axis=1) / (m * (m - 1))).sum() / f.sum())
+    pi = (rated_freq @ (rated / rated.sum(axis=1, keepdims=True))) / rated_freq.sum()
     pe = float(w.sum() / (q * (q - 1)) * (pi * (1 - pi)).sum())
     return None if pe >= 1 else (pa - pe) / (1 - pe)
 

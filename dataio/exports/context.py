@@ -7,6 +7,7 @@ chunks; and the annotators' pseudonyms."""
 from __future__ import annotations
 
 import itertools
+import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Iterator
@@ -16,8 +17,11 @@ from annotate.presenters import annotator_pseudonym
 
 from .spec import ExportSpec, Snapshot
 
-CHUNK = 5000  # labels per database round trip (and per cancel check)
-TEXT_CACHE = 20_000  # prompts (or responses) kept between chunks
+# Both bound an export's memory (issue #19: 150 MB at a million labels): labels
+# arrive in the order of what they label, so a chunk needs only its own texts.
+CHUNK = 2000  # labels per database round trip (and per cancel check, and per Parquet row group)
+TEXT_CACHE = 5000  # prompts (or responses) kept between chunks
+JSON_MEMO = 4096  # distinct JSON texts kept decoded (Context.json_value)
 ROLE_NAMES = {"system": "System", "user": "User", "assistant": "Assistant"}
 
 
@@ -106,9 +110,22 @@ class Context:
     rows: int = 0
     _pseudonyms: dict[int, str] = field(default_factory=dict)
     _querysets: dict[str, Any] = field(default_factory=dict)
+    _json: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.texts = Texts(metadata=self.spec.format == "generic")
+
+    def json_value(self, text: str | None) -> Any:
+        """A stored JSON text decoded, once per distinct text: rows that share it share
+        the object (exports never mutate what they read)."""
+        if text is None:
+            return None
+        found = self._json.get(text)
+        if found is None:
+            if len(self._json) >= JSON_MEMO:
+                self._json.clear()
+            found = self._json[text] = json.loads(text)
+        return found
 
     def pseudonym(self, user_id: int) -> str:
         if user_id not in self._pseudonyms:

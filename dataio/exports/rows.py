@@ -7,7 +7,8 @@ import itertools
 from operator import attrgetter, itemgetter
 from typing import Any, Callable, Iterator
 
-from django.db.models import F
+from django.db.models import F, TextField
+from django.db.models.functions import Cast
 
 from rubrics.models import RubricVersion
 from rubrics.schema import answer_number
@@ -18,14 +19,19 @@ from .aggregate import answer_of, dawid_skene
 from .context import CHUNK, Column, Context, PromptRow, ResponseRow
 
 
-def _judgment_stream(ctx: Context, fields: list[str]) -> Iterator[Any]:
+def _judgment_stream(ctx: Context, fields: list[str], json_fields: tuple[str, ...] = ()) -> Iterator[Any]:
     """The snapshot's judgments in (comparison, annotator) order, as named rows with
-    ``prompt_pk``, ``a_pk`` and ``b_pk``, their texts loaded."""
+    ``prompt_pk``, ``a_pk`` and ``b_pk``, their texts loaded. ``json_fields`` come as
+    ``<name>_text``, the stored JSON text, for ``ctx.json_value`` to decode once per
+    distinct text (labels repeat a few criteria answers and empty metadata)."""
+    as_text = {f"{name}_text": Cast(name, TextField()) for name in json_fields}
     qs = (
         ctx.judgments()
-        .annotate(prompt_pk=F("comparison__prompt_id"), a_pk=F("comparison__response_a_id"), b_pk=F("comparison__response_b_id"))
+        .annotate(prompt_pk=F("comparison__prompt_id"), a_pk=F("comparison__response_a_id"), b_pk=F("comparison__response_b_id"),
+                  **as_text)
         .order_by("comparison_id", "annotator_id")
-        .values_list("comparison_id", "annotator_id", "rubric_version_id", "prompt_pk", "a_pk", "b_pk", *fields, named=True)
+        .values_list("comparison_id", "annotator_id", "rubric_version_id", "prompt_pk", "a_pk", "b_pk", *fields, *as_text,
+                     named=True)
     )
     return _with_texts(ctx, qs)
 
@@ -404,12 +410,13 @@ def _generic(ctx: Context) -> tuple[list[Column], Iterator[dict]]:
 
     def label(r) -> dict:
         return {"annotator": ctx.pseudonym(r.annotator_id), "choice": r.choice,
-                "strength": None if r.strength is None else abs(r.strength), "criteria": r.criteria,
+                "strength": None if r.strength is None else abs(r.strength), "criteria": ctx.json_value(r.criteria_text),
                 "rationale": r.rationale, "time_on_task_ms": r.time_on_task_ms}
 
     def rows() -> Iterator[dict]:
-        fields = ["choice", "strength", "criteria", "rationale", "time_on_task_ms", "metadata"]
-        for _, group in itertools.groupby(_judgment_stream(ctx, fields), key=attrgetter("comparison_id")):
+        fields = ["choice", "strength", "rationale", "time_on_task_ms"]
+        stream = _judgment_stream(ctx, fields, json_fields=("criteria", "metadata"))
+        for _, group in itertools.groupby(stream, key=attrgetter("comparison_id")):
             labels = list(group)
             ctx.counts["labels"] += len(labels)
             ctx.counts["items"] += 1
@@ -421,7 +428,7 @@ def _generic(ctx: Context) -> tuple[list[Column], Iterator[dict]]:
             if not flat:
                 yield {"id": prompt.external_id, "conversation": prompt.conversation, "metadata": prompt.metadata,
                        "responses": [_generic_response(a), _generic_response(b)],
-                       "labels": [{**label(r), "a": 0, "b": 1, "metadata": r.metadata} for r in labels]}
+                       "labels": [{**label(r), "a": 0, "b": 1, "metadata": ctx.json_value(r.metadata_text)} for r in labels]}
                 continue
             pair = {"prompt_id": prompt.external_id, "conversation": prompt.conversation, "prompt_metadata": prompt.metadata,
                     "response_a_id": a.external_id, "response_a": a.text, "response_a_source": a.source,

@@ -4,14 +4,13 @@ each written a batch of rows at a time."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 from pathlib import Path
 
-from ..imports.parsers.flat import formula_escape
+from ..imports.parsers.flat import ESCAPE_FIRST, formula_escape
 from .context import Column
-
-WRITE_BATCH = 2000  # rows per Parquet record batch (larger ones cost pyarrow far more memory than they save time)
 
 json_encode = json.JSONEncoder(ensure_ascii=False).encode
 
@@ -37,28 +36,53 @@ class _CsvWriter:
     def __init__(self, path: Path, columns: list[Column], *, escape_formulas: bool = True) -> None:
         self.fh = open(path, "w", encoding="utf-8", newline="")
         self.names = [name for name, _, _ in columns]
-        self.nested = {name for name, kind, _ in columns if kind not in ("str", "int", "float")}
-        self.escape = formula_escape if escape_formulas else None
+        self.nested = [i for i, (_, kind, _) in enumerate(columns) if kind not in ("str", "int", "float")]
+        self.escape = escape_formulas
+        self.encoded = _EncodeMemo()
         # RFC 4180 line ends: the csv module quotes a cell only for the characters of its
         # line terminator, so with "\n" alone a bare CR in a text would end the row.
         self.writer = csv.writer(self.fh, lineterminator="\r\n")
         self.writer.writerow(self.names)
 
     def write(self, rows: list[dict]) -> None:
-        cells = ([self._cell(n, row[n]) for n in self.names] for row in rows)
-        self.writer.writerows(cells)
-
-    def _cell(self, name: str, value):
-        if value is None:
-            return ""
-        if name in self.nested:
-            value = json_encode(value)
-        return self.escape(value) if self.escape is not None and isinstance(value, str) else value
+        # A million rows of 16 cells: one pass per row, no call per cell unless it
+        # is nested or may need the formula escape. (None is an empty cell already.)
+        names, nested, encode, escape, first = self.names, self.nested, self.encoded, self.escape, ESCAPE_FIRST
+        out = []
+        for row in rows:
+            cells = [row[n] for n in names]
+            for i in nested:
+                if cells[i] is not None:
+                    cells[i] = encode(cells[i])
+            if escape:
+                cells = [formula_escape(v) if isinstance(v, str) and v[:1] in first else v for v in cells]
+            out.append(cells)
+        self.writer.writerows(out)
 
     def close(self) -> None:
         self.fh.close()
 
     abort = close
+
+
+class _EncodeMemo:
+    """JSON text of objects that repeat from row to row (a prompt's conversation on
+    each of its labels, the same few criteria answers): encoded once per object.
+    Keyed by identity, holding the object so that its id is never reused meanwhile;
+    export rows are never mutated once made."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size, self.memo = size, {}
+
+    def __call__(self, value) -> str:
+        hit = self.memo.get(id(value))
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        if len(self.memo) >= self.size:
+            self.memo.clear()
+        text = json_encode(value)
+        self.memo[id(value)] = (value, text)
+        return text
 
 
 def _arrow_type(kind: str):
@@ -73,7 +97,13 @@ def _arrow_type(kind: str):
 
 
 class _ParquetWriter:
-    """Record batches of at most WRITE_BATCH rows; objects in ``json`` columns as JSON text."""
+    """One row group per ``write`` (an export chunk), streamed: nothing accumulates.
+
+    Each batch goes to Arrow as JSON Lines through ``pyarrow.json`` with the schema
+    given, not through ``RecordBatch.from_pylist``: that converts cell by cell in
+    Python and, on its first call, imports pandas (a third of the 150 MB budget); the
+    JSON reader parses in C++ and reads back the same values. Objects in ``json``
+    columns are written as JSON text."""
 
     def __init__(self, path: Path, columns: list[Column]) -> None:
         import pyarrow as pa
@@ -85,14 +115,23 @@ class _ParquetWriter:
         self.rows = 0
 
     def write(self, rows: list[dict]) -> None:
-        import pyarrow as pa
+        import pyarrow.json as pj
 
+        if not rows:
+            return
         for row in rows:
             for name in self.json_names:
                 if row[name] is not None:
                     row[name] = json_encode(row[name])
-        for start in range(0, len(rows), WRITE_BATCH):
-            self.writer.write_batch(pa.RecordBatch.from_pylist(rows[start : start + WRITE_BATCH], schema=self.schema))
+        data = "".join([json_encode(row) + "\n" for row in rows]).encode("utf-8")
+        table = pj.read_json(
+            io.BytesIO(data),
+            # one block: a row may be any length, and a batch is a few MB
+            read_options=pj.ReadOptions(block_size=len(data) + 1, use_threads=False),
+            # a turn or ranked response with keys beyond the schema's: left out, as from_pylist does
+            parse_options=pj.ParseOptions(explicit_schema=self.schema, unexpected_field_behavior="ignore"),
+        )
+        self.writer.write_table(table, row_group_size=len(rows))
         self.rows += len(rows)
 
     def close(self) -> None:

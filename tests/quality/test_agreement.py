@@ -114,6 +114,31 @@ def test_weighted_kappa_per_pair_is_sklearns_on_the_shared_items():
     assert pair.kappa == pytest.approx(expected)
 
 
+
+def test_alpha_matches_krippendorff_on_random_tables_with_varying_raters():
+    rng = np.random.default_rng(5)
+    for level, domain in (("nominal", None), ("ordinal", [-3, -2, -1, 0, 1, 2, 3]), ("interval", [0, 1, 2, 3, 4, 5, 6])):
+        counts = np.array([rng.multinomial(rng.integers(1, 6), rng.dirichlet(np.ones(7))) for _ in range(200)], dtype=float)
+        want = krippendorff.alpha(value_counts=counts, level_of_measurement=level, value_domain=domain)
+        assert stats.krippendorff_alpha(counts, level, domain) == pytest.approx(want, rel=1e-9)
+
+
+def test_every_statistic_of_the_distinct_rows_with_their_frequencies_equals_the_full_tables():
+    # what makes a million labels cheap: two raters, four answers give a few distinct rows
+    rng = np.random.default_rng(9)
+    counts = np.array([rng.multinomial(rng.integers(1, 4), [0.5, 0.3, 0.15, 0.05]) for _ in range(3000)], dtype=float)
+    rows, freq = stats.compress(counts)
+    assert len(rows) < 40 and freq.sum() == len(counts)
+    assert stats.raw_agreement(rows, freq) == pytest.approx(stats.raw_agreement(counts))
+    assert stats.n_pairable(rows, freq) == len(stats.pairable(counts))
+    assert stats.fleiss_kappa(rows, freq) == pytest.approx(stats.fleiss_kappa(counts))
+    w = stats.quadratic_weights([0, 1, 2, 3])
+    assert stats.gwet_ac(rows, freq=freq) == pytest.approx(stats.gwet_ac(counts))
+    assert stats.gwet_ac(rows, w, freq) == pytest.approx(stats.gwet_ac(counts, w))
+    for level in ("nominal", "ordinal", "interval"):
+        want = krippendorff.alpha(value_counts=counts, level_of_measurement=level)
+        assert stats.krippendorff_alpha(rows, level, freq=freq) == pytest.approx(want, rel=1e-9)
+
 # --- real multi-annotator data -----------------------------------------------------------
 
 

@@ -65,7 +65,12 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 _ESCAPED = re.compile(r"'+[=+\-@\t\r]")
 
 
+ESCAPE_FIRST = frozenset("'").union(FORMULA_START)  # a cell starting otherwise is never escaped
+
+
 def formula_escape(text: str) -> str:
+    if text[:1] not in ESCAPE_FIRST:  # the common case, a million times per export: one set lookup
+        return text
     return "'" + text if text.lstrip("'").startswith(FORMULA_START) else text
 
 

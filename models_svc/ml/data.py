@@ -212,3 +212,22 @@ def split_by_prompt(examples: Iterable[T], eval_fraction: float, seed: int) -> t
     for ex in examples:
         (held if prompt_in_eval(ex.prompt_id, eval_fraction, seed) else train).append(ex)
     return train, held
+
+
+def folds_by_prompt(examples: Sequence[T], k: int, seed: int | Sequence[int]) -> list[tuple[list[T], list[T]]]:
+    """K (train, held-out) splits for prompt cross-validation. The distinct prompts
+    are shuffled with ``seed`` and dealt round-robin into k folds, so every prompt is
+    held out exactly once, never sits on both sides of a split, and the folds' prompt
+    counts differ by one at most (a hash split like :func:`split_by_prompt` lets them
+    drift, which small files cannot afford)."""
+    if k < 2:
+        raise ValueError(f"k={k}: cross-validation needs at least 2 folds")
+    prompts = sorted({ex.prompt_id for ex in examples}, key=str)
+    if len(prompts) < k:
+        raise ValueError(f"{k} folds need at least {k} distinct prompts, got {len(prompts)}")
+    order = np.random.default_rng(seed).permutation(len(prompts))
+    fold = {prompts[i]: n % k for n, i in enumerate(order)}
+    return [
+        ([ex for ex in examples if fold[ex.prompt_id] != f], [ex for ex in examples if fold[ex.prompt_id] == f])
+        for f in range(k)
+    ]

@@ -13,6 +13,7 @@ from models_svc.ml.data import (
     PairExample,
     TextEncoder,
     collate,
+    folds_by_prompt,
     length_grouped_batches,
     split_by_prompt,
 )
@@ -110,3 +111,23 @@ def test_split_by_prompt_is_fixed_regardless_of_order_and_growth():
 def test_a_signed_strength_is_refused():
     with pytest.raises(ValueError, match="magnitude"):
         PairExample("p", [], "a", "b", strength=-2)
+
+
+def test_folds_by_prompt_hold_out_each_prompt_exactly_once_and_balance_prompt_counts():
+    pairs = _pairs(101)
+    folds = folds_by_prompt(pairs, 5, seed=3)
+    held_prompts = [{p.prompt_id for p in held} for _, held in folds]
+    for (train, held), prompts in zip(folds, held_prompts, strict=True):
+        assert {p.prompt_id for p in train}.isdisjoint(prompts)
+        assert len(train) + len(held) == len(pairs)
+    assert set().union(*held_prompts) == {p.prompt_id for p in pairs}
+    assert sum(len(s) for s in held_prompts) == 101  # no prompt in two folds
+    assert sorted(len(s) for s in held_prompts) == [20, 20, 20, 20, 21]
+    reordered = folds_by_prompt(pairs[::-1], 5, seed=3)  # the folds depend on the prompts, not on file order
+    assert [{p.prompt_id for p in held} for _, held in reordered] == held_prompts
+    assert held_prompts != [{p.prompt_id for p in held} for _, held in folds_by_prompt(pairs, 5, seed=4)]
+
+
+def test_folds_by_prompt_refuse_fewer_prompts_than_folds():
+    with pytest.raises(ValueError, match="at least 3 distinct prompts"):
+        folds_by_prompt(_pairs(2), 3, seed=0)

@@ -115,3 +115,38 @@ def test_throughput_without_a_known_peak_reports_no_mfu(tiny_backbone, tmp_path)
         "--precision", "bf16", "--json", str(tmp_path / "t.json"),
     ])
     assert row["precision"] == "bf16" and row["peak_tflops"] is None and row["train_mfu"] is None
+
+
+def test_cv_reports_every_outer_fold_and_mean_and_std_over_them(tiny_backbone, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "cv.json"
+    monkeypatch.setattr(sys, "argv", [
+        "rm_accuracy.py", "--format", "pandalm", "--path", str(_pandalm_file(tmp_path)), "--backbone", str(tiny_backbone),
+        "--cv", "3", "--inner", "2", "--grid", "coarse", "--epochs", "2", "--ensemble", "2", "--max-length", "32",
+        "--threads", "1", "--cache-dir", str(tmp_path / "cache"), "--json", str(out),
+    ])
+    rm_accuracy.main()
+    lines = capsys.readouterr().out.strip().splitlines()
+    row = json.loads(lines[-1])
+    assert json.loads(out.read_text()) == row
+    assert row["benchmark"] == "rm_accuracy_cv" and row["k"] == 3 and row["inner"] == 2 and row["pairs"] == 60
+    folds = row["folds"]
+    assert [f["fold"] for f in folds] == [0, 1, 2] and sum(f["test_pairs"] for f in folds) == 60
+    assert all(f["train_pairs"] + f["test_pairs"] == 60 for f in folds)
+    assert all(set(f["inner_accuracy"]) == set(row["grid"]) and f["chosen"]["recipe"] in row["grid"] for f in folds)
+    for role in ("chosen", "default", "before session 7"):
+        accuracies = [f[role]["accuracy"] for f in folds]
+        assert row["summary"][role]["accuracy"]["mean"] == pytest.approx(sum(accuracies) / 3)
+        assert row["summary"][role]["accuracy"]["std"] >= 0.0
+    assert row["summary"]["default"]["recipe"] == "L4 z l2=1"
+    assert sum(row["chosen_counts"].values()) == 3
+    assert "rm_accuracy.py" in row["command"] and "--cv 3" in row["command"] and "load average" in row["uptime"]
+    assert any(line.startswith("mean ± std") for line in lines)
+
+
+@pytest.mark.parametrize("extra", [["--l2", "1"], ["--mode", "finetune"], ["--limit", "10"]])
+def test_cv_refuses_options_it_would_choose_or_cannot_honour(extra, tmp_path, monkeypatch):
+    monkeypatch.setattr(sys, "argv", [
+        "rm_accuracy.py", "--format", "pandalm", "--path", str(_pandalm_file(tmp_path)), "--cv", "5", *extra,
+    ])
+    with pytest.raises(SystemExit, match="--cv: head mode only"):
+        rm_accuracy.main()

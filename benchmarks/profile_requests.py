@@ -308,6 +308,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100, help="untimed cycles first (default 100)")
     parser.add_argument("--profile", action="store_true", help="then profile --profile-cycles more under cProfile")
     parser.add_argument("--profile-cycles", type=int, default=500, help="cycles under the profiler (default 500)")
+    parser.add_argument("--profile-dump", type=Path, help="also write the raw cProfile stats here (for pstats/snakeviz)")
     parser.add_argument("--label", default="", help="results file suffix (e.g. before, after-auth)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/profile_requests[-label].json)")
@@ -368,6 +369,8 @@ def _bench(args: argparse.Namespace, data_dir: str) -> bool:
     )
     if profile is not None:
         report["profile"] = profile_summary(profile, 2 * args.profile_cycles)
+        if args.profile_dump:
+            profile.dump_stats(args.profile_dump)
     _print(report)
     out = args.out or _web.REPO / "benchmarks" / "results" / (
         f"profile_requests{'-' + args.label if args.label else ''}.json")

@@ -87,7 +87,7 @@ def task_next(request, slug: str):
         return _task_error(exc)
     if a is None:
         return ApiResponse(status=status.HTTP_204_NO_CONTENT)
-    return ApiResponse(task_payload(a))
+    return ApiResponse(task_payload(a, project))
 
 
 @extend_schema(responses=TaskSerializer)

@@ -24,10 +24,11 @@ _SHOWN = {
 }
 
 
-def task_payload(assignment: Assignment) -> dict:
-    """The conversation, the responses in the order shown, and the rubric."""
+def task_payload(assignment: Assignment, project=None) -> dict:
+    """The conversation, the responses in the order shown, and the rubric.
+    ``project``: the assignment's project where the caller holds it already."""
     a = Assignment.objects.select_related("rubric_version__rubric", *_SHOWN[assignment.kind]).get(pk=assignment.pk)
-    a.project = assignment.project
+    a.project = project if project is not None and project.pk == a.project_id else assignment.project
     data: dict = {
         "assignment": a.pk,
         "kind": a.kind,

@@ -230,29 +230,55 @@ LAYERS = [
     ("Django DB backend and transactions", ("django/db/",)),
     ("our code (annotate, rubrics, preflab)", ("/annotate/", "/rubrics/", "/preflab/")),
     ("Django other (settings, signals, utils)", ("django/",)),
+    ("benchmark harness (WSGI environ, statement counter)", ("benchmarks/profile_requests.py",)),
 ]
+OTHER = "Python stdlib and other"
 
 
-def _layer(filename: str, name: str) -> str:
+def _layer(filename: str, name: str) -> str | None:
+    """The layer of a function's own code; None for built-ins and the standard
+    library, whose time goes to whoever called them."""
     where = f"{filename} {name}"
     for layer, marks in LAYERS:
         if any(m in where for m in marks):
             return layer
-    return "Python stdlib and other"
+    return None
 
 
 def profile_summary(profile: cProfile.Profile, requests: int, top: int = 3) -> dict:
-    """Self time by layer (sums to the total, nothing counted twice) with each
-    layer's top functions by cumulative time, in ms per request."""
-    stats = pstats.Stats(profile)
+    """Self time by layer (sums to the total, nothing counted twice; a built-in's or
+    the standard library's time is split over its callers' layers by what each call
+    site spent) with each layer's top functions by cumulative time, in ms per request."""
+    stats = pstats.Stats(profile).stats
+    memo: dict = {}
+
+    def shares(func, seen=frozenset()) -> dict[str, float]:
+        """How a function's self time divides over layers (fractions summing to 1)."""
+        if func in memo:
+            return memo[func]
+        own = _layer(func[0], func[2])
+        if own is not None:
+            return memo.setdefault(func, {own: 1.0})
+        callers = stats[func][4]
+        spent = sum(v[2] for v in callers.values())
+        if not callers or spent <= 0 or func in seen:
+            return {OTHER: 1.0}
+        out: dict[str, float] = defaultdict(float)
+        for caller, v in callers.items():
+            for layer, part in (shares(caller, seen | {func}) if caller in stats else {OTHER: 1.0}).items():
+                out[layer] += part * v[2] / spent
+        memo[func] = dict(out)
+        return memo[func]
+
     by_layer: dict[str, float] = defaultdict(float)
     functions: dict[str, list] = defaultdict(list)
     total = 0.0
-    for (filename, line, name), (_cc, calls, tottime, cumtime, _callers) in stats.stats.items():
-        layer = _layer(filename, name)
-        by_layer[layer] += tottime
+    for func, (_cc, calls, tottime, cumtime, _callers) in stats.items():
+        for layer, part in shares(func).items():
+            by_layer[layer] += tottime * part
         total += tottime
-        functions[layer].append((cumtime, calls, f"{_short(filename)}:{line}({name})"))
+        if (own := _layer(func[0], func[2])) is not None:
+            functions[own].append((cumtime, calls, f"{_short(func[0])}:{func[1]}({func[2]})"))
     per = 1000 / max(requests, 1)
     layers = []
     for layer, own in sorted(by_layer.items(), key=lambda kv: -kv[1]):
@@ -308,6 +334,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=100, help="untimed cycles first (default 100)")
     parser.add_argument("--profile", action="store_true", help="then profile --profile-cycles more under cProfile")
     parser.add_argument("--profile-cycles", type=int, default=500, help="cycles under the profiler (default 500)")
+    parser.add_argument("--profile-clock", choices=("cpu", "wall"), default="cpu",
+                        help="cpu: this process's CPU time (waits for PostgreSQL left out; default); wall: elapsed")
     parser.add_argument("--profile-dump", type=Path, help="also write the raw cProfile stats here (for pstats/snakeviz)")
     parser.add_argument("--label", default="", help="results file suffix (e.g. before, after-auth)")
     parser.add_argument("--seed", type=int, default=0)
@@ -346,7 +374,7 @@ def _bench(args: argparse.Namespace, data_dir: str) -> bool:
     wall = time.perf_counter() - wall0
     profile = None
     if args.profile:
-        profile = cProfile.Profile()
+        profile = cProfile.Profile(time.process_time) if args.profile_clock == "cpu" else cProfile.Profile()
         for _ in range(args.profile_cycles):
             cycler.cycle(profile=profile)
 
@@ -369,6 +397,7 @@ def _bench(args: argparse.Namespace, data_dir: str) -> bool:
     )
     if profile is not None:
         report["profile"] = profile_summary(profile, 2 * args.profile_cycles)
+        report["profile"]["clock"] = args.profile_clock
         if args.profile_dump:
             profile.dump_stats(args.profile_dump)
     _print(report)
@@ -394,7 +423,8 @@ def _print(r: dict) -> None:
         print(f"FAILURES: {r['failures']}")
     if "profile" in r:
         p = r["profile"]
-        print(f"\nprofile: {p['requests']} requests, {p['total_ms_per_request']} ms wall per request under cProfile; "
+        print(f"\nprofile: {p['requests']} requests, {p['total_ms_per_request']} ms ({p['clock']} clock) per request "
+              "under cProfile; "
               "self time by layer, and its top functions by cumulative time (ms per request, calls per request):")
         for row in p["layers"]:
             print(f"  {row['layer']:44}{row['ms_per_request']:>8.3f} ms{row['share']:>8.1%}")

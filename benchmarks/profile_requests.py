@@ -283,7 +283,8 @@ def profile_summary(profile: cProfile.Profile, requests: int, top: int = 3) -> d
     layers = []
     for layer, own in sorted(by_layer.items(), key=lambda kv: -kv[1]):
         best = sorted(functions[layer], reverse=True)[:top]
-        layers.append({"layer": layer, "ms_per_request": round(own * per, 3), "share": round(own / total, 3) if total else 0,
+        layers.append({"layer": layer, "ms_per_request": round(own * per, 3),
+                       "share": round(own / total, 3) if total else 0,
                        "top_cumulative": [{"function": f, "cum_ms_per_request": round(c * per, 3),
                                            "calls_per_request": round(n / max(requests, 1), 2)} for c, n, f in best]})
     return {"requests": requests, "total_ms_per_request": round(total * per, 3), "layers": layers}
@@ -303,19 +304,16 @@ def _prepare(args: argparse.Namespace):
     from annotate import services
     from annotate.models import Comparison, Project, Role
     from rubrics import services as rubric_services
-    from rubrics.models import Rubric
+    from rubrics.models import RubricVersion
 
     slug = f"bench-profile-{args.pairs}"
     if Project.objects.filter(slug=slug).exists():
         _bulk.project_drop(slug)  # every run starts from the same open pool
     project = _bulk.project_with_pairs(slug=slug, pairs=args.pairs, overlap=2, seed=args.seed)
-    version = Rubric.objects.filter(slug="bench-hh").values_list("versions__pk", flat=True).first()
+    version = RubricVersion.objects.filter(rubric__slug="bench-hh").first()
     if version is None:
         draft = rubric_services.rubric_create_from_template(template="hh", slug="bench-hh")
-        version = rubric_services.rubric_version_publish(version=draft).pk
-    from rubrics.models import RubricVersion
-
-    version = RubricVersion.objects.get(pk=version)
+        version = rubric_services.rubric_version_publish(version=draft)
     services.project_pin_rubric(project=project, version=version)
     users = _bulk.accounts("bench-profiler", args.annotators)
     for user in users:
@@ -336,10 +334,11 @@ def main() -> None:
     parser.add_argument("--profile-cycles", type=int, default=500, help="cycles under the profiler (default 500)")
     parser.add_argument("--profile-clock", choices=("cpu", "wall"), default="cpu",
                         help="cpu: this process's CPU time (waits for PostgreSQL left out; default); wall: elapsed")
-    parser.add_argument("--profile-dump", type=Path, help="also write the raw cProfile stats here (for pstats/snakeviz)")
+    parser.add_argument("--profile-dump", type=Path, help="also write the raw cProfile stats here (for pstats)")
     parser.add_argument("--label", default="", help="results file suffix (e.g. before, after-auth)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, help="results file (default benchmarks/results/profile_requests[-label].json)")
+    parser.add_argument("--out", type=Path,
+                        help="results file (default benchmarks/results/profile_requests[-label].json)")
     args = parser.parse_args()
     if args.pairs < args.warmup + args.cycles + (args.profile_cycles if args.profile else 0):
         sys.exit("--pairs must be at least --warmup + --cycles (+ --profile-cycles): each cycle labels one pair")
@@ -410,7 +409,8 @@ def _bench(args: argparse.Namespace, data_dir: str) -> bool:
 def _print(r: dict) -> None:
     print(f"\n{r['cycles']} lease → submit cycles in-process, {r['pairs']} pairs, {r['annotators']} annotators, "
           f"{r['rubric']}; load average {r['load_average_before']} → {_web.load_average()}")
-    print(f"{'':10}{'python CPU ms':>15}{'p50':>8}{'PG CPU ms':>11}{'server CPU ms':>15}{'statements':>12}{'wall p50':>10}")
+    print(f"{'':10}{'python CPU ms':>15}{'p50':>8}{'PG CPU ms':>11}{'server CPU ms':>15}{'statements':>12}"
+          f"{'wall p50':>10}")
     for route in ("lease", "submit"):
         f = r["routes"][route]
         print(f"{route:10}{f['python_cpu_ms']:>15.2f}{f['python_cpu_ms_p50'] or 0:>8.2f}{f['postgres_cpu_ms']:>11.2f}"
@@ -418,7 +418,8 @@ def _print(r: dict) -> None:
     print(f"server CPU per request {r['server_cpu_ms_per_request']} ms (target ≤ {TARGET_CPU_MS}: "
           f"{r['verdicts']['server_cpu_ms_per_request']}); per cycle {r['server_cpu_ms_per_cycle']} ms → at most "
           f"{r['cycle_bound_per_s_on_2_cores']} submits/s on {CORES} idle cores (target ≥ {TARGET_SUBMITS_PER_S}: "
-          f"{r['verdicts']['submits_per_s_cpu_bound']}); one thread in-process ran {r['in_process_cycles_per_s']} cycles/s")
+          f"{r['verdicts']['submits_per_s_cpu_bound']}); one thread in-process ran {r['in_process_cycles_per_s']} "
+          "cycles/s")
     if r["failures"]:
         print(f"FAILURES: {r['failures']}")
     if "profile" in r:

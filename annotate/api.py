@@ -11,7 +11,7 @@ from rest_framework.response import Response as ApiResponse
 from . import queue, submit
 from .access import get_assignment_for, get_project_for
 from .presenters import task_payload
-from .models import TaskKind
+from .models import Assignment, TaskKind
 
 
 # --- the annotation queue ----------------------------------------------------------
@@ -87,7 +87,7 @@ def task_next(request, slug: str):
         return _task_error(exc)
     if a is None:
         return ApiResponse(status=status.HTTP_204_NO_CONTENT)
-    return ApiResponse(task_payload(a))
+    return ApiResponse(task_payload(a, project))
 
 
 @extend_schema(responses=TaskSerializer)
@@ -100,14 +100,17 @@ def task_detail(request, assignment_id: int):
 @api_view(["POST"])
 def task_submit(request, assignment_id: int):
     """Submit an answer. Idempotent: repeating it (same assignment) returns the stored label."""
-    a = get_assignment_for(request.user, assignment_id)
     body = SubmitRequest(data=request.data)
     body.is_valid(raise_exception=True)
     try:
-        label = submit.task_submit(assignment=a, user=request.user, answer=body.validated_data)
+        # the service locks the assignment first and refuses another user's or a
+        # missing one (404 below): no read of it here
+        label = submit.task_submit(assignment=Assignment(pk=assignment_id), user=request.user,
+                                   answer=body.validated_data)
     except queue.TaskError as exc:
         return _task_error(exc)
-    return ApiResponse({"id": label.pk, "kind": a.kind, "assignment": a.pk, "created_at": label.created_at})
+    return ApiResponse({"id": label.pk, "kind": label.assignment.kind, "assignment": assignment_id,
+                        "created_at": label.created_at})
 
 
 @extend_schema(request=SkipRequest, responses={200: None})

@@ -8,16 +8,27 @@ import hashlib
 import hmac
 import random
 
-from rubrics.presenters import PREFERENCE_SCALE, criterion_view
+from rubrics.presenters import PREFERENCE_SCALE, criterion_view, version_criteria
 
 from .models import Assignment, TaskKind
 
 __all__ = ["PREFERENCE_SCALE", "annotator_pseudonym", "criterion_view", "task_payload"]
 
 
-def task_payload(assignment: Assignment) -> dict:
-    """The conversation, the responses in the order shown, and the rubric."""
-    a = assignment
+# What a task shows, by kind, read with the assignment in one query (a lease
+# hands back bare ids; reading each object on first use took six queries).
+_SHOWN = {
+    TaskKind.PAIRWISE: ("comparison__prompt", "comparison__response_a", "comparison__response_b"),
+    TaskKind.RATING: ("response__prompt",),
+    TaskKind.RANKING: ("prompt",),
+}
+
+
+def task_payload(assignment: Assignment, project=None) -> dict:
+    """The conversation, the responses in the order shown, and the rubric.
+    ``project``: the assignment's project where the caller holds it already."""
+    a = Assignment.objects.select_related("rubric_version__rubric", *_SHOWN[assignment.kind]).get(pk=assignment.pk)
+    a.project = project if project is not None and project.pk == a.project_id else assignment.project
     data: dict = {
         "assignment": a.pk,
         "kind": a.kind,
@@ -32,7 +43,7 @@ def task_payload(assignment: Assignment) -> dict:
         v = a.rubric_version
         data["rubric_version"] = {"id": v.pk, "rubric": v.rubric.name, "number": v.number,
                                   "ask_overall_preference": v.ask_overall_preference, "guidelines": v.guidelines}
-        data["criteria"] = [criterion_view(c) for c in v.criteria.all()]
+        data["criteria"] = [criterion_view(c) for c in version_criteria(v)]
     if a.kind == TaskKind.PAIRWISE:
         c = a.comparison
         left, right = (c.response_a, c.response_b) if a.shown_left_id == c.response_a_id else (c.response_b, c.response_a)

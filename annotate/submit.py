@@ -12,13 +12,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from functools import lru_cache
-
 from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from rubrics.models import Criterion, RubricVersion
+from rubrics.models import Criterion
+from rubrics.presenters import version_criteria
 from rubrics.schema import AnswerError, scale_of
 
 from . import counters
@@ -34,17 +33,25 @@ def task_submit(*, assignment: Assignment, user, answer: dict[str, Any]):
     """Store ``answer`` for the assignment's kind; the form and the API both come
     here. ``answer`` holds the kind's fields (pairwise: preference, both_bad,
     criteria, flags, spans; rating: scores, spans; ranking: groups) and the common
-    ones (rationale, time_on_task_ms, idempotency_key); others are ignored."""
-    common = {"assignment": assignment, "user": user, "rationale": answer.get("rationale") or "",
-              "time_on_task_ms": answer.get("time_on_task_ms"),
+    ones (rationale, time_on_task_ms, idempotency_key); others are ignored.
+
+    Only ``assignment.pk`` is read before the row is locked (the kind comes from
+    the locked row), so a caller holding just the id passes ``Assignment(pk=id)``
+    and saves a query; another user's or a missing assignment is refused as
+    ``forbidden``. ``label.assignment`` is the locked row (read again only when
+    a replay on another connection returns the stored label)."""
+    common = {"rationale": answer.get("rationale") or "", "time_on_task_ms": answer.get("time_on_task_ms"),
               "idempotency_key": answer.get("idempotency_key") or None}
-    if assignment.kind == TaskKind.PAIRWISE:
-        return judgment_submit(preference=answer.get("preference"), both_bad=bool(answer.get("both_bad")),
-                               criteria=answer.get("criteria") or {}, flags=answer.get("flags") or [],
-                               spans=answer.get("spans") or [], **common)
-    if assignment.kind == TaskKind.RATING:
-        return rating_submit(scores=answer.get("scores") or {}, spans=answer.get("spans") or [], **common)
-    return ranking_submit(groups=answer.get("groups") or [], **common)
+
+    def body(a: Assignment):
+        if a.kind == TaskKind.PAIRWISE:
+            return _judgment(a, user, preference=answer.get("preference"), both_bad=bool(answer.get("both_bad")),
+                             criteria=answer.get("criteria") or {}, flags=answer.get("flags") or [],
+                             spans=answer.get("spans") or [], **common)
+        if a.kind == TaskKind.RATING:
+            return _rating(a, user, scores=answer.get("scores") or {}, spans=answer.get("spans") or [], **common)
+        return _ranking(a, user, groups=answer.get("groups") or [], **common)
+    return _submitting(assignment, user, None, common["idempotency_key"], body)
 
 
 # --- the steps every submit takes ---------------------------------------------------
@@ -56,16 +63,21 @@ def _lock_for_submit(assignment: Assignment, user) -> Assignment:
         # everything a submit reads, in the one locking query
         .select_related("project", "comparison__response_a", "comparison__response_b", "response", "prompt",
                         "rubric_version")
-        .get(pk=assignment.pk)
+        .filter(pk=assignment.pk).first()
     )
-    if locked.annotator_id != user.pk:
+    if locked is None or locked.annotator_id != user.pk:
         raise TaskError("this task is not yours", code="forbidden")
     return locked
 
 
+LABEL_MODELS = {TaskKind.PAIRWISE: Judgment, TaskKind.RATING: Rating, TaskKind.RANKING: Ranking}
+
+
 def _existing_label(assignment: Assignment):
-    model = {TaskKind.PAIRWISE: Judgment, TaskKind.RATING: Rating, TaskKind.RANKING: Ranking}[assignment.kind]
-    return model.objects.filter(assignment=assignment).first()
+    label = LABEL_MODELS[assignment.kind].objects.filter(assignment=assignment).first()
+    if label is not None:
+        label.assignment = assignment
+    return label
 
 
 def _claim_slot_for_late_submit(assignment: Assignment) -> None:
@@ -87,13 +99,13 @@ def _claim_slot_for_late_submit(assignment: Assignment) -> None:
     assignment.state = Assignment.State.ACTIVE  # about to become SUBMITTED
 
 
-def _begin_submit(assignment: Assignment, user, kind: str):
-    """Lock, check ownership, state and kind. Returns (assignment, the label already
-    stored for it or None)."""
+def _begin_submit(assignment: Assignment, user, kind: str | None):
+    """Lock, check ownership, state and kind (any kind when None). Returns
+    (assignment, the label already stored for it or None)."""
     a = _lock_for_submit(assignment, user)
     if a.state == Assignment.State.SUBMITTED:
         return a, _existing_label(a)
-    if a.kind != kind:
+    if kind is not None and a.kind != kind:
         raise TaskError(f"not a {kind} task", code="kind")
     if a.state == Assignment.State.SKIPPED:
         raise TaskError("this task was skipped; it cannot be submitted", code="skipped")
@@ -102,16 +114,18 @@ def _begin_submit(assignment: Assignment, user, kind: str):
     return a, None
 
 
-def _submitting(model, assignment: Assignment, idempotency_key: str | None, body):
-    """Run a submit's ``body`` in one transaction. A unique-constraint hit rolls
-    all of it back (no savepoint on the way: one query fewer per submit) and is the
-    same request replayed on another connection (return the stored label) or a
-    real conflict."""
+def _submitting(assignment: Assignment, user, kind: str | None, idempotency_key: str | None, body):
+    """Lock the assignment and run the kind's ``body(locked)`` in one transaction. A
+    unique-constraint hit rolls all of it back (no savepoint on the way: one query
+    fewer per submit) and is the same request replayed on another connection
+    (return the stored label) or a real conflict."""
+    locked = None
     try:
         with transaction.atomic():
-            return body()
+            locked, existing = _begin_submit(assignment, user, kind)
+            return existing if existing is not None else body(locked)
     except IntegrityError:
-        return _replay_or_conflict(model, idempotency_key, assignment)
+        return _replay_or_conflict(LABEL_MODELS[locked.kind], idempotency_key, locked)
 
 
 def _store(model, a: Assignment, user, *, time_on_task_ms, idempotency_key, **fields):
@@ -141,22 +155,11 @@ def _store(model, a: Assignment, user, *, time_on_task_ms, idempotency_key, **fi
     return label
 
 
-@lru_cache(maxsize=256)
-def _published_criteria(version_id: int, published_at) -> tuple[Criterion, ...]:
-    # keyed with the publication time too: a database that reuses ids (a test
-    # rolled back, a restored dump) never hands one version's criteria to another
-    return tuple(Criterion.objects.filter(version_id=version_id).order_by("position", "id"))
-
-
 def _criteria(a: Assignment, scales: tuple[str, ...]) -> list[Criterion]:
-    """The version's criteria of these scales. A published version never changes
-    (labels pin it), so its criteria are read once per process."""
+    """The version's criteria of these scales (a published version's read once per process)."""
     if a.rubric_version_id is None:
         return []
-    if a.rubric_version.status == RubricVersion.Status.PUBLISHED:
-        return [c for c in _published_criteria(a.rubric_version_id, a.rubric_version.published_at)
-                if c.scale in scales]
-    return list(Criterion.objects.filter(version_id=a.rubric_version_id, scale__in=scales).order_by("position", "id"))
+    return [c for c in version_criteria(a.rubric_version) if c.scale in scales]
 
 
 def _clean_rationale(rationale: str | None, required: bool, errors: dict[str, str]) -> str:
@@ -267,35 +270,37 @@ def judgment_submit(
     better) … 0 (tie) … +3 (right much better); per-criterion answers ``A`` (left),
     ``B`` (right), ``tie`` or ``na``. Stored canonically (see annotate.models)."""
 
-    def body():
-        a, existing = _begin_submit(assignment, user, TaskKind.PAIRWISE)
-        if existing is not None:
-            return existing
-        c = a.comparison
-        swapped = a.shown_left_id != c.response_a_id  # answers come in shown terms
-        errors: dict[str, str] = {}
-        version = a.rubric_version
-        ask_overall = version is None or version.ask_overall_preference
-        choice, strength = _preference(preference, both_bad, swapped, ask_overall, errors)
-        clean_criteria, needs_rationale = _criterion_answers(
-            _criteria(a, ("pairwise",)), criteria or {}, "criteria", "answer {name}", errors,
-            turn=Comparison.Choice.flip if swapped else None,
-        )
-        text = _clean_rationale(rationale, needs_rationale, errors)
-        clean_flags = _clean_flags(flags, errors)
-        texts = {c.response_a_id: c.response_a.text, c.response_b_id: c.response_b.text}
-        clean_spans = _clean_spans(a, spans, texts, errors)
-        if errors:
-            raise TaskError("the answer is incomplete or invalid", errors)
-        label = _store(
-            Judgment, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
-            comparison=c, choice=choice, strength=strength, criteria=clean_criteria, rationale=text,
-            spans=clean_spans, flags=clean_flags, shown_left_id=a.shown_left_id, source="human",
-        )
-        if c.is_gold:
-            annotator_gold_check(project=a.project, user=user)
-        return label
-    return _submitting(Judgment, assignment, idempotency_key, body)
+    return _submitting(assignment, user, TaskKind.PAIRWISE, idempotency_key, lambda a: _judgment(
+        a, user, preference=preference, both_bad=both_bad, criteria=criteria, rationale=rationale, flags=flags,
+        spans=spans, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key))
+
+
+def _judgment(a: Assignment, user, *, preference, both_bad, criteria, rationale, flags, spans, time_on_task_ms,
+              idempotency_key) -> Judgment:
+    c = a.comparison
+    swapped = a.shown_left_id != c.response_a_id  # answers come in shown terms
+    errors: dict[str, str] = {}
+    version = a.rubric_version
+    ask_overall = version is None or version.ask_overall_preference
+    choice, strength = _preference(preference, both_bad, swapped, ask_overall, errors)
+    clean_criteria, needs_rationale = _criterion_answers(
+        _criteria(a, ("pairwise",)), criteria or {}, "criteria", "answer {name}", errors,
+        turn=Comparison.Choice.flip if swapped else None,
+    )
+    text = _clean_rationale(rationale, needs_rationale, errors)
+    clean_flags = _clean_flags(flags, errors)
+    texts = {c.response_a_id: c.response_a.text, c.response_b_id: c.response_b.text}
+    clean_spans = _clean_spans(a, spans, texts, errors)
+    if errors:
+        raise TaskError("the answer is incomplete or invalid", errors)
+    label = _store(
+        Judgment, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
+        comparison=c, choice=choice, strength=strength, criteria=clean_criteria, rationale=text,
+        spans=clean_spans, flags=clean_flags, shown_left_id=a.shown_left_id, source="human",
+    )
+    if c.is_gold:
+        annotator_gold_check(project=a.project, user=user)
+    return label
 
 
 def _clean_time(ms: Any) -> int | None:
@@ -329,23 +334,24 @@ def rating_submit(
     """Scores per criterion: Likert integers in range, binary true/false, severity
     none/minor/moderate/severe, or None for N/A where the criterion allows it."""
 
-    def body():
-        a, existing = _begin_submit(assignment, user, TaskKind.RATING)
-        if existing is not None:
-            return existing
-        errors: dict[str, str] = {}
-        clean, needs_rationale = _criterion_answers(
-            _criteria(a, ("likert", "binary", "severity")), scores or {}, "scores", "rate {name}", errors,
-        )
-        text = _clean_rationale(rationale, needs_rationale, errors)
-        clean_spans = _clean_spans(a, spans, {a.response_id: a.response.text}, errors)
-        if errors:
-            raise TaskError("the answer is incomplete or invalid", errors)
-        return _store(
-            Rating, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
-            response=a.response, scores=clean, rationale=text, spans=clean_spans,
-        )
-    return _submitting(Rating, assignment, idempotency_key, body)
+    return _submitting(assignment, user, TaskKind.RATING, idempotency_key, lambda a: _rating(
+        a, user, scores=scores, rationale=rationale, spans=spans, time_on_task_ms=time_on_task_ms,
+        idempotency_key=idempotency_key))
+
+
+def _rating(a: Assignment, user, *, scores, rationale, spans, time_on_task_ms, idempotency_key) -> Rating:
+    errors: dict[str, str] = {}
+    clean, needs_rationale = _criterion_answers(
+        _criteria(a, ("likert", "binary", "severity")), scores or {}, "scores", "rate {name}", errors,
+    )
+    text = _clean_rationale(rationale, needs_rationale, errors)
+    clean_spans = _clean_spans(a, spans, {a.response_id: a.response.text}, errors)
+    if errors:
+        raise TaskError("the answer is incomplete or invalid", errors)
+    return _store(
+        Rating, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
+        response=a.response, scores=clean, rationale=text, spans=clean_spans,
+    )
 
 
 def ranking_submit(
@@ -360,34 +366,34 @@ def ranking_submit(
     """``groups`` orders response ids best first; ids in one group are tied. All
     responses must be ranked unless the project asks only for the top k."""
 
-    def body():
-        a, existing = _begin_submit(assignment, user, TaskKind.RANKING)
-        if existing is not None:
-            return existing
-        errors: dict[str, str] = {}
-        ids = set(Response.objects.filter(prompt_id=a.prompt_id).values_list("id", flat=True))
-        flat: list[int] = []
-        if not isinstance(groups, list) or not all(isinstance(g, list) and g for g in groups):
-            errors["groups"] = "expected a list of non-empty lists of response ids"
+    return _submitting(assignment, user, TaskKind.RANKING, idempotency_key, lambda a: _ranking(
+        a, user, groups=groups, rationale=rationale, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key))
+
+
+def _ranking(a: Assignment, user, *, groups, rationale, time_on_task_ms, idempotency_key) -> Ranking:
+    errors: dict[str, str] = {}
+    ids = set(Response.objects.filter(prompt_id=a.prompt_id).values_list("id", flat=True))
+    flat: list[int] = []
+    if not isinstance(groups, list) or not all(isinstance(g, list) and g for g in groups):
+        errors["groups"] = "expected a list of non-empty lists of response ids"
+    else:
+        flat = [r for g in groups for r in g]
+        if not all(isinstance(r, int) for r in flat) or not set(flat) <= ids:
+            errors["groups"] = "contains ids that are not responses of this prompt"
+        elif len(flat) != len(set(flat)):
+            errors["groups"] = "a response appears twice"
         else:
-            flat = [r for g in groups for r in g]
-            if not all(isinstance(r, int) for r in flat) or not set(flat) <= ids:
-                errors["groups"] = "contains ids that are not responses of this prompt"
-            elif len(flat) != len(set(flat)):
-                errors["groups"] = "a response appears twice"
-            else:
-                k = a.project.ranking_top_k
-                need = len(ids) if k is None else min(k, len(ids))
-                if len(flat) < need:
-                    errors["groups"] = f"rank at least {need} responses" if k else "rank every response"
-        text = _clean_rationale(rationale, False, errors)
-        if errors:
-            raise TaskError("the answer is incomplete or invalid", errors)
-        return _store(
-            Ranking, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
-            prompt_id=a.prompt_id, groups=groups, rationale=text,
-        )
-    return _submitting(Ranking, assignment, idempotency_key, body)
+            k = a.project.ranking_top_k
+            need = len(ids) if k is None else min(k, len(ids))
+            if len(flat) < need:
+                errors["groups"] = f"rank at least {need} responses" if k else "rank every response"
+    text = _clean_rationale(rationale, False, errors)
+    if errors:
+        raise TaskError("the answer is incomplete or invalid", errors)
+    return _store(
+        Ranking, a, user, time_on_task_ms=time_on_task_ms, idempotency_key=idempotency_key,
+        prompt_id=a.prompt_id, groups=groups, rationale=text,
+    )
 
 
 def assignment_skip(*, assignment: Assignment, user, reason: str) -> Assignment:

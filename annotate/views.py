@@ -74,7 +74,7 @@ def _task_context(request, project: Project, kind: str, assignment=None, **extra
         "project": project,
         "kind": kind,
         "assignment": assignment,
-        "task": task_payload(assignment) if assignment else None,
+        "task": task_payload(assignment, project) if assignment else None,
         # one key per rendering of the form: a double click or a retried POST repeats it
         "idempotency_key": uuid.uuid4().hex,
         "progress": queue.annotator_progress(project=project, annotator=request.user),

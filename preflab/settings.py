@@ -215,6 +215,13 @@ else:
         _db["CONN_MAX_AGE"] = 0  # Django requires it with a pool
         _db["OPTIONS"] = {**_db.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": _pool_size, "timeout": 3}}
 DATABASES = {"default": _db}
+# Prepared statements (issue #19.2, docs/performance.md "Where a request's time goes"):
+# psycopg prepares a statement on a connection once it has run PREPARE_THRESHOLD
+# times, so PostgreSQL stops re-planning the annotator routes' many-join queries on
+# every request. Needs server-side parameter binding; not behind a transaction-mode
+# pooler (PgBouncer before 1.21), which cannot keep prepared statements.
+if _db["ENGINE"] == "django.db.backends.postgresql":
+    _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -72,3 +72,23 @@ def test_dashboards_tiny_every_page_answers_with_content(bench_env, tmp_path):
         assert page["bytes"] > 200 and page["p95_ms"] is not None
     assert pages["progress fragment"]["bytes"] < pages["progress page"]["bytes"]  # the fragment, not the whole page
     assert result["all_ok"] is True
+
+
+def test_profile_requests_tiny_measures_both_routes_and_profiles_by_layer(bench_env, tmp_path):
+    out = tmp_path / "profile.json"
+    done, result = _run("profile_requests.py", [
+        "--pairs", "60", "--annotators", "2", "--cycles", "20", "--warmup", "5", "--profile", "--profile-cycles", "10",
+        "--out", str(out),
+    ], bench_env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert result["failures"] == {} and result["submitted"] == 35  # warm-up, timed and profiled cycles
+    for route, statements in (("lease", 5), ("submit", 4)):  # tests/annotate/test_api_queries.py's budgets
+        figures = result["routes"][route]
+        assert figures["requests"] == 20 and figures["statements"] <= statements
+        assert figures["python_cpu_ms"] > 0 and figures["postgres_cpu_ms"] > 0  # both sides were measured
+    assert result["cycle_bound_per_s_on_2_cores"] == round(2000 / result["server_cpu_ms_per_cycle"], 1)
+    layers = {row["layer"]: row for row in result["profile"]["layers"]}
+    assert abs(sum(row["share"] for row in layers.values()) - 1) < 0.01  # self time, nothing counted twice
+    assert layers["ORM: query building and SQL compile"]["ms_per_request"] > 0
+    assert json.loads(out.read_text())["routes"] == result["routes"]
+    assert "load average" in result["uptime"]

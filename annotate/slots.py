@@ -41,7 +41,7 @@ class Unit:
     state: type  # the slot table (its key is the unit's id)
     project: str  # the unit's path to its project
     out: Q | None = None  # units that exist but are not in the queue (gold comparisons)
-    slots: str = "open_slots"
+    slots: str = "open_slots"  # the count's field: one name for every kind now, kept for the submit path
 
 
 UNITS = {

@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.db import transaction
 
-from .models import Assignment, Comparison, ImportJob, Judgment, Membership, Project, Prompt, Ranking, Rating, Response
+from . import counters, slots
+from .models import (
+    Assignment, Comparison, ImportJob, Judgment, Membership, Project, Prompt, Ranking, Rating, Response, TaskKind,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -17,25 +21,80 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
 
+class QueueUnitAdmin(admin.ModelAdmin):
+    """Prompts, responses and comparisons are the queue's units: saving one here
+    puts it into the queue or takes it out (a comparison marked gold leaves it)
+    through the same service as every other path, and deleting ones recounts the
+    project's figures (deleting a unit deletes its slot row and leases with it).
+    What ties a unit to its project and its pair cannot change once it exists."""
+
+    kind: str
+    structure: list[str] = []
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), *(self.structure if obj is not None else [])]
+
+    @staticmethod
+    def project_of(obj) -> Project:
+        raise NotImplementedError
+
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        slots.queue_slots_rebuild(project=self.project_of(obj), kinds=[self.kind], unit_ids=[obj.pk])
+
+    @transaction.atomic
+    def delete_model(self, request, obj):
+        project = self.project_of(obj)
+        super().delete_model(request, obj)
+        counters.counters_reconcile(project=project)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset):
+        projects = {self.project_of(obj).pk: self.project_of(obj) for obj in queryset}
+        super().delete_queryset(request, queryset)
+        for project in projects.values():
+            counters.counters_reconcile(project=project)
+
+
 @admin.register(Prompt)
-class PromptAdmin(admin.ModelAdmin):
+class PromptAdmin(QueueUnitAdmin):
+    kind = TaskKind.RANKING
+    structure = ["project"]
+
     list_display = ["external_id", "project", "created_at"]
     list_filter = ["project"]
     search_fields = ["external_id"]
 
+    @staticmethod
+    def project_of(obj) -> Project:
+        return obj.project
+
 
 @admin.register(Response)
-class ResponseAdmin(admin.ModelAdmin):
+class ResponseAdmin(QueueUnitAdmin):
+    kind = TaskKind.RATING
+    structure = ["prompt"]
     list_display = ["external_id", "prompt", "source"]
     search_fields = ["external_id", "source"]
     raw_id_fields = ["prompt"]
 
+    @staticmethod
+    def project_of(obj) -> Project:
+        return obj.prompt.project
+
 
 @admin.register(Comparison)
-class ComparisonAdmin(admin.ModelAdmin):
+class ComparisonAdmin(QueueUnitAdmin):
+    kind = TaskKind.PAIRWISE
+    structure = ["project", "prompt", "response_a", "response_b"]
     list_display = ["id", "project", "prompt", "response_a", "response_b", "is_gold"]
     list_filter = ["project", "is_gold"]
     raw_id_fields = ["prompt", "response_a", "response_b"]
+
+    @staticmethod
+    def project_of(obj) -> Project:
+        return obj.project
 
 
 @admin.register(Judgment)

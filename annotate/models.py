@@ -20,17 +20,14 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+# The queue's tables (leases and the narrow slot tables) live apart; imported here so
+# ``annotate.models`` stays the one place every model is imported from.
+from .models_queue import Assignment, QueueSlot, RankingSlot, RatingSlot, TaskKind  # noqa: F401
+
 
 class Role(models.TextChoices):
     RESEARCHER = "researcher"
     ANNOTATOR = "annotator"
-
-
-class TaskKind(models.TextChoices):
-    PAIRWISE = "pairwise"
-    RATING = "rating"
-    RANKING = "ranking"
-    SPANS = "spans"
 
 
 class LabelSource(models.TextChoices):
@@ -174,15 +171,12 @@ class Prompt(models.Model):
     external_id = models.CharField(max_length=255)
     conversation = models.JSONField(help_text='List of {"role", "content"} turns.')
     metadata = models.JSONField(default=dict, blank=True)
-    # Queue counter for ranking tasks: overlap − submitted − live leases (see annotate.queue).
-    ranking_slots = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["project", "external_id"], name="prompt_external_id_unique"),
-            models.CheckConstraint(condition=Q(ranking_slots__gte=0), name="prompt_ranking_slots_nonnegative"),
         ]
 
     def __str__(self) -> str:
@@ -197,15 +191,12 @@ class Response(models.Model):
     text = models.TextField()
     source = models.CharField(max_length=200, blank=True, help_text="Model or policy that wrote it.")
     metadata = models.JSONField(default=dict, blank=True)
-    # Queue counter for rating tasks: overlap − submitted − live leases (see annotate.queue).
-    rating_slots = models.IntegerField(default=0)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["prompt", "external_id"], name="response_external_id_unique"),
-            models.CheckConstraint(condition=Q(rating_slots__gte=0), name="response_rating_slots_nonnegative"),
         ]
 
     def __str__(self) -> str:
@@ -254,81 +245,6 @@ class Comparison(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk}: {self.response_a_id} vs {self.response_b_id}"
-
-
-class QueueSlot(models.Model):
-    """The volatile queue state of one non-gold comparison, apart from its wide row
-    so that a lease's decrement is a HOT update (issue #19): the table is narrow,
-    has free room on each page (fillfactor, set in its migration on PostgreSQL) and
-    one index, whose columns the lease never changes: ``open_slots`` is in no index,
-    only ``is_open`` (generated from it) is, so only the update that empties a slot
-    or refills an empty one moves the row in or out of the index; the others are
-    HOT. Gold comparisons have none: they sit outside the slot accounting."""
-
-    comparison = models.OneToOneField(Comparison, on_delete=models.CASCADE, primary_key=True, related_name="slot")
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
-    priority = models.FloatField(default=0.0, help_text="Higher is handed out first (written by active learning).")
-    # overlap + extra labels − submitted − live leases; the lease decrements it with
-    # a conditional UPDATE, so the row itself arbitrates races (see annotate.queue).
-    open_slots = models.IntegerField(default=0)
-    is_open = models.GeneratedField(expression=Q(open_slots__gt=0), output_field=models.BooleanField(),
-                                    db_persist=True)
-
-    class Meta:
-        constraints = [models.CheckConstraint(condition=Q(open_slots__gte=0), name="queueslot_open_slots_nonnegative")]
-        indexes = [models.Index(fields=["project", "-priority", "comparison"], condition=Q(is_open=True),
-                                name="queueslot_open_idx")]
-
-
-class Assignment(models.Model):
-    """A lease of one task to one annotator; expires back into the queue."""
-
-    class State(models.TextChoices):
-        ACTIVE = "active"
-        SUBMITTED = "submitted"
-        SKIPPED = "skipped"
-        EXPIRED = "expired"
-
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="assignments")
-    kind = models.CharField(max_length=16, choices=TaskKind.choices, default=TaskKind.PAIRWISE)
-    comparison = models.ForeignKey(Comparison, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments")
-    response = models.ForeignKey(Response, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments")
-    prompt = models.ForeignKey(Prompt, null=True, blank=True, on_delete=models.CASCADE, related_name="assignments")
-    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
-    rubric_version = models.ForeignKey("rubrics.RubricVersion", null=True, blank=True, on_delete=models.PROTECT)
-    shown_left = models.ForeignKey(Response, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    state = models.CharField(max_length=16, choices=State.choices, default=State.ACTIVE)
-    leased_at = models.DateTimeField()
-    expires_at = models.DateTimeField()
-    finished_at = models.DateTimeField(null=True, blank=True, help_text="When it was submitted or skipped.")
-    strategy = models.CharField(max_length=16, blank=True)
-    selection_probability = models.FloatField(null=True, blank=True)
-    skip_reason = models.TextField(blank=True)
-
-    LIVE_STATES = (State.ACTIVE, State.SUBMITTED)
-
-    class Meta:
-        constraints = [
-            # a task is never live twice for the same annotator (two tabs, a retried lease)
-            models.UniqueConstraint(
-                fields=["comparison", "annotator"], condition=Q(state__in=["active", "submitted"], comparison__isnull=False),
-                name="assignment_live_comparison_once",
-            ),
-            models.UniqueConstraint(
-                fields=["kind", "response", "annotator"], condition=Q(state__in=["active", "submitted"], response__isnull=False),
-                name="assignment_live_response_once",
-            ),
-            models.UniqueConstraint(
-                fields=["kind", "prompt", "annotator"],
-                condition=Q(state__in=["active", "submitted"], kind="ranking", prompt__isnull=False),
-                name="assignment_live_prompt_once",
-            ),
-        ]
-        indexes = [
-            models.Index(fields=["state", "expires_at"], name="assignment_state_expiry"),
-            models.Index(fields=["comparison", "state"], name="assignment_comparison_state"),
-            models.Index(fields=["annotator", "state"], name="assignment_annotator_state"),
-        ]
 
 
 # A label table's columns that only labels given in the browser or the API fill

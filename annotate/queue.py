@@ -4,15 +4,16 @@ skipping a leased task is ``annotate.submit``.
 One service, used by the web pages and the REST API alike.
 
 A *task* is a unit of one kind: a Comparison (pairwise), a Response (rating) or a
-Prompt (ranking). Each unit has a slot counter (``QueueSlot.open_slots`` beside a
-comparison, in a narrow table of its own so leases update it HOT;
-``rating_slots``, ``ranking_slots`` on the unit) equal to ``overlap − submitted −
-live leases``. Taking a lease decrements it with a conditional UPDATE (``… WHERE
-slots > 0``) inside the transaction that inserts the assignment, so the unit's row
-arbitrates every race: on PostgreSQL candidates are read with ``SELECT … FOR UPDATE
-SKIP LOCKED`` so concurrent annotators never queue behind each other, and overlap
-can never overshoot. Giving a slot back (skip, expiry) locks the unit and recounts
-instead of incrementing, so the counter always returns to the truth.
+Prompt (ranking). Each unit in the queue has a slot row (``QueueSlot``,
+``RatingSlot``, ``RankingSlot``: narrow tables keyed by the unit's id, so leases
+update them HOT; kept in step with the units by ``annotate.slots``) whose
+``open_slots`` is ``overlap − submitted − live leases``. Taking a lease decrements
+it with a conditional UPDATE (``… WHERE open_slots > 0``) inside the transaction
+that inserts the assignment, so the slot row arbitrates every race: on PostgreSQL
+candidates are read with ``SELECT … FOR UPDATE SKIP LOCKED`` so concurrent
+annotators never queue behind each other, and overlap can never overshoot. Giving
+a slot back (skip, expiry) locks the row and recounts instead of incrementing, so
+the counter always returns to the truth.
 
 One annotator's leases are serialised by a lock on their ``Membership`` row,
 which also carries ``served_count`` (their live tasks, what the cap counts), so a
@@ -36,7 +37,7 @@ from typing import Any
 
 from django.db import IntegrityError, connection, transaction
 from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
-from django.db.models.functions import Coalesce, Greatest
+from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from . import counters
@@ -46,15 +47,16 @@ from .models import (
     Judgment,
     Membership,
     Project,
-    Prompt,
     QueueSlot,
     Ranking,
+    RankingSlot,
     Rating,
+    RatingSlot,
     Response,
     TaskKind,
 )
+from .slots import QUEUE_KINDS, UNITS, Unit, queue_slots_rebuild, slots_recount
 
-QUEUE_KINDS = (TaskKind.PAIRWISE, TaskKind.RATING, TaskKind.RANKING)
 LEASE_RETRIES = 50
 
 
@@ -65,25 +67,6 @@ class TaskError(Exception):
         super().__init__(message)
         self.errors = errors or {}
         self.code = code
-
-
-@dataclass(frozen=True)
-class _Unit:
-    """How one task kind maps onto its table and counter."""
-
-    model: type
-    slots: str
-    fk: str  # the Assignment field pointing at the unit
-    # the table holding ``slots``, keyed by the unit's id: the unit's own, or, for
-    # comparisons, the narrow QueueSlot (see its docstring)
-    state: type
-
-
-UNITS = {
-    TaskKind.PAIRWISE: _Unit(Comparison, "open_slots", "comparison", QueueSlot),
-    TaskKind.RATING: _Unit(Response, "rating_slots", "response", Response),
-    TaskKind.RANKING: _Unit(Prompt, "ranking_slots", "prompt", Prompt),
-}
 
 
 def _unit_id(assignment: Assignment) -> int:
@@ -111,21 +94,22 @@ def _candidates(project: Project, kind: str, annotator, *, gold: bool = False):
         else:  # QueueSlot rows (pk = the comparison's id), on queueslot_open_idx
             qs = QueueSlot.objects.filter(project=project, is_open=True).order_by("-priority", "pk")
         return qs.filter(~Exists(seen), ~Exists(labelled))
+    # slot rows (pk = the unit's id), on their kind's open index
     if kind == TaskKind.RATING:
         labelled = Rating.objects.filter(response=OuterRef("pk"), annotator=annotator)
         return (
-            Response.objects.filter(prompt__project=project, rating_slots__gt=0)
+            RatingSlot.objects.filter(project=project, is_open=True)
             .filter(~Exists(seen), ~Exists(labelled))
-            .order_by("prompt_id", "id")
+            .order_by("prompt_id", "pk")
         )
     labelled = Ranking.objects.filter(prompt=OuterRef("pk"), annotator=annotator)
     many = Response.objects.filter(prompt=OuterRef("pk")).values("prompt").annotate(n=Count("id")).values("n")
     return (
-        Prompt.objects.filter(project=project, ranking_slots__gt=0)
+        RankingSlot.objects.filter(project=project, is_open=True)
         .annotate(n_responses=Subquery(many))
         .filter(n_responses__gte=2)
         .filter(~Exists(seen), ~Exists(labelled))
-        .order_by("id")
+        .order_by("pk")
     )
 
 
@@ -231,49 +215,10 @@ def served_change(*, project_id: int, user_id: int, by: int) -> None:
         served_count=Greatest(F("served_count") + by, 0))
 
 
-def _recount_slots(project: Project, kind: str, unit_id: int) -> None:
-    """Lock the unit's counter and set it from the truth: overlap (+ extra labels
-    asked for a comparison) − live assignments. Written only when it changed, so a
-    recount that finds it right leaves no dead row behind."""
-    unit = UNITS[kind]
-    locked = unit.state.objects.select_for_update(of=("self",)).filter(pk=unit_id)
-    if kind == TaskKind.PAIRWISE:
-        locked = locked.annotate(extra=F("comparison__extra_labels"))
-    obj = locked.first()
-    if obj is None:
-        return  # a gold comparison: no counter
-    live = Assignment.objects.filter(
-        **{unit.fk: unit_id}, kind=kind, state__in=Assignment.LIVE_STATES
-    ).count()
-    slots = max(0, project.overlap + getattr(obj, "extra", 0) - live)
-    if getattr(obj, unit.slots) != slots:
-        unit.state.objects.filter(pk=unit_id).update(**{unit.slots: slots})
-
-
 def _release_slot(assignment: Assignment) -> None:
     if _is_gold(assignment):
         return
-    _recount_slots(assignment.project, assignment.kind, _unit_id(assignment))
-
-
-def queue_slots_rebuild(*, project: Project) -> None:
-    """Recompute every counter of the project (after the overlap changed)."""
-    for kind, unit in UNITS.items():
-        with transaction.atomic():
-            scope = {"project": project} if kind != TaskKind.RATING else {"prompt__project": project}
-            list(unit.state.objects.select_for_update().filter(**scope).values_list("pk", flat=True))
-            live = (
-                Assignment.objects.filter(**{unit.fk: OuterRef("pk")}, kind=kind, state__in=Assignment.LIVE_STATES)
-                .values(unit.fk)
-                .annotate(n=Count("id"))
-                .values("n")
-            )
-            wanted: Any = project.overlap
-            if kind == TaskKind.PAIRWISE:
-                wanted += Subquery(Comparison.objects.filter(pk=OuterRef("pk")).values("extra_labels"))
-            slots = Greatest(wanted - Coalesce(Subquery(live), 0), 0)
-            # only the counters that change: each write leaves a dead row version
-            unit.state.objects.filter(**scope).exclude(**{unit.slots: slots}).update(**{unit.slots: slots})
+    slots_recount(project=assignment.project, kind=assignment.kind, unit_id=_unit_id(assignment))
 
 
 def project_set_overlap(*, project: Project, overlap: int) -> Project:
@@ -412,19 +357,16 @@ def _take_pg(qs, window: slice, gold: bool, row: dict, project: Project, member)
     the assignment, returning it. No row comes back when the slot was gone."""
     kind = row["kind"]
     unit = UNITS[kind]
-    table, slots = unit.model._meta.db_table, unit.slots
+    table = unit.model._meta.db_table
     picked = qs.values("pk")[window.start:window.start + 1].select_for_update(skip_locked=True, of=("self",))
     pick_sql, pick_params = picked.query.get_compiler(connection=connection).as_sql()
     cols = ", ".join(["u.id AS unit_id", *(f"u.{c}" for c in _UNIT_COLUMNS[kind])])
     if gold:
         taken = f"SELECT {cols} FROM {table} u JOIN picked ON u.id = picked.id"
-    elif unit.state is unit.model:
-        taken = (f"UPDATE {table} u SET {slots} = u.{slots} - 1 FROM picked "
-                 f"WHERE u.id = picked.id AND u.{slots} > 0 RETURNING {cols}")
-    else:  # the counter in its own table; the unit's columns come from the unit's
+    else:  # the slot row and its unit share the picked id; the unit's columns come from the unit's
         state, key = unit.state._meta.db_table, unit.state._meta.pk.column
-        taken = (f"UPDATE {state} s SET {slots} = s.{slots} - 1 FROM picked, {table} u "
-                 f"WHERE s.{key} = picked.id AND u.id = picked.id AND s.{slots} > 0 RETURNING {cols}")
+        taken = (f"UPDATE {state} s SET open_slots = s.open_slots - 1 FROM picked, {table} u "
+                 f"WHERE s.{key} = picked.id AND u.id = picked.id AND s.open_slots > 0 RETURNING {cols}")
     served = ""
     served_params: list = []
     if member is not None:
@@ -470,18 +412,18 @@ def _take_orm(qs, window: slice, draw: "_Draw | None", gold: bool, row: dict, pr
     an exploring project, whose lease must know which candidates before the one it
     hands out were taken to log that one's true probability (``handout_probability``)."""
     unit = UNITS[row["kind"]]
-    if not gold and unit.state is not unit.model:
+    if not gold:
         qs = qs.select_related(unit.fk)
     rows = list(qs.select_for_update(skip_locked=True, of=("self",))[window])
     start = draw.offset - window.start if draw is not None else 0
     for i in range(start, len(rows)):
         obj = rows[i]
-        if not gold and not unit.state.objects.filter(pk=obj.pk, **{f"{unit.slots}__gt": 0}).update(
-            **{unit.slots: F(unit.slots) - 1}
+        if not gold and not unit.state.objects.filter(pk=obj.pk, open_slots__gt=0).update(
+            open_slots=F("open_slots") - 1
         ):
             continue  # taken by someone who committed after our snapshot
-        if not isinstance(obj, unit.model):
-            obj = getattr(obj, unit.fk)  # a QueueSlot row: hand out its comparison
+        if not gold:
+            obj = getattr(obj, unit.fk)  # a slot row: hand out its unit
         now = timezone.now()
         fields: dict[str, Any] = {unit.fk: obj}
         if row["kind"] == TaskKind.PAIRWISE:
@@ -537,14 +479,14 @@ def _selection(project: Project, kind: str, gold: bool, qs) -> tuple[str, _Draw 
     return project.selection_strategy, _Draw(epsilon, n, 0), slice(0, WINDOW)
 
 
-def _taken_run(unit: _Unit, rows: list, i: int, start: int) -> int:
+def _taken_run(unit: Unit, rows: list, i: int, start: int) -> int:
     """How many candidates right before ``rows[i]`` (at most WINDOW − 1) could not
     be handed out. Those from ``start`` on were tried and found taken; earlier ones
     (an exploring lease's look-back) are checked without taking them."""
     run = i - start
     back = [rows[j].pk for j in range(start - 1, max(-1, i - WINDOW), -1)]  # nearest first
     if back:  # one query for the whole look-back, not one per candidate
-        free = set(unit.state.objects.filter(pk__in=back, **{f"{unit.slots}__gt": 0}).values_list("pk", flat=True))
+        free = set(unit.state.objects.filter(pk__in=back, open_slots__gt=0).values_list("pk", flat=True))
         run += next((k for k, pk in enumerate(back) if pk in free), len(back))
     return min(run, WINDOW - 1)
 

@@ -14,8 +14,8 @@ from django.utils import timezone
 
 from rubrics.models import RubricVersion
 
-from . import counters
-from .models import Assignment, Comparison, Judgment, LabelSource, Membership, Project, QueueSlot, Response, Role
+from . import counters, slots
+from .models import Assignment, Comparison, Judgment, LabelSource, Membership, Project, Response, Role, TaskKind
 
 BATCH = 2000
 
@@ -58,10 +58,8 @@ def _pin_or_refuse(project: Project, version: RubricVersion) -> None:
 def _most_labels_per_task(project: Project) -> int:
     """The most live labels (submitted or leased) one task of any kind has: overlap
     may not go below it, or those tasks would hold more labels than asked for."""
-    from .queue import UNITS
-
     most = 0
-    for kind, unit in UNITS.items():
+    for kind, unit in slots.UNITS.items():
         row = (Assignment.objects.filter(project=project, kind=kind, state__in=Assignment.LIVE_STATES)
                .exclude(**{f"{unit.fk}__isnull": True})
                .values(unit.fk).annotate(n=Count("id")).order_by("-n").values_list("n", flat=True).first())
@@ -101,9 +99,7 @@ def project_update(*, project: Project, rubric_version: RubricVersion | None | o
         raise ValidationError(errors)
     project.save()
     if project.overlap != old_overlap:
-        from .queue import queue_slots_rebuild
-
-        queue_slots_rebuild(project=project)
+        slots.queue_slots_rebuild(project=project)
     if rubric_version is not ... and rubric_version != project.rubric_version:
         if rubric_version is None:
             project.rubric_version = None
@@ -222,8 +218,7 @@ def comparisons_generate(*, project: Project, max_pairs_per_prompt: int = 45, se
             if (a, b) not in existing
         )
     Comparison.objects.bulk_create(new, batch_size=BATCH)
-    QueueSlot.objects.bulk_create(
-        [QueueSlot(comparison_id=c.pk, project=project, open_slots=project.overlap) for c in new], batch_size=BATCH)
+    slots.queue_slots_open(project=project, kind=TaskKind.PAIRWISE, units=[(c.pk, c.prompt_id) for c in new])
     counters.units_recount(project=project)
     return len(new)
 

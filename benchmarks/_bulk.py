@@ -89,10 +89,15 @@ def project_with_pairs(*, slug: str, pairs: int, overlap: int, responses_per_pro
                          "WHERE p.project_id = %s ORDER BY r.prompt_id, r.id", [project.pk])
         copy_rows(Comparison, ["project_id", "prompt_id", "response_a_id", "response_b_id"],
                   _pairs(project.pk, prompt_ids, responses, responses_per_prompt, pairs))
-        with connection.cursor() as cur:  # their queue state (annotate.QueueSlot), full until leased
+        with connection.cursor() as cur:  # their queue state (annotate.models_queue), full until leased
             cur.execute("INSERT INTO annotate_queueslot (comparison_id, project_id, priority, open_slots) "
                         "SELECT id, project_id, 0, %s FROM annotate_comparison WHERE project_id = %s",
                         [overlap, project.pk])
+            cur.execute("INSERT INTO annotate_ratingslot (response_id, project_id, prompt_id, open_slots) "
+                        "SELECT r.id, p.project_id, r.prompt_id, %s FROM annotate_response r "
+                        "JOIN annotate_prompt p ON p.id = r.prompt_id WHERE p.project_id = %s", [overlap, project.pk])
+            cur.execute("INSERT INTO annotate_rankingslot (prompt_id, project_id, open_slots) "
+                        "SELECT id, project_id, %s FROM annotate_prompt WHERE project_id = %s", [overlap, project.pk])
         if labels_per_pair:
             comparison_ids = _ids("SELECT id FROM annotate_comparison WHERE project_id = %s ORDER BY id", [project.pk])
             copy_rows(Judgment, ["comparison_id", "annotator_id", "choice", "strength", "criteria", "time_on_task_ms", "source"],
@@ -164,6 +169,8 @@ def project_drop(slug: str) -> None:
             "DELETE FROM annotate_judgment WHERE comparison_id IN (SELECT id FROM annotate_comparison WHERE project_id = %s)",
             "DELETE FROM annotate_assignment WHERE project_id = %s",
             "DELETE FROM annotate_queueslot WHERE project_id = %s",
+            "DELETE FROM annotate_ratingslot WHERE project_id = %s",
+            "DELETE FROM annotate_rankingslot WHERE project_id = %s",
             "DELETE FROM annotate_comparison WHERE project_id = %s",
             "DELETE FROM annotate_response WHERE prompt_id IN (SELECT id FROM annotate_prompt WHERE project_id = %s)",
             "DELETE FROM annotate_prompt WHERE project_id = %s",

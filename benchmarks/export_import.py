@@ -100,22 +100,22 @@ def _generate(slug: str, rows: int, overlap: int, seed: int) -> None:
         project = Project.objects.create(name=f"Export benchmark {rows}", slug=slug)
         with connection.cursor() as cur:
             pg = cur.connection.cursor()
-            with pg.copy("COPY annotate_prompt (project_id, external_id, conversation, metadata, ranking_slots, created_at) FROM STDIN") as copy:
+            with pg.copy("COPY annotate_prompt (project_id, external_id, conversation, metadata, created_at) FROM STDIN") as copy:
                 for i in range(prompts):
                     conv = [{"role": "user", "content": f"Question {i}: {_text(rng, 18)}"}]
-                    copy.write_row((project.pk, f"q{i}", json.dumps(conv), "{}", 0, now))
+                    copy.write_row((project.pk, f"q{i}", json.dumps(conv), "{}", now))
             pg.execute("SELECT id FROM annotate_prompt WHERE project_id = %s ORDER BY id", (project.pk,))
             prompt_ids = [r[0] for r in pg.fetchall()]
-            with pg.copy("COPY annotate_response (prompt_id, external_id, text, source, metadata, rating_slots, created_at) FROM STDIN") as copy:
+            with pg.copy("COPY annotate_response (prompt_id, external_id, text, source, metadata, created_at) FROM STDIN") as copy:
                 for pid in prompt_ids:
                     for k in range(RESPONSES_PER_PROMPT):
-                        copy.write_row((pid, f"r{k}", _text(rng, 45), f"model-{k}", "{}", 0, now))
+                        copy.write_row((pid, f"r{k}", _text(rng, 45), f"model-{k}", "{}", now))
             pg.execute("SELECT r.id, r.prompt_id FROM annotate_response r JOIN annotate_prompt p ON p.id = r.prompt_id "
                        "WHERE p.project_id = %s ORDER BY r.id", (project.pk,))
             by_prompt: dict[int, list[int]] = {}
             for rid, pid in pg.fetchall():
                 by_prompt.setdefault(pid, []).append(rid)
-            # fully labelled: no queue state (annotate_queueslot) to write
+            # fully labelled: no queue state (annotate_queueslot, _ratingslot, _rankingslot) to write
             with pg.copy("COPY annotate_comparison (project_id, prompt_id, response_a_id, response_b_id, "
                          "is_gold, gold_choice, created_at) FROM STDIN") as copy:
                 made = 0
@@ -148,7 +148,8 @@ def _drop_project(pk: int) -> None:
         cur.execute("DELETE FROM annotate_judgment WHERE comparison_id IN (SELECT id FROM annotate_comparison WHERE project_id = %s)", [pk])
         cur.execute("DELETE FROM annotate_rating WHERE response_id IN (SELECT r.id FROM annotate_response r "
                     "JOIN annotate_prompt p ON p.id = r.prompt_id WHERE p.project_id = %s)", [pk])
-        cur.execute("DELETE FROM annotate_queueslot WHERE project_id = %s", [pk])
+        for table in ("annotate_queueslot", "annotate_ratingslot", "annotate_rankingslot"):
+            cur.execute(f"DELETE FROM {table} WHERE project_id = %s", [pk])
         cur.execute("DELETE FROM annotate_comparison WHERE project_id = %s", [pk])
         cur.execute("DELETE FROM annotate_response WHERE prompt_id IN (SELECT id FROM annotate_prompt WHERE project_id = %s)", [pk])
         for table in ("annotate_prompt", "annotate_importjob", "annotate_exportjob", "annotate_membership",

@@ -50,8 +50,8 @@ def _setup(data_dir: Path) -> None:
 
 
 def _build(prompts: int, responses: int, labels: int, seed: int):
-    from annotate import services
-    from annotate.models import Project, Prompt, Response
+    from annotate import services, slots
+    from annotate.models import Project, Prompt, Response, TaskKind
 
     rng = random.Random(seed)
     slug = f"rescore-{prompts}x{responses}"
@@ -60,10 +60,12 @@ def _build(prompts: int, responses: int, labels: int, seed: int):
     words = "the a model answer question helpful clear short long wrong right because therefore example".split()
     made = Prompt.objects.bulk_create(
         [Prompt(project=project, external_id=f"p{i}", conversation=[{"role": "user", "content": f"Question {i}: "
-                + " ".join(rng.choices(words, k=12))}], ranking_slots=3) for i in range(prompts)], batch_size=2000)
-    Response.objects.bulk_create(
+                + " ".join(rng.choices(words, k=12))}]) for i in range(prompts)], batch_size=2000)
+    made_responses = Response.objects.bulk_create(
         [Response(prompt=p, external_id=f"r{j}", text=" ".join(rng.choices(words, k=rng.randint(10, 40))),
-                  source=f"model-{j}", rating_slots=3) for p in made for j in range(responses)], batch_size=5000)
+                  source=f"model-{j}") for p in made for j in range(responses)], batch_size=5000)
+    slots.queue_slots_open(project=project, kind=TaskKind.RANKING, units=[(p.pk, p.pk) for p in made])
+    slots.queue_slots_open(project=project, kind=TaskKind.RATING, units=[(r.pk, r.prompt_id) for r in made_responses])
     services.comparisons_generate(project=project, max_pairs_per_prompt=responses * (responses - 1) // 2)
     _add_labels(project, labels, seed)
     return project

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from annotate import services
-from annotate.models import Comparison, Judgment, Membership, Prompt, QueueSlot, Rating, Response, Role
+from annotate import services, slots
+from annotate.models import Comparison, Judgment, Membership, Prompt, Rating, Response, Role, TaskKind
 from models_svc.models import RewardSettings
 from rubrics import services as rubric_services
 
@@ -11,17 +11,18 @@ from tests.conftest import make_user
 
 
 def fill(project, *, prompts: int = 3, responses: int = 2) -> list[Prompt]:
-    """Prompts with ``responses`` responses each, and every candidate pair."""
-    made = []
+    """Prompts with ``responses`` responses each, and every candidate pair, all in the queue."""
+    made, made_responses = [], []
     for i in range(prompts):
         p = Prompt.objects.create(
             project=project, external_id=f"p{i}", conversation=[{"role": "user", "content": f"Question {i}?"}],
-            ranking_slots=project.overlap,
         )
         for j in range(responses):
-            Response.objects.create(prompt=p, external_id=f"r{j}", text=f"Answer {j} to question {i}.",
-                                    source=f"model-{j}", rating_slots=project.overlap)
+            made_responses.append(Response.objects.create(prompt=p, external_id=f"r{j}", source=f"model-{j}",
+                                                          text=f"Answer {j} to question {i}."))
         made.append(p)
+    slots.queue_slots_open(project=project, kind=TaskKind.RANKING, units=[(p.pk, p.pk) for p in made])
+    slots.queue_slots_open(project=project, kind=TaskKind.RATING, units=[(r.pk, r.prompt_id) for r in made_responses])
     services.comparisons_generate(project=project)
     return made
 
@@ -46,7 +47,8 @@ def pin_rubric(project, *, criteria: list[dict]) -> None:
 def make_gold(project, n: int, choice: str = "A") -> list[Comparison]:
     gold = list(Comparison.objects.filter(project=project).order_by("id")[:n])
     Comparison.objects.filter(pk__in=[c.pk for c in gold]).update(is_gold=True, gold_choice=choice)
-    QueueSlot.objects.filter(pk__in=[c.pk for c in gold]).delete()  # gold sits outside the slot accounting
+    # gold sits outside the slot accounting
+    slots.queue_slots_rebuild(project=project, kinds=[TaskKind.PAIRWISE], unit_ids=[c.pk for c in gold])
     return gold
 
 

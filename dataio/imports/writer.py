@@ -23,9 +23,8 @@ from django.db import connection
 from django.db.models import JSONField, Model
 from django.utils import timezone
 
-from annotate.models import (
-    Comparison, ImportJob, Judgment, LabelSource, Project, Prompt, QueueSlot, Ranking, Rating, Response,
-)
+from annotate import slots
+from annotate.models import Comparison, ImportJob, Judgment, LabelSource, Project, Prompt, Ranking, Rating, Response, TaskKind
 
 from .index import FileIndex
 from .parsers.base import ImportRejected
@@ -247,10 +246,12 @@ class ImportWriter:
             self.prompt_ids[entry[2]] = pk
             self.prompt_existed[entry[2]] = 1
         ids = self.bulk.insert(
-            Prompt, ["project_id", "external_id", "conversation", "metadata", "ranking_slots", "created_at"],
-            [(self.project.pk, ext, conv, meta, self.project.overlap, self.now) for ext, conv, meta in (e[3] for e in new.values())],
+            Prompt, ["project_id", "external_id", "conversation", "metadata", "created_at"],
+            [(self.project.pk, ext, conv, meta, self.now) for ext, conv, meta in (e[3] for e in new.values())],
             key=["external_id"],
         )
+        slots.queue_slots_open(project=self.project, kind=TaskKind.RANKING, units=[(pk, pk) for pk in ids.values()],
+                               append=self.bulk.append)
         for ext, entry in new.items():
             self.prompt_ids[entry[2]] = ids[(ext,)]
         self.counts["prompts_existing"] += len(existing)
@@ -282,12 +283,13 @@ class ImportWriter:
                 self.response_ids[found[0]] = pk
                 self.response_existed[found[0]] = 1
                 existing += 1
-        overlap = self.project.overlap
         ids = self.bulk.insert(
-            Response, ["prompt_id", "external_id", "text", "source", "metadata", "rating_slots", "created_at"],
-            [(prompt_id, ext, text, source, meta, overlap, self.now) for (prompt_id, ext), (_, text, source, meta, _) in new.items()],
+            Response, ["prompt_id", "external_id", "text", "source", "metadata", "created_at"],
+            [(prompt_id, ext, text, source, meta, self.now) for (prompt_id, ext), (_, text, source, meta, _) in new.items()],
             key=["prompt_id", "external_id"],
         )
+        slots.queue_slots_open(project=self.project, kind=TaskKind.RATING,
+                               units=[(pk, prompt_id) for (prompt_id, _), pk in ids.items()], append=self.bulk.append)
         for key, found in new.items():
             self.response_ids[found[0]] = ids[key]
         self.counts["responses_existing"] += existing
@@ -315,15 +317,15 @@ class ImportWriter:
                 if pending.pop(a << 32 | b, None) is not None:
                     self.comparisons[a << 32 | b] = pk
                     existing += 1
-        overlap = self.project.overlap
         ids = self.bulk.insert(
             Comparison,
             ["project_id", "prompt_id", "response_a_id", "response_b_id", "is_gold", "gold_choice", "created_at"],
             [(self.project.pk, prompt_id, a, b, False, "", self.now) for a, b, prompt_id in pending.values()],
             key=["response_a_id", "response_b_id"],
         )
-        self.bulk.append(QueueSlot, ["comparison_id", "project_id", "priority", "open_slots"],
-                         [(pk, self.project.pk, 0.0, overlap) for pk in ids.values()])
+        slots.queue_slots_open(project=self.project, kind=TaskKind.PAIRWISE,
+                               units=[(ids[(a, b)], prompt_id) for a, b, prompt_id in pending.values()],
+                               append=self.bulk.append)
         for key, (a, b, _) in pending.items():
             self.comparisons[key] = ids[(a, b)]
         self.new_comparisons.update(ids.values())

@@ -14,8 +14,10 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from annotate import queue, submit
-from annotate.models import Assignment, Comparison, Judgment, Prompt, QueueSlot, Response
+from annotate import queue, slots, submit
+from annotate.models import (
+    Assignment, Comparison, Judgment, Prompt, QueueSlot, Ranking, RankingSlot, Rating, RatingSlot, Response, TaskKind,
+)
 
 from tests.factories import pin_rubric
 
@@ -37,7 +39,8 @@ def _statements(captured) -> int:
 
 
 def _pool(project, n_prompts: int) -> list[int]:
-    """n_prompts prompts with three responses and their three pairs, bulk-written."""
+    """n_prompts prompts with three responses and their three pairs, bulk-written,
+    all in the queue; returns the pairs' ids."""
     start = Prompt.objects.count()
     prompts = Prompt.objects.bulk_create(
         [Prompt(project=project, external_id=f"p{start + i}", conversation=[{"role": "user", "content": "q"}])
@@ -50,7 +53,9 @@ def _pool(project, n_prompts: int) -> list[int]:
     pairs = Comparison.objects.bulk_create(
         [Comparison(project=project, prompt_id=pid, response_a_id=a, response_b_id=b)
          for pid, (x, y, z) in by_prompt.items() for a, b in ((x, y), (x, z), (y, z))])
-    QueueSlot.objects.bulk_create([QueueSlot(comparison=c, project=project, open_slots=project.overlap) for c in pairs])
+    slots.queue_slots_open(project=project, kind=TaskKind.PAIRWISE, units=[(c.pk, c.prompt_id) for c in pairs])
+    slots.queue_slots_open(project=project, kind=TaskKind.RATING, units=[(r.pk, r.prompt_id) for r in responses])
+    slots.queue_slots_open(project=project, kind=TaskKind.RANKING, units=[(p.pk, p.pk) for p in prompts])
     return [c.pk for c in pairs]
 
 
@@ -115,3 +120,53 @@ def test_the_work_page_and_the_progress_fragment_cost_the_same_at_10000_labels(p
     _history(project, annotator, ids[-9_999:])
     assert costs() == small
     assert small[1] <= 12, small
+
+
+def _unit_history(project, annotator, kind: str, n: int) -> None:
+    """n more prior labels of ``kind`` by this annotator, on the last units they have
+    not labelled (their slots full)."""
+    if kind == TaskKind.RATING:
+        ids = list(Response.objects.filter(prompt__project=project).exclude(ratings__annotator=annotator)
+                   .order_by("-id").values_list("pk", flat=True)[:n])
+        Rating.objects.bulk_create([Rating(response_id=i, annotator=annotator, scores={"helpful": 2}, source="human")
+                                    for i in ids], batch_size=2000)
+        RatingSlot.objects.filter(pk__in=ids).update(open_slots=0)
+    else:
+        ids = list(Prompt.objects.filter(project=project).exclude(rankings__annotator=annotator)
+                   .order_by("-id").values_list("pk", flat=True)[:n])
+        Ranking.objects.bulk_create([Ranking(prompt_id=i, annotator=annotator, groups=[], source="human")
+                                     for i in ids], batch_size=2000)
+        RankingSlot.objects.filter(pk__in=ids).update(open_slots=0)
+
+
+def _unit_cycle(project, annotator, kind: str, key: str) -> tuple[int, int]:
+    with CaptureQueriesContext(connection) as lease_q:
+        a = queue.assignment_lease(project=project, annotator=annotator, kind=kind)
+    assert a is not None and a.kind == kind and a.state == Assignment.State.ACTIVE
+    with CaptureQueriesContext(connection) as submit_q:
+        if kind == TaskKind.RATING:
+            submit.rating_submit(assignment=a, user=annotator, scores={"helpful": 3}, idempotency_key=key)
+        else:
+            ids = sorted(Response.objects.filter(prompt_id=a.prompt_id).values_list("pk", flat=True))
+            submit.ranking_submit(assignment=a, user=annotator, groups=[[i] for i in ids], idempotency_key=key)
+    return _statements(lease_q), _statements(submit_q)
+
+
+@pytest.mark.parametrize("kind", [TaskKind.RATING, TaskKind.RANKING])
+def test_rating_and_ranking_leases_run_as_few_queries_as_pairwise_at_10000_prior_labels(
+        project, annotator, kind, django_assert_max_num_queries):
+    pin_rubric(project, criteria=[{"key": "helpful", "name": "Helpful", "scale": "likert", "min": 0, "max": 4}])
+    project.task_kinds = ["pairwise", kind]
+    project.max_tasks_per_annotator = 50_000
+    project.save()
+    _pool(project, 3_400 if kind == TaskKind.RATING else 10_010)  # over 10,000 units of the kind
+    _unit_history(project, annotator, kind, 1)
+    _unit_cycle(project, annotator, kind, "warm")
+    small = _unit_cycle(project, annotator, kind, "k1")
+    _unit_history(project, annotator, kind, 10_000)
+    large = _unit_cycle(project, annotator, kind, "k2")
+    assert small == large, (small, large)
+    assert large[0] <= _budget("lease"), large
+    with django_assert_max_num_queries(_budget("lease") + 2):  # + BEGIN, COMMIT
+        a = queue.assignment_lease(project=project, annotator=annotator, kind=kind)
+    assert a is not None and a.kind == kind

@@ -1,5 +1,6 @@
 """Migration 0011 moves each non-gold comparison's priority and open slots into
-QueueSlot, and moving back restores them (issue #19 point 4)."""
+QueueSlot, 0012 the rating and ranking slots into RatingSlot and RankingSlot, and
+moving back restores them (issue #19 point 4)."""
 
 from __future__ import annotations
 
@@ -45,6 +46,37 @@ def test_queue_state_moves_to_its_table_and_back():
         back = old.get_model("annotate", "Comparison").objects
         assert back.get(pk=open_pair.pk).priority == 5.0 and back.get(pk=open_pair.pk).open_slots == 2
         assert back.get(pk=full_pair.pk).priority == 1.0 and back.get(pk=full_pair.pk).open_slots == 0
+    finally:
+        executor = MigrationExecutor(connection)
+        executor.migrate(executor.loader.graph.leaf_nodes())
+
+
+def test_rating_and_ranking_slots_move_to_their_tables_and_back():
+    before, after = [("annotate", "0011_queueslot")], [("annotate", "0012_ratingslot_rankingslot")]
+    try:
+        old = _migrate(before)
+        project = old.get_model("annotate", "Project").objects.create(name="M", slug="m", overlap=2)
+        Prompt, Response = old.get_model("annotate", "Prompt"), old.get_model("annotate", "Response")
+        ranked = Prompt.objects.create(project=project, external_id="p", conversation=[], ranking_slots=2)
+        full = Prompt.objects.create(project=project, external_id="q", conversation=[], ranking_slots=0)
+        open_r = Response.objects.create(prompt=ranked, external_id="r0", text="t", rating_slots=1)
+        full_r = Response.objects.create(prompt=full, external_id="r1", text="t", rating_slots=0)
+
+        new = _migrate(after)
+        ratings = new.get_model("annotate", "RatingSlot").objects
+        rankings = new.get_model("annotate", "RankingSlot").objects
+        assert sorted(ratings.values_list("response_id", "project_id", "prompt_id", "open_slots", "is_open")) == [
+            (open_r.pk, project.pk, ranked.pk, 1, True), (full_r.pk, project.pk, full.pk, 0, False)]
+        assert sorted(rankings.values_list("prompt_id", "project_id", "open_slots", "is_open")) == [
+            (ranked.pk, project.pk, 2, True), (full.pk, project.pk, 0, False)]
+        assert "rating_slots" not in {f.name for f in new.get_model("annotate", "Response")._meta.get_fields()}
+        ratings.filter(pk=open_r.pk).update(open_slots=2)  # a change after the move travels back too
+
+        old = _migrate(before)
+        assert dict(old.get_model("annotate", "Response").objects.values_list("pk", "rating_slots")) == {
+            open_r.pk: 2, full_r.pk: 0}
+        assert dict(old.get_model("annotate", "Prompt").objects.values_list("pk", "ranking_slots")) == {
+            ranked.pk: 2, full.pk: 0}
     finally:
         executor = MigrationExecutor(connection)
         executor.migrate(executor.loader.graph.leaf_nodes())

@@ -16,7 +16,7 @@ from urllib.parse import urlparse
 import pytest
 from playwright.sync_api import expect
 
-from annotate import queue, services
+from annotate import queue, services, slots
 from annotate.models import Assignment, Comparison, Judgment, Prompt, Ranking, Rating, Response
 from tests.browser.conftest import login
 from tests.factories import fill, pin_rubric
@@ -249,10 +249,10 @@ def test_annotator_rates_one_response_and_ranks_with_a_tie(page, annotator, proj
 def test_xss_payloads_in_prompt_response_and_rationale_render_inert(page, annotator, project):
     prompt = Prompt.objects.create(
         project=project, external_id="evil", conversation=[{"role": "user", "content": f"Please answer: {XSS}"}],
-        ranking_slots=project.overlap,
     )
-    Response.objects.create(prompt=prompt, external_id="r-evil", text=f"Sure. {XSS}", rating_slots=project.overlap)
-    Response.objects.create(prompt=prompt, external_id="r-plain", text="A plain answer.", rating_slots=project.overlap)
+    Response.objects.create(prompt=prompt, external_id="r-evil", text=f"Sure. {XSS}")
+    Response.objects.create(prompt=prompt, external_id="r-plain", text="A plain answer.")
+    slots.queue_slots_rebuild(project=project)  # written past the import: into the queue
     services.comparisons_generate(project=project)
     login(page, annotator.username, PASSWORD)
 

@@ -235,7 +235,11 @@ def test_only_site_admins_point_the_backbone_at_a_server_path(client, project, o
 @pytest.mark.services
 @pytest.mark.skipif(bool(SMOLLM2_MISSING), reason=f"{SMOLLM2_MISSING} (PREFLAB_EXTRAS=test,smollm2; CI installs it)")
 @pytest.mark.parametrize("preset", ["smollm2", "minilm+smollm2"])
-def test_the_shipped_smollm2_presets_train_end_to_end(client, project, owner, tiny, preset, worker, app_on_test_redis):
+def test_the_shipped_smollm2_presets_train_end_to_end(client, project, owner, tiny, preset, worker, app_on_test_redis,
+                                                      settings):
+    # The promotion's rescore runs first in the test's one worker (production gives scores
+    # a worker of their own), loading SmolLM2: on a loaded machine that takes over 30 s.
+    settings.SCORE_WAIT_S = 300
     _labelled(project, tiny, prompts=4)
     RewardSettings.objects.filter(project=project).update(backbone="")  # the preset's own backbones
     client.force_login(owner)

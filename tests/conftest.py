@@ -144,9 +144,11 @@ def _database_url() -> str:
 
 
 @contextlib.contextmanager
-def celery_worker(redis_url: str, folder: Path, pool: str = "solo"):
-    """A Celery worker subprocess over Redis against the test database, consuming every
-    queue (the default one and ``score``); yields its Popen, and stops it on exit."""
+def celery_worker(redis_url: str | None, folder: Path, pool: str = "solo"):
+    """A Celery worker subprocess over Redis (None: the embedded default, a filesystem
+    broker and result files under ``folder``/worker-data) against the test database,
+    consuming every queue (the default one and ``score``); yields its Popen, and stops
+    it on exit."""
     from django.db import connection
 
     if connection.vendor == "sqlite" and (":memory:" in connection.settings_dict["NAME"] or "mode=memory" in connection.settings_dict["NAME"]):
@@ -156,8 +158,8 @@ def celery_worker(redis_url: str, folder: Path, pool: str = "solo"):
         "DJANGO_SETTINGS_MODULE": "preflab.settings",
         "SECRET_KEY": "worker-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": redis_url,
-        "CELERY_RESULT_BACKEND": redis_url,
+        "CELERY_BROKER_URL": redis_url or "",
+        "CELERY_RESULT_BACKEND": redis_url or "",
         "PREFLAB_DATA_DIR": str(folder / "worker-data"),
         "PREFLAB_SECURE": "0",
     }
@@ -189,16 +191,18 @@ def worker(request, redis_url, tmp_path):
         yield Celery(broker=redis_url, backend=redis_url, set_as_current=False), proc
 
 
-def point_celery_at(url: str | None, saved: dict | None = None) -> dict:
-    """Send this process's Celery app's tasks to ``url`` (or back to ``saved``),
-    dropping its cached connections and result store; returns what it replaced."""
+def point_celery_at(url: str | None, saved: dict | None = None, **conf) -> dict:
+    """Send this process's Celery app's tasks to ``url`` (or back to ``saved``; ``conf``
+    sets more of the app's settings), dropping its cached connections and result
+    store; returns what it replaced."""
     from kombu import pools
 
     from preflab.celery import app
 
     old = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend,
-           "task_always_eager": app.conf.task_always_eager}
-    new = saved or {"broker_url": url, "result_backend": url, "task_always_eager": False}
+           "task_always_eager": app.conf.task_always_eager,
+           "broker_transport_options": app.conf.broker_transport_options}
+    new = saved or {"broker_url": url, "result_backend": url, "task_always_eager": False, **conf}
     app.conf.update(new)
     # Close and forget every kombu pool: kombu keeps them in global groups keyed by
     # connection, so closing only the app's pool left a closed pool behind for the

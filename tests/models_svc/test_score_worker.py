@@ -21,7 +21,7 @@ from models_svc import tasks
 from models_svc.models import ModelVersion, TrainingRun
 from models_svc.services import scoring
 
-from tests.conftest import celery_worker
+from tests.conftest import celery_worker, point_celery_at
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 URL = "/api/v1/projects/helpfulness/score/"
@@ -85,6 +85,30 @@ def test_an_error_in_the_worker_reaches_the_caller(worker, app_on_test_redis, pr
     """The service's LookupError comes back through the result store (the API's 409)."""
     with pytest.raises(LookupError, match="the model version was deleted before it could score"):
         task_call(task=tasks.score_now, args=(987654, BODY["items"]), wait_s=60, timeout_detail="unused")
+
+
+def test_the_embedded_default_broker_and_result_files_carry_a_synchronous_call(project, tmp_path, settings):
+    """scripts/dev.sh's set-up (no Redis): the filesystem broker, results in files."""
+    from preflab.celery import ping
+
+    data = tmp_path / "worker-data"
+    folders = {name: data / "broker" / name for name in ("queue", "processed", "control")}
+    for folder in [*folders.values(), data / "results"]:
+        folder.mkdir(parents=True)
+    saved = point_celery_at(None, broker_url="filesystem://", result_backend=f"file://{data / 'results'}",
+                            broker_transport_options={
+                                **settings.CELERY_BROKER_TRANSPORT_OPTIONS, "data_folder_in": str(folders["queue"]),
+                                "data_folder_out": str(folders["queue"]), "processed_folder": str(folders["processed"]),
+                                "control_folder": str(folders["control"])})
+    try:
+        with celery_worker(None, tmp_path) as proc:
+            answer = task_call(task=ping, args=("over files",), wait_s=60, timeout_detail="unused")
+            assert (answer["value"], answer["pid"]) == ("over files", proc.pid)
+            with pytest.raises(LookupError, match="the model version was deleted"):  # the score queue, files too
+                task_call(task=tasks.score_now, args=(987654, BODY["items"]), wait_s=60, timeout_detail="unused")
+    finally:
+        point_celery_at(None, saved)
+    assert list((data / "results").iterdir()) == []  # each answer was removed once read
 
 
 def test_a_score_with_a_worker_answers_from_the_worker(rclient, worker, app_on_test_redis, project, tiny):

@@ -78,8 +78,10 @@ def task_call(*, task, args: tuple = (), wait_s: float, timeout_detail: str):
     hold a transaction open (the worker reads committed rows only). The message
     expires with the wait, so a worker that starts later drops it instead of doing
     work nobody reads. An exception raised by the task is raised here. A publish that
-    fails raises ``JobQueueUnavailable``; no answer in time revokes the task
-    (terminating it where it already runs) and raises ``JobTimedOut(timeout_detail)``.
+    fails raises ``JobQueueUnavailable``; no answer in time revokes the task and raises
+    ``JobTimedOut(timeout_detail)``. A task already running is left to finish: callers
+    bound its work (the scoring caps), and killing the process would throw away what
+    it has loaded (a model) for the next call.
     """
     from celery.exceptions import TimeoutError as ResultTimeout
 
@@ -98,7 +100,7 @@ def task_call(*, task, args: tuple = (), wait_s: float, timeout_detail: str):
     except ResultTimeout:
         log.warning("%s %s gave no answer in %s s; revoking it", task.name, result.id, wait_s)
         try:
-            task.app.control.revoke(result.id, terminate=True)
+            task.app.control.revoke(result.id)
         except Exception:  # the message expires anyway; a revoke that cannot be sent changes nothing
             log.warning("could not revoke %s", result.id, exc_info=True)
         raise JobTimedOut(timeout_detail) from None

@@ -10,6 +10,9 @@ refuse every later run), and ``JobQueueUnavailable`` reaches the caller: the API
 answers 503 with the message, and pages show it (``preflab.queue_errors``).
 ``jobs_unclaimed_sweep`` fails jobs a worker never picked up (a message the broker
 lost), after ``PREFLAB_JOB_PICKUP_MINUTES``.
+
+``task_call`` is the one synchronous case: the request publishes at once, waits a
+bounded time on the result store, and on time-out revokes the task and answers 504.
 """
 
 from __future__ import annotations
@@ -59,6 +62,50 @@ def job_enqueue(*, task, args: tuple = (), job: BackgroundJob | None = None, tas
             raise JobQueueUnavailable() from exc
 
     transaction.on_commit(publish)
+
+
+class JobTimedOut(APIException):
+    """A task the request waited for gave no answer in time; it was revoked."""
+
+    status_code = 504
+    default_code = "job_timed_out"
+
+
+def task_call(*, task, args: tuple = (), wait_s: float, timeout_detail: str):
+    """Run ``task(*args)`` in a worker and return its result, waiting at most ``wait_s``.
+
+    Published at once, not on commit: the caller waits for the answer, so it must not
+    hold a transaction open (the worker reads committed rows only). The message
+    expires with the wait, so a worker that starts later drops it instead of doing
+    work nobody reads. An exception raised by the task is raised here. A publish that
+    fails raises ``JobQueueUnavailable``; no answer in time revokes the task and raises
+    ``JobTimedOut(timeout_detail)``. A task already running is left to finish: callers
+    bound its work (the scoring caps), and killing the process would throw away what
+    it has loaded (a model) for the next call.
+    """
+    from celery.exceptions import TimeoutError as ResultTimeout
+
+    if task.app.conf.task_always_eager:  # tests: the task runs here
+        return task.apply(args, throw=True).get()
+    if transaction.get_connection().in_atomic_block:
+        raise RuntimeError(f"task_call({task.name}) inside a transaction: the worker could not see its rows")
+    try:
+        result = task.apply_async(args, expires=wait_s)
+    except Exception as exc:  # whatever the broker raised: the task is not queued
+        log.warning("could not queue %s: %s", task.name, exc, exc_info=True)
+        raise JobQueueUnavailable() from exc
+    try:
+        # interval: how often a polling result store (the files of the embedded default) is read
+        return result.get(timeout=wait_s, interval=0.05)
+    except ResultTimeout:
+        log.warning("%s %s gave no answer in %s s; revoking it", task.name, result.id, wait_s)
+        try:
+            task.app.control.revoke(result.id)
+        except Exception:  # the message expires anyway; a revoke that cannot be sent changes nothing
+            log.warning("could not revoke %s", result.id, exc_info=True)
+        raise JobTimedOut(timeout_detail) from None
+    finally:
+        result.forget()  # no stored answer is left behind (a late one expires with CELERY_RESULT_EXPIRES)
 
 
 def job_fail_unqueued(*, job: BackgroundJob, error: str) -> bool:

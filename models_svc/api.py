@@ -170,10 +170,12 @@ def _project(request, slug: str):
     return project
 
 
-@extend_schema(request=ScoreRequest, responses={200: ScoreResponse, 202: ScoringJobSerializer, 409: None, 413: None})
+@extend_schema(request=ScoreRequest, responses={200: ScoreResponse, 202: ScoringJobSerializer, 409: None, 413: None,
+                                                 504: None})
 @api_view(["POST"])
 def score(request, slug: str):
-    """Score now (within the per-request caps), or with ``background`` as a job."""
+    """Score now (within the per-request caps; a worker scores while the request waits,
+    504 past ``PREFLAB_SCORE_WAIT_S``), or with ``background`` as a job."""
     project = _project(request, slug)
     body = ScoreRequest(data=request.data)
     body.is_valid(raise_exception=True)
@@ -186,7 +188,7 @@ def score(request, slug: str):
             job = scoring.scoring_job_create(project=project, items=data["items"], version=version,
                                              created_by=request.user)
             return ApiResponse(ScoringJobSerializer(job).data, status=status.HTTP_202_ACCEPTED)
-        out = scoring.rewards_score(project=project, items=data["items"], version=version)
+        out = scoring.rewards_score_in_worker(project=project, items=data["items"], version=version)
     except LookupError as exc:
         return ApiResponse({"detail": str(exc)}, status=status.HTTP_409_CONFLICT)
     return ApiResponse(out)

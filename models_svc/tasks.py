@@ -34,6 +34,21 @@ def score_batch(job_id: int) -> str:
     return scoring.scoring_job_run(job_id=job_id).status
 
 
+@shared_task(name="models_svc.tasks.score_now")
+def score_now(version_id: int, items: list[dict]) -> dict:
+    """A synchronous score that a web request waits for (queue ``score``, settings'
+    CELERY_TASK_ROUTES). No retries and no acks_late: past the request's wait nobody
+    reads the answer, and the message expires then. The service's LookupError reaches
+    the waiting request (409)."""
+    from .models import ModelVersion
+    from .services import scoring
+
+    version = ModelVersion.objects.select_related("project").filter(pk=version_id).first()
+    if version is None:
+        raise LookupError("the model version was deleted before it could score; send the request again")
+    return scoring.rewards_score(project=version.project, items=items, version=version)
+
+
 @shared_task(name="models_svc.tasks.scoring_jobs_sweep", **RETRY)
 def scoring_jobs_sweep() -> int:
     from .services import scoring

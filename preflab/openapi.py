@@ -2,7 +2,7 @@
 place (a drf-spectacular postprocessing hook) so that the schema lists what the server
 really answers: tests/preflab/test_api_schema.py runs schemathesis against it.
 
-DRF answers errors as JSON: ``{"detail": "..."}`` for 401/403/404/409/413/429/503, and
+DRF answers errors as JSON: ``{"detail": "..."}`` for 401/403/404/409/413/429/503/504, and
 ``{"<field>": ["message", ...]}`` (or ``non_field_errors``) for a refused body (400)."""
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ _DESCRIPTIONS = {
     "429": "Too many failed log-ins; the message says how long to wait (also in `Retry-After`).",
     "503": "The service is unavailable: the database is not answering (any operation), or the job queue is "
            "unreachable (operations that queue a job); try again.",
+    "504": "The worker doing this gave no answer in time; the message says what to do instead.",
 }
 
 

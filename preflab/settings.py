@@ -32,6 +32,7 @@ value stops start-up with a message naming the variable instead of failing later
 | PREFLAB_SCORE_MAX_RESPONSES | 256 | responses per scoring request, all items together (more: 413) |
 | PREFLAB_SCORE_JOB_MAX_RESPONSES | 20000 | responses in one background scoring job (`"background": true`; more: 413) |
 | PREFLAB_SCORE_MAX_TEXT_CHARS | 20000 | characters per prompt turn or response to score (more: 413) |
+| PREFLAB_SCORE_WAIT_S | 30 | seconds a synchronous score waits for the `score` queue's worker (then 504) |
 | PREFLAB_STATIC_ROOT | $PREFLAB_DATA_DIR/staticfiles | where collectstatic writes |
 """
 
@@ -334,8 +335,14 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"retry_policy": {"max_retries": 2, "i
                                                             "interval_max": 0.5}}
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CELERY_BROKER_TRANSPORT_OPTIONS = {"socket_connect_timeout": 2}
-# Scoring runs in the web request: caps keep one request from holding a worker for
-# minutes (models_svc.api.check_score_size answers 413 with these numbers).
+# A synchronous score runs in a worker on its own queue (never in the web process,
+# which must not load torch), so a training on the default queue never delays it;
+# the request waits SCORE_WAIT_S for the answer. Every worker set-up consumes it.
+SCORE_QUEUE = "score"
+CELERY_TASK_ROUTES = {"models_svc.tasks.score_now": {"queue": SCORE_QUEUE}}
+SCORE_WAIT_S = _env_int("PREFLAB_SCORE_WAIT_S", 30, minimum=1)
+# Caps keep one request from holding a web thread and that worker for minutes
+# (models_svc.api.check_score_size answers 413 with these numbers).
 SCORE_MAX_ITEMS = _env_int("PREFLAB_SCORE_MAX_ITEMS", 64, minimum=1)
 SCORE_MAX_RESPONSES = _env_int("PREFLAB_SCORE_MAX_RESPONSES", 256, minimum=1)
 SCORE_MAX_TEXT_CHARS = _env_int("PREFLAB_SCORE_MAX_TEXT_CHARS", 20_000, minimum=1)

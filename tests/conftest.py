@@ -8,6 +8,7 @@ test is skipped with the reason in the summary, unless PREFLAB_REQUIRE_SERVICES=
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -142,12 +143,12 @@ def _database_url() -> str:
     return f"sqlite:///{s['NAME']}"
 
 
-@pytest.fixture
-def worker(request, redis_url, tmp_path):
-    """A Celery worker subprocess over Redis against the test database; yields
-    (a Celery client, the worker's Popen). Its pool is ``solo`` (tasks run in that
-    process) unless a test asks for ``prefork`` (indirect parametrize), as compose runs it."""
-    from celery import Celery
+@contextlib.contextmanager
+def celery_worker(redis_url: str | None, folder: Path, pool: str = "solo"):
+    """A Celery worker subprocess over Redis (None: the embedded default, a filesystem
+    broker and result files under ``folder``/worker-data) against the test database,
+    consuming every queue (the default one and ``score``); yields its Popen, and stops
+    it on exit."""
     from django.db import connection
 
     if connection.vendor == "sqlite" and (":memory:" in connection.settings_dict["NAME"] or "mode=memory" in connection.settings_dict["NAME"]):
@@ -157,27 +158,71 @@ def worker(request, redis_url, tmp_path):
         "DJANGO_SETTINGS_MODULE": "preflab.settings",
         "SECRET_KEY": "worker-test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz",
         "DATABASE_URL": _database_url(),
-        "CELERY_BROKER_URL": redis_url,
-        "CELERY_RESULT_BACKEND": redis_url,
-        "PREFLAB_DATA_DIR": str(tmp_path / "worker-data"),
+        "CELERY_BROKER_URL": redis_url or "",
+        "CELERY_RESULT_BACKEND": redis_url or "",
+        "PREFLAB_DATA_DIR": str(folder / "worker-data"),
         "PREFLAB_SECURE": "0",
     }
-    log = open(tmp_path / "worker.log", "w")
+    log = open(folder / "worker.log", "w")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "preflab", "worker", "--pool", getattr(request, "param", "solo"),
-         "--concurrency", "1", "--loglevel", "INFO", "-n", "pytest@%h"],
+        [sys.executable, "-m", "celery", "-A", "preflab", "worker", "--pool", pool,
+         "--concurrency", "1", "--loglevel", "INFO", "-n", "pytest@%h", "--queues", "celery,score"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
-    # set_as_current=False: otherwise this client becomes Celery's current app and
-    # every later shared_task call in the session (celery_eager tests) goes to it.
-    client = Celery(broker=redis_url, backend=redis_url, set_as_current=False)
     try:
-        yield client, proc
+        yield proc
     finally:
         process_stop(proc, timeout=20)
         log.close()
         if proc.returncode not in (0, -15, None):
-            print((tmp_path / "worker.log").read_text()[-4000:])
+            print((folder / "worker.log").read_text()[-4000:])
+
+
+@pytest.fixture
+def worker(request, redis_url, tmp_path):
+    """A worker (``celery_worker``) for the test; yields (a Celery client, the worker's
+    Popen). Its pool is ``solo`` (tasks run in that process) unless a test asks for
+    ``prefork`` (indirect parametrize), as compose runs it."""
+    from celery import Celery
+
+    with celery_worker(redis_url, tmp_path, getattr(request, "param", "solo")) as proc:
+        # set_as_current=False: otherwise this client becomes Celery's current app and
+        # every later shared_task call in the session (celery_eager tests) goes to it.
+        yield Celery(broker=redis_url, backend=redis_url, set_as_current=False), proc
+
+
+def point_celery_at(url: str | None, saved: dict | None = None, **conf) -> dict:
+    """Send this process's Celery app's tasks to ``url`` (or back to ``saved``; ``conf``
+    sets more of the app's settings), dropping its cached connections and result
+    store; returns what it replaced."""
+    from kombu import pools
+
+    from preflab.celery import app
+
+    old = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend,
+           "task_always_eager": app.conf.task_always_eager,
+           "broker_transport_options": app.conf.broker_transport_options}
+    new = saved or {"broker_url": url, "result_backend": url, "task_always_eager": False, **conf}
+    app.conf.update(new)
+    # Close and forget every kombu pool: kombu keeps them in global groups keyed by
+    # connection, so closing only the app's pool left a closed pool behind for the
+    # machine's Redis, and every later test's publish failed ("Acquire on closed pool").
+    pools.reset()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app._backend = app._get_backend()
+    return old
+
+
+@pytest.fixture
+def app_on_test_redis(redis_url):
+    """This process's Celery app (what views enqueue with) on the test Redis, where the
+    ``worker`` fixture's worker listens."""
+    saved = point_celery_at(redis_url)
+    try:
+        yield redis_url
+    finally:
+        point_celery_at(None, saved)
 
 
 @pytest.fixture(scope="session")

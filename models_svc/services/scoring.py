@@ -1,7 +1,9 @@
 """Scoring with a stored reward model: the version's artifact loaded once per
-process, then rewards for (conversation, response) items. Used by the scoring API
-and the worker's rescoring; torch is imported only when a model is loaded. Batches
-too large for one web request are scored by a worker as a ``ScoringJob``."""
+process, then rewards for (conversation, response) items, always in a worker (torch
+is imported only when a model is loaded, and web processes never load one). The
+scoring API waits for a small batch scored on the ``score`` queue
+(``rewards_score_in_worker``); larger batches are a ``ScoringJob``; rescoring,
+audits and promotion use ``load_model`` in their own worker tasks."""
 
 from __future__ import annotations
 
@@ -38,12 +40,18 @@ def load_model(version: ModelVersion):
         return model
 
 
-def rewards_score(*, project: Project, items: list[dict[str, Any]], version: ModelVersion | None = None) -> dict:
-    """Score ``items`` (each ``{"conversation": […], "responses": […]}``) with the
-    active version (or ``version``)."""
+def version_to_score(*, project: Project, version: ModelVersion | None = None) -> ModelVersion:
+    """``version``, else the project's active one; LookupError (the API's 409) when there is none."""
     version = version or ModelVersion.objects.filter(project=project, state=ModelVersion.State.ACTIVE).first()
     if version is None:
         raise LookupError("this project has no active reward model yet; train one and promote it")
+    return version
+
+
+def rewards_score(*, project: Project, items: list[dict[str, Any]], version: ModelVersion | None = None) -> dict:
+    """Score ``items`` (each ``{"conversation": […], "responses": […]}``) with the
+    active version (or ``version``), in this process: worker code only."""
+    version = version_to_score(project=project, version=version)
     model = load_model(version)
     flat = [(item["conversation"], text) for item in items for text in item["responses"]]
     scores = model.score_items(flat).rows() if flat else []
@@ -52,6 +60,23 @@ def rewards_score(*, project: Project, items: list[dict[str, Any]], version: Mod
         out.append(scores[at:at + len(item["responses"])])
         at += len(item["responses"])
     return {"model_version": version.number, "criteria": model.criteria, "results": out}
+
+
+def rewards_score_in_worker(*, project: Project, items: list[dict[str, Any]],
+                            version: ModelVersion | None = None) -> dict:
+    """``rewards_score`` run by the ``score`` queue's worker while the caller (a web
+    request) waits up to ``PREFLAB_SCORE_WAIT_S``: the version is resolved here, so a
+    project without a model answers at once. Raises ``JobQueueUnavailable`` (503) when
+    the queue is down and ``JobTimedOut`` (504) when no answer came in time."""
+    from annotate.jobs import task_call
+
+    from .. import tasks
+
+    version = version_to_score(project=project, version=version)
+    wait = settings.SCORE_WAIT_S
+    return task_call(task=tasks.score_now, args=(version.pk, items), wait_s=wait, timeout_detail=(
+        f"the scoring worker gave no answer within {wait:g} s (PREFLAB_SCORE_WAIT_S), so the request was withdrawn; "
+        "send the batch with \"background\": true to score it as a job, and read the result from its url"))
 
 
 # --- large batches: a job scored by a worker ----------------------------------------------
@@ -69,9 +94,7 @@ def scoring_job_create(*, project: Project, items: list[dict[str, Any]], version
     from .. import tasks
 
     with transaction.atomic():
-        version = version or ModelVersion.objects.filter(project=project, state=ModelVersion.State.ACTIVE).first()
-        if version is None:
-            raise LookupError("this project has no active reward model yet; train one and promote it")
+        version = version_to_score(project=project, version=version)
         job = ScoringJob.objects.create(project=project, created_by=created_by, model_version=version, items=items)
         job_enqueue(task=tasks.score_batch, args=(job.pk,), job=job)
     return job

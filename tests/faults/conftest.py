@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from tests.conftest import _missing_service
+from tests.conftest import _missing_service, point_celery_at
 
 
 def _free_port() -> int:
@@ -52,36 +52,15 @@ class PrivateRedis:
         return redis.Redis.from_url(self.url).llen(queue)
 
 
-def _point_celery_at(url: str | None, saved: dict | None = None) -> dict:
-    """Send the Celery app's tasks to ``url`` (or back to ``saved``), dropping its
-    cached connections and result store."""
-    from kombu import pools
-
-    from preflab.celery import app
-
-    old = {"broker_url": app.conf.broker_url, "result_backend": app.conf.result_backend,
-           "task_always_eager": app.conf.task_always_eager}
-    new = saved or {"broker_url": url, "result_backend": url, "task_always_eager": False}
-    app.conf.update(new)
-    # Close and forget every kombu pool: kombu keeps them in global groups keyed by
-    # connection, so closing only the app's pool left a closed pool behind for the
-    # machine's Redis, and every later test's publish failed ("Acquire on closed pool").
-    pools.reset()
-    app._pool = None
-    app.amqp._producer_pool = None
-    app._backend = app._get_backend()
-    return old
-
-
 @pytest.fixture
 def private_redis(tmp_path):
     if shutil.which("redis-server") is None:
         _missing_service("redis-server is not installed")
     server = PrivateRedis(tmp_path)
     server.start()
-    saved = _point_celery_at(server.url)
+    saved = point_celery_at(server.url)
     try:
         yield server
     finally:
         server.stop()
-        _point_celery_at(None, saved)
+        point_celery_at(None, saved)

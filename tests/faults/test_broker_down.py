@@ -14,7 +14,7 @@ import pytest
 from annotate.jobs import QUEUE_UNREACHABLE
 from annotate.models import Comparison, ExportJob, ImportJob, Judgment
 from annotate.services import project_create
-from models_svc.models import TrainingRun
+from models_svc.models import ModelVersion, TrainingRun
 
 from tests.conftest import make_user
 from tests.factories import fill
@@ -108,6 +108,21 @@ def test_export_with_redis_down_fails_the_job_with_a_message(client, private_red
     html = client.get(page).content.decode()
     assert f"Not queued: {QUEUE_UNREACHABLE}." in html
     assert ExportJob.objects.filter(status=ExportJob.Status.FAILED).count() == 2
+
+
+def test_a_synchronous_score_with_redis_down_answers_503_at_once(client, private_redis, researcher, project):
+    """The score's worker is reached through the queue: down, the request says so within seconds."""
+    run = TrainingRun.objects.create(project=project, status=TrainingRun.Status.SUCCEEDED, config={})
+    ModelVersion.objects.create(project=project, run=run, number=1, artifact_path="/nowhere",
+                                state=ModelVersion.State.ACTIVE)
+    client.force_login(researcher)
+    private_redis.stop()
+    resp, took = _timed(lambda: client.post("/api/v1/projects/faults/score/", {"prompt": "q", "responses": ["a"]},
+                                            content_type="application/json"))
+    assert took < FAST, f"took {took:.1f}s"
+    assert resp.status_code == 503 and resp.json() == {"detail": QUEUE_UNREACHABLE}
+    private_redis.start()
+    assert private_redis.queued("score") == 0  # nothing was queued to run later
 
 
 def test_healthz_reports_the_broker_without_telling_outsiders_where_it_is(client, private_redis, researcher):

@@ -13,7 +13,7 @@ from rest_framework.authtoken.models import Token
 
 from models_svc.ml.presets import PRESETS, Preset
 from models_svc.models import ModelVersion, RewardSettings, TrainingRun
-from models_svc.services import lifecycle, project_settings
+from models_svc.services import lifecycle, project_settings, scoring
 from tests.factories import fast_training as _fast
 from tests.factories import held_out_split
 from tests.factories import labelled_for_training as _labelled
@@ -55,8 +55,12 @@ def test_annotators_outsiders_and_anonymous_cannot_use_models(client, project, a
     assert TrainingRun.objects.count() == 1
 
 
-def test_score_api_returns_per_criterion_scores_from_a_multi_objective_model(client, project, owner, tiny):
+@pytest.mark.services
+def test_score_api_returns_per_criterion_scores_from_a_multi_objective_model(client, project, owner, tiny, worker,
+                                                                            app_on_test_redis):
+    """Scored by the worker (queue ``score``), never in the web process."""
     _trained(project, tiny, objective="multi", prompts=4, ratings=True)
+    scoring._LOADED.clear()
     api = _api(client, owner)
     r = api.post(reverse("api-score", args=[project.slug]),
                  {"conversation": [{"role": "user", "content": "Question 1?"}],
@@ -74,6 +78,7 @@ def test_score_api_returns_per_criterion_scores_from_a_multi_objective_model(cli
     assert [len(x) for x in r.json()["results"]] == [1, 3]
     r = api.post(reverse("api-score", args=[project.slug]), {"prompt": "Q?"}, content_type="application/json")
     assert r.status_code == 400
+    assert scoring._LOADED == {}  # this process never loaded the model: the worker scored
 
 
 def test_score_without_an_active_model_is_409(client, project, owner):
@@ -227,9 +232,14 @@ def test_only_site_admins_point_the_backbone_at_a_server_path(client, project, o
     assert project_settings.settings_for(project).refresh_after_labels == 7
 
 
+@pytest.mark.services
 @pytest.mark.skipif(bool(SMOLLM2_MISSING), reason=f"{SMOLLM2_MISSING} (PREFLAB_EXTRAS=test,smollm2; CI installs it)")
 @pytest.mark.parametrize("preset", ["smollm2", "minilm+smollm2"])
-def test_the_shipped_smollm2_presets_train_end_to_end(client, project, owner, tiny, preset):
+def test_the_shipped_smollm2_presets_train_end_to_end(client, project, owner, tiny, preset, worker, app_on_test_redis,
+                                                      settings):
+    # The promotion's rescore runs first in the test's one worker (production gives scores
+    # a worker of their own), loading SmolLM2: on a loaded machine that takes over 30 s.
+    settings.SCORE_WAIT_S = 300
     _labelled(project, tiny, prompts=4)
     RewardSettings.objects.filter(project=project).update(backbone="")  # the preset's own backbones
     client.force_login(owner)

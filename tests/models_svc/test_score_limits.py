@@ -23,7 +23,7 @@ def rclient(client, project, owner, monkeypatch):
     def no_scoring(**kwargs):
         raise AssertionError("a refused request must not reach the model")
 
-    monkeypatch.setattr(scoring, "rewards_score", no_scoring)
+    monkeypatch.setattr(scoring, "rewards_score_in_worker", no_scoring)
     return client
 
 

@@ -5,12 +5,14 @@ loaded is read from /proc/<pid>/maps, which no code path of the app can hide."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -55,17 +57,17 @@ def _get(port: int, path: str, *, method: str = "GET", headers: dict | None = No
         conn.close()
 
 
-@pytest.fixture
-def gunicorn(tmp_path):
+@contextlib.contextmanager
+def served(tmp_path: Path, **extra_env: str):
     """gunicorn started as the Dockerfile starts it (its config file), bound to a free
-    port, on the test database; yields (port, master pid)."""
+    port, on the test database (and ``extra_env``); yields (port, master pid)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if k not in ("DEBUG", "PREFLAB_DB_POOL_SIZE", "WEB_CONCURRENCY",
                                                             "PREFLAB_WEB_THREADS", "GUNICORN_CMD_ARGS")}
     env.update(
         # the test settings: production ones with plain HTTP and unhashed static names (no collectstatic)
         DJANGO_SETTINGS_MODULE="preflab.test_settings", DEBUG="0", DATABASE_URL=_database_url(),
-        PREFLAB_DATA_DIR=str(tmp_path / "data"), ALLOWED_HOSTS="127.0.0.1", PREFLAB_ENV_FILE="",
+        PREFLAB_DATA_DIR=str(tmp_path / "data"), ALLOWED_HOSTS="127.0.0.1", PREFLAB_ENV_FILE="", **extra_env,
     )
     cmd = json.loads(next(line[4:] for line in (REPO / "Dockerfile").read_text().splitlines() if line.startswith("CMD ")))
     assert cmd[0] == "gunicorn" and "preflab/gunicorn.conf.py" in cmd
@@ -87,6 +89,12 @@ def gunicorn(tmp_path):
     finally:
         process_stop(proc, timeout=30)
         log.close()
+
+
+@pytest.fixture
+def gunicorn(tmp_path):
+    with served(tmp_path) as started:
+        yield started
 
 
 def test_gunicorn_workers_serve_pages_and_api_without_loading_torch(gunicorn, project, owner, annotator):
@@ -130,6 +138,41 @@ def test_gunicorn_workers_serve_pages_and_api_without_loading_torch(gunicorn, pr
         # the worker imported the app and talked to the database (its driver is mapped)
         assert any("psycopg" in f or "_sqlite3" in f for f in files), sorted(files)[:20]
         assert torch_libraries(pid) == [], (pid, torch_libraries(pid)[:5])
+
+
+@pytest.mark.services
+def test_gunicorn_answers_synchronous_scores_from_the_score_worker_without_loading_torch(
+        tmp_path, project, owner, tiny, worker, redis_url):
+    """With an active model, a score without "background" is answered 200 by the
+    workers' threads waiting on the Celery worker, and still no web worker maps torch."""
+    from models_svc.services import lifecycle, scoring
+    from tests.factories import fast_training, labelled_for_training
+
+    labelled_for_training(project, tiny, prompts=3)
+    run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(
+        project=project, objective="bt", overrides=fast_training()).pk)
+    lifecycle.model_version_promote(version=run.version)
+    researcher = {"Authorization": f"Token {Token.objects.create(user=owner).key}"}
+    bodies = [{"items": [{"prompt": f"Question {i}?", "responses": [f"Answer {i}.", "No idea." * (i + 1)]}]}
+              for i in range(6)]
+    url = f"/api/v1/projects/{project.slug}/score/"
+    with served(tmp_path, CELERY_BROKER_URL=redis_url, CELERY_RESULT_BACKEND=redis_url) as (port, master):
+        # at once: threads of one web worker wait on the result store side by side
+        with ThreadPoolExecutor(len(bodies)) as pool:
+            answers = list(pool.map(lambda body: _get(port, url, method="POST", headers=researcher, body=body),
+                                    bodies))
+        workers = _children(master)
+        assert workers and all(torch_libraries(pid) == [] for pid in workers), [torch_libraries(p)[:3] for p in workers]
+    for body, (status, answer) in zip(bodies, answers):
+        assert status == 200, answer[:300]
+        got = json.loads(answer)
+        expected = scoring.rewards_score(project=project, items=[
+            {"conversation": [{"role": "user", "content": body["items"][0]["prompt"]}],
+             "responses": body["items"][0]["responses"]}])
+        assert got["model_version"] == 1
+        # each request got its own answer, as this process scores the same texts
+        assert [s["reward"] for s in got["results"][0]] == pytest.approx(
+            [s["reward"] for s in expected["results"][0]], abs=1e-5)
 
 
 def test_maps_check_sees_torch_in_a_process_that_imported_it():

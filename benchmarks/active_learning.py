@@ -430,8 +430,7 @@ def simulate(
 ) -> dict[str, Any]:
     """Every strategy × seed curve plus the per-strategy summary (the JSON's
     ``strategies`` and ``target_accuracy``)."""
-    out: dict[str, Any] = {}
-    aucs: dict[str, np.ndarray] = {}
+    runs: dict[str, tuple[list, list, float]] = {}
     for strategy in strategies:
         curves = []
         for seed in range(seeds):
@@ -443,8 +442,18 @@ def simulate(
             )
             c = curves[-1]
             log(f"  {strategy:<20} seed {seed}: final {c['accuracy'][-1]:.3f}, {np.mean(c['round_seconds']):.2f} s/round")
-        acc = np.array([c["accuracy"] for c in curves])
-        labels = curves[0]["labels"]
+        runs[strategy] = (curves[0]["labels"], [c["accuracy"] for c in curves],
+                          float(np.mean([s for c in curves for s in c["round_seconds"]])))
+    return summarize(runs)
+
+
+def summarize(runs: dict[str, tuple[list, list, float]]) -> dict[str, Any]:
+    """The per-strategy summary from each strategy's (labels, one accuracy curve per
+    seed, mean s/round); random's final mean is every strategy's target."""
+    out: dict[str, Any] = {}
+    aucs: dict[str, np.ndarray] = {}
+    for strategy, (labels, curves, round_seconds) in runs.items():
+        acc = np.array(curves)
         aucs[strategy] = np.array([normalised_auc(labels, row) for row in acc])
         out[strategy] = {
             "labels": labels,
@@ -455,7 +464,7 @@ def simulate(
             "final_std": float(acc[:, -1].std()),
             "auc_mean": float(aucs[strategy].mean()),
             "auc_std": float(aucs[strategy].std()),
-            "round_seconds": float(np.mean([s for c in curves for s in c["round_seconds"]])),
+            "round_seconds": round_seconds,
         }
     random = out.get("random")
     target = random["final_mean"] if random else None
@@ -516,10 +525,22 @@ def main() -> None:
     parser.add_argument("--out-plot", type=Path, help="SVG file")
     parser.add_argument("--out-png", type=Path, help="PNG file (needs the bench extra: matplotlib)")
     parser.add_argument("--replot", type=Path, help="only redraw the plots from a JSON this script wrote")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                        help="join runs of other strategies on the same data and budget (run side by side) into "
+                             "--out-json: the curves are the runs', the summary is recomputed")
     args = parser.parse_args()
     if args.replot:
         saved = json.loads(args.replot.read_text())
         _plots(args, saved, Path(saved["dataset"]["path"]).name, saved["config"]["seeds"])
+        return
+    if args.merge:
+        if not args.out_json:
+            parser.error("--merge needs --out-json")
+        merged = merge_results(args.merge)
+        merged["command"] = "python benchmarks/active_learning.py " + " ".join(sys.argv[1:])
+        write_json(args.out_json, merged)
+        _plots(args, merged, Path(merged["dataset"]["path"]).name, merged["config"]["seeds"])
+        print(table(merged))
         return
     if not (args.format and args.path):
         parser.error("--format and --path are required (unless --replot)")
@@ -600,6 +621,34 @@ def main() -> None:
                       "ratio_to_random": {n: s["ratio_to_random"] for n, s in result["strategies"].items()},
                       "auc_vs_random": {n: s["auc_vs_random_mean"] for n, s in result["strategies"].items()},
                       "wall_seconds": result["wall_seconds"]}))
+
+
+def merge_results(paths: Sequence[Path]) -> dict[str, Any]:
+    """Results files of one dataset, budget and recipe, each with other strategies,
+    as one (a strategy's curves do not depend on which others ran beside it). The
+    timing files' s/round, load and wall times come along."""
+    results = [json.loads(p.read_text()) for p in paths]
+    timings = [json.loads(p.with_suffix(".timing.json").read_text()) for p in paths]
+    first = results[0]
+    for path, r in zip(paths, results, strict=True):
+        if (r["dataset"], r["config"]) != (first["dataset"], first["config"]):
+            raise ValueError(f"{path}: another dataset, budget or recipe than {paths[0]}; only like runs merge")
+    runs: dict[str, tuple[list, list, float]] = {}
+    for path, r, t in zip(paths, results, timings, strict=True):
+        for name, s in r["strategies"].items():
+            if name in runs:
+                raise ValueError(f"{path}: strategy {name!r} is in two of the files")
+            runs[name] = (s["labels"], s["accuracy"], t["round_seconds"][name])
+    return {
+        "command": "",
+        "merged_from": [r["command"] for r in results],
+        "dataset": first["dataset"],
+        "config": first["config"],
+        **summarize(runs),
+        "wall_seconds": sum(t["wall_seconds"] for t in timings),
+        "uptime_before": [t["uptime_before"] for t in timings],
+        "uptime_after": [t["uptime_after"] for t in timings],
+    }
 
 
 def _uptime() -> str:

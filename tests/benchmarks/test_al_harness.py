@@ -224,3 +224,34 @@ def test_default_recipe_z_scores_with_the_trained_items_statistics(al, tmp_path)
     assert (cfg.layers, cfg.standardize) == (4, True)
     result = al.simulate(synthetic(al), ["random", "balpm"], 1, seed_labels=8, batch=6, rounds=1, cfg=cfg)
     assert all(0.0 <= a <= 1.0 for s in result["strategies"].values() for c in s["accuracy"] for a in c)
+
+
+def test_runs_of_other_strategies_merge_into_the_run_of_all_of_them(al, tmp_path, monkeypatch):
+    """HH's table is run in two halves side by side; the merged file must be the one
+    a single run would write (the curves are the same, the summary recomputed)."""
+    source = _pandalm_file(al, tmp_path, monkeypatch, 50, per_prompt=2)
+
+    def run(strategies: str, out: Path) -> dict:
+        monkeypatch.setattr(sys, "argv", [
+            "active_learning.py", "--format", "pandalm", "--path", str(source), "--seeds", "2", "--rounds", "2",
+            "--batch", "5", "--seed-labels", "6", "--eval-fraction", "0.3", "--strategies", strategies,
+            "--cache-dir", str(tmp_path / "cache"), "--out-json", str(out),
+        ])
+        al.main()
+        return json.loads(out.read_text())
+
+    whole = run("random,bald,balpm", tmp_path / "whole.json")
+    run("balpm", tmp_path / "b.json")
+    run("random,bald", tmp_path / "a.json")
+    monkeypatch.setattr(sys, "argv", ["active_learning.py", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                                      "--out-json", str(tmp_path / "merged.json")])
+    al.main()
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert len(merged.pop("merged_from")) == 2
+    assert {k: v for k, v in merged.items() if k != "command"} == {k: v for k, v in whole.items() if k != "command"}
+    # The balpm-only half has no target; merged with random it gets one.
+    assert json.loads((tmp_path / "b.json").read_text())["target_accuracy"] is None
+    monkeypatch.setattr(sys, "argv", ["active_learning.py", "--merge", str(tmp_path / "a.json"), str(tmp_path / "whole.json"),
+                                      "--out-json", str(tmp_path / "bad.json")])
+    with pytest.raises(ValueError, match="strategy 'random' is in two of the files"):
+        al.main()

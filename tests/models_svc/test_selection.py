@@ -73,12 +73,18 @@ def test_a_rescore_writes_only_the_priorities_that_changed(project):
         assert not [q for q in ctx.captured_queries if q["sql"].startswith('UPDATE "annotate_queueslot"')]
 
 
-def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that_order(project, tiny):
+def _active_model(project, tiny):
+    """12 labelled prompts × 3 pairs, all open, and a promoted model trained on them."""
     _labelled(project, tiny, prompts=12, responses=3)
     QueueSlot.objects.update(open_slots=project.overlap)
     version = lifecycle.training_run_execute(
         run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
     lifecycle.model_version_promote(version=version)
+    return version
+
+
+def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that_order(project, tiny):
+    version = _active_model(project, tiny)
     report = comparisons_rescore(project=project, strategy="uncertainty")
     assert report["used"] == "uncertainty" and report["model_version"] == 1 and report["rescored"] == 36
 
@@ -102,11 +108,7 @@ def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that
 
 
 def test_balpm_orders_the_top_batch_by_bald_plus_the_prompt_entropy_term(project, tiny):
-    _labelled(project, tiny, prompts=12, responses=3)
-    QueueSlot.objects.update(open_slots=project.overlap)
-    version = lifecycle.training_run_execute(
-        run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
-    lifecycle.model_version_promote(version=version)
+    version = _active_model(project, tiny)
     report = comparisons_rescore(project=project, strategy="balpm")
     assert report["used"] == "balpm" and report["rescored"] == 36
 

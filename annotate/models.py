@@ -83,6 +83,8 @@ class Project(models.Model):
         UNCERTAINTY = "uncertainty"
         BALD = "bald"
         VARIANCE = "variance"
+        # BALD plus the spread of labelled prompts in feature space (BAL-PM, Melo et al. 2024).
+        BALPM = "balpm", "BAL-PM"
         # Pairs of response sources whose leaderboard intervals overlap most (Chatbot Arena style).
         ARENA = "arena"
 

@@ -9,14 +9,18 @@ fixed seed): the held-out side is the evaluation set, the rest the pool.
 
 Each seed starts from the same random seed set for every strategy, then in
 rounds: an ensemble of M heads (the product's head mode: the default backbone
-frozen, ``features``/``head``/lr/epochs/l2 from ``TrainConfig`` with ``LEARNER``, each
+frozen, ``features``/``head``/lr/epochs/l2 from ``TrainConfig`` with the ``--recipe``'s
+``RECIPES`` entry, each
 member on a bootstrap resample) is trained from scratch on the labels acquired so
 far, scores the unlabelled pool (``acquisition.score``), and a batch is picked
 (``acquisition.select_batch``); only then are those pairs' labels revealed.
 Held-out pairwise accuracy (ties excluded) of the ensemble mean is recorded after
 every training. Strategies are ``acquisition.STRATEGIES`` plus
 ``uncertainty+diverse``: uncertainty ranks, picked greedily with a per-prompt cap
-and a penalty on cosine similarity of the pairs' embedding differences e(a) − e(b).
+and a penalty on cosine similarity of the pairs' embedding differences e(a) − e(b);
+and ``balpm`` (BAL-PM: BALD plus the prompt-entropy term of
+``acquisition.PromptEntropy`` on the backbone's prompt embeddings, the authors' β
+and k).
 
     .venv/bin/python benchmarks/active_learning.py --format hh \\
         --path ../shared/data/hh-rlhf/harmless-base-test.jsonl.gz --seeds 5
@@ -49,9 +53,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -67,6 +71,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 # The importer-based loading and label merging are shared with rm_accuracy.py.
+from benchmarks._al_plot import write_png, write_svg  # noqa: E402
 from benchmarks._labels import PARSERS, LabelledPair, merge_labels  # noqa: E402
 from models_svc.ml import acquisition  # noqa: E402
 from models_svc.ml.config import TrainConfig  # noqa: E402
@@ -75,12 +80,15 @@ from models_svc.ml.evaluate import pairwise_accuracy  # noqa: E402
 from models_svc.ml.heads import Ensemble, make_head  # noqa: E402
 from models_svc.ml.losses import preference_loss  # noqa: E402
 
-STRATEGIES = ("random", "uncertainty", "entropy", "bald", "variance", "uncertainty+diverse")
-# The head recipe docs/active-learning.md was measured with: the last layer alone and
-# L2-normalised raw features (the product's head default until layer averaging and
-# z-scoring became it, +2.4 points on HH). Kept so those figures reproduce; the
-# strategies are compared with each other under one learner either way.
+STRATEGIES = ("random", "uncertainty", "entropy", "bald", "variance", "uncertainty+diverse", "balpm")
+# The head recipe docs/active-learning.md's first tables were measured with: the last
+# layer alone and L2-normalised raw features (the product's head default until layer
+# averaging and z-scoring became it, +2.4 points on HH). Kept so those figures
+# reproduce; the strategies are compared with each other under one learner either way.
 LEARNER = {"layers": 1, "standardize": False}
+# --recipe: "legacy" is LEARNER; "default" is today's head-mode defaults (TrainConfig:
+# last 4 layers averaged, z-scored features, lr 1e-3, 60 epochs, l2 1).
+RECIPES: dict[str, dict[str, Any]] = {"legacy": LEARNER, "default": {}}
 SPLIT_SEED = 0  # the fixed held-out split, as a project keeps it (TrainConfig.split_seed)
 RESULTS = REPO / "benchmarks" / "results"
 
@@ -102,6 +110,9 @@ class SimData:
     eval_a: np.ndarray  # preferred first (or A for a tie)
     eval_b: np.ndarray
     eval_tie: np.ndarray
+    # (items, D′) embedding of each item's prompt alone (BAL-PM's feature space); None
+    # where no strategy needs it.
+    prompt_features: torch.Tensor | None = None
 
 
 class Oracle:
@@ -135,14 +146,16 @@ def item_table(pairs: Sequence[LabelledPair]) -> tuple[list[Item], dict[tuple[st
     return items, index
 
 
-def embed(items: Sequence[Item], cache_dir: Path, threads: int) -> torch.Tensor:
-    """Head-mode features of the items through the product's backbone code and
-    on-disk embedding cache (default backbone, ``TrainConfig`` features)."""
+def embed(items: Sequence[Item], cache_dir: Path, threads: int,
+          learner: dict[str, Any] = LEARNER) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head-mode features of the items, and the embedding of each item's prompt
+    alone, through the product's backbone code and on-disk embedding cache (default
+    backbone, ``TrainConfig`` features with ``learner``)."""
     from models_svc.ml.backbone import Backbone, Embedder, EmbeddingCache
     from models_svc.ml.infer import embed_items
     from models_svc.ml.presets import default_backbone_path
 
-    cfg = TrainConfig(**LEARNER).resolve()
+    cfg = TrainConfig(**learner).resolve()
     torch.set_num_threads(threads)
     backbone = Backbone.load(default_backbone_path(), max_length=cfg.max_length, device="cpu", layers=cfg.layers)
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -157,14 +170,16 @@ def embed(items: Sequence[Item], cache_dir: Path, threads: int) -> torch.Tensor:
             last[0] = time.perf_counter()
             print(f"  embedded {done}/{todo} new texts ({done / max(last[0] - started, 1e-9):.0f}/s)", flush=True)
 
-    feats, _ = embed_items(
-        backbone, embedder, items, features=cfg.features, with_prompts=False, normalize=cfg.normalize, on_progress=progress
+    feats, prompts = embed_items(
+        backbone, embedder, items, features=cfg.features, with_prompts=True, normalize=cfg.normalize, on_progress=progress
     )
-    return feats
+    assert prompts is not None
+    return feats, prompts
 
 
 def build_sim_data(
-    train: Sequence[LabelledPair], held: Sequence[LabelledPair], features: torch.Tensor, index: dict[tuple[str, str], int]
+    train: Sequence[LabelledPair], held: Sequence[LabelledPair], features: torch.Tensor, index: dict[tuple[str, str], int],
+    prompt_features: torch.Tensor | None = None,
 ) -> SimData:
     def item(p: LabelledPair, text: str) -> int:
         return index[(json.dumps(p.conversation, sort_keys=True), text)]
@@ -181,6 +196,7 @@ def build_sim_data(
         eval_a=np.array(ev_first, dtype=int),
         eval_b=np.array(ev_second, dtype=int),
         eval_tie=np.array([p.label == 0 for p in held], dtype=bool),
+        prompt_features=prompt_features,
     )
 
 
@@ -265,8 +281,18 @@ def pick(
     rng: np.random.Generator,
     diversity: float,
     diverse_cap: int,
+    prompt_rows: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[int]:
-    """Indices of the next batch (never an excluded one) by a named strategy."""
+    """Indices of the next batch (never an excluded one) by a named strategy.
+    ``prompt_rows`` (balpm): one feature row per distinct pool prompt, and each
+    pool pair's row."""
+    if strategy == "balpm":
+        if prompt_rows is None:
+            raise ValueError("balpm needs the pool's prompt embeddings (SimData.prompt_features)")
+        points, point_of = prompt_rows
+        labelled = np.bincount(point_of[np.asarray(exclude, dtype=int)], minlength=len(points))
+        entropy = acquisition.PromptEntropy(points, point_of, labelled)
+        return [p.index for p in acquisition.balpm_batch(diffs, k, entropy, exclude=exclude, rng=rng)]
     if strategy != "uncertainty+diverse":
         scores = acquisition.score(strategy, diffs, rng)
         return [p.index for p in acquisition.select_batch(scores, k, exclude=exclude, rng=rng)]
@@ -284,6 +310,24 @@ def pick(
         rng=rng,
     )
     return [p.index for p in picks]
+
+
+def prompt_table(data: SimData) -> tuple[np.ndarray, np.ndarray] | None:
+    """The pool's distinct prompts (first-seen order) as feature rows, and each pool
+    pair's row; None without prompt features."""
+    if data.prompt_features is None:
+        return None
+    rows: dict[str, int] = {}
+    point_of = np.array([rows.setdefault(p, len(rows)) for p in data.pool_prompts], dtype=int)
+    first = np.unique(point_of, return_index=True)[1]
+    return data.prompt_features[data.pool_a[first]].numpy(), point_of
+
+
+def standardized(features: torch.Tensor, used: np.ndarray) -> torch.Tensor:
+    """z-scored features with the statistics of the items trained on, as head mode
+    fits them (``HeadModel.fit_standardization``)."""
+    rows = features[torch.from_numpy(np.unique(used))]
+    return (features - rows.mean(dim=0)) / rows.std(dim=0, correction=0).clamp_min(1e-6)
 
 
 def seed_everything(seed: int) -> None:
@@ -314,6 +358,7 @@ def run_curve(
     seed_everything(seed)
     n_pool = len(data.pool_a)
     pair_embeddings = (data.features[data.pool_a] - data.features[data.pool_b]).numpy()
+    prompt_rows = prompt_table(data) if strategy == "balpm" else None
     # The seed set depends on the seed only, so every strategy starts from the same labels.
     acquired = list(np.random.default_rng([seed, 0]).choice(n_pool, size=min(seed_labels, n_pool), replace=False))
     labels = list(oracle.reveal(acquired))
@@ -323,10 +368,11 @@ def run_curve(
     def retrain(rnd: int, started: float) -> np.ndarray:
         """Fresh ensemble on every label acquired so far; records the point, returns (M, items) rewards."""
         idx = np.array(acquired, dtype=int)
-        heads = train_ensemble(
-            data.features, data.pool_a[idx], data.pool_b[idx], np.array(labels), cfg, seed * 1000 + rnd
-        )
-        rewards = member_rewards(heads, data.features)
+        feats = data.features
+        if cfg.standardize:
+            feats = standardized(feats, np.concatenate([data.pool_a[idx], data.pool_b[idx]]))
+        heads = train_ensemble(feats, data.pool_a[idx], data.pool_b[idx], np.array(labels), cfg, seed * 1000 + rnd)
+        rewards = member_rewards(heads, feats)
         diff = (rewards[:, data.eval_a] - rewards[:, data.eval_b]).mean(axis=0)
         out["labels"].append(len(acquired))
         out["accuracy"].append(pairwise_accuracy(diff, data.eval_tie))
@@ -349,6 +395,7 @@ def run_curve(
             rng=rng,
             diversity=diversity,
             diverse_cap=diverse_cap,
+            prompt_rows=prompt_rows,
         )
         acquired += new
         labels += list(oracle.reveal(new))
@@ -383,8 +430,7 @@ def simulate(
 ) -> dict[str, Any]:
     """Every strategy × seed curve plus the per-strategy summary (the JSON's
     ``strategies`` and ``target_accuracy``)."""
-    out: dict[str, Any] = {}
-    aucs: dict[str, np.ndarray] = {}
+    runs: dict[str, tuple[list, list, float]] = {}
     for strategy in strategies:
         curves = []
         for seed in range(seeds):
@@ -396,8 +442,18 @@ def simulate(
             )
             c = curves[-1]
             log(f"  {strategy:<20} seed {seed}: final {c['accuracy'][-1]:.3f}, {np.mean(c['round_seconds']):.2f} s/round")
-        acc = np.array([c["accuracy"] for c in curves])
-        labels = curves[0]["labels"]
+        runs[strategy] = (curves[0]["labels"], [c["accuracy"] for c in curves],
+                          float(np.mean([s for c in curves for s in c["round_seconds"]])))
+    return summarize(runs)
+
+
+def summarize(runs: dict[str, tuple[list, list, float]]) -> dict[str, Any]:
+    """The per-strategy summary from each strategy's (labels, one accuracy curve per
+    seed, mean s/round); random's final mean is every strategy's target."""
+    out: dict[str, Any] = {}
+    aucs: dict[str, np.ndarray] = {}
+    for strategy, (labels, curves, round_seconds) in runs.items():
+        acc = np.array(curves)
         aucs[strategy] = np.array([normalised_auc(labels, row) for row in acc])
         out[strategy] = {
             "labels": labels,
@@ -408,7 +464,7 @@ def simulate(
             "final_std": float(acc[:, -1].std()),
             "auc_mean": float(aucs[strategy].mean()),
             "auc_std": float(aucs[strategy].std()),
-            "round_seconds": float(np.mean([s for c in curves for s in c["round_seconds"]])),
+            "round_seconds": round_seconds,
         }
     random = out.get("random")
     target = random["final_mean"] if random else None
@@ -445,101 +501,6 @@ def table(result: dict[str, Any]) -> str:
     return "\n".join(rows)
 
 
-# ----------------------------------------------------------------------------- plot
-
-_COLOURS = ("#555555", "#2456a6", "#b3261e", "#1e7b34", "#8a6d00", "#6a3fa0")
-
-
-def write_svg(path: Path, result: dict[str, Any], title: str) -> None:
-    """Accuracy vs labels, mean line and mean ± std band per strategy, random's final
-    mean as a dashed line. Hand-written SVG: the venv has no plotting library."""
-    width, height, left, right, top, bottom = 760, 460, 64, 190, 40, 52
-    series = result["strategies"]
-    xs = [x for s in series.values() for x in s["labels"]]
-    lows = [m - d for s in series.values() for m, d in zip(s["mean"], s["std"], strict=True)]
-    highs = [m + d for s in series.values() for m, d in zip(s["mean"], s["std"], strict=True)]
-    x0, x1 = min(xs), max(max(xs), min(xs) + 1)
-    y0, y1 = math.floor(min(lows) * 50) / 50, math.ceil(max(highs) * 50) / 50
-    y1 = max(y1, y0 + 0.02)
-
-    def sx(x: float) -> float:
-        return left + (x - x0) / (x1 - x0) * (width - left - right)
-
-    def sy(y: float) -> float:
-        return height - bottom - (y - y0) / (y1 - y0) * (height - top - bottom)
-
-    dashed = 'stroke="#555" stroke-dasharray="5 4"'
-    legend_x = f'x1="{width - right + 14}" x2="{width - right + 38}"'
-    parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-        'font-family="sans-serif" font-size="12">',
-        f'<rect width="{width}" height="{height}" fill="white"/>',
-        f'<text x="{left}" y="22" font-size="14" font-weight="bold">{_escape(title)}</text>',
-    ]
-    for i in range(6):
-        y = y0 + (y1 - y0) * i / 5
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{sy(y):.1f}" y2="{sy(y):.1f}" stroke="#e4e7eb"/>')
-        parts.append(f'<text x="{left - 6}" y="{sy(y) + 4:.1f}" text-anchor="end">{y:.3f}</text>')
-    for x in sorted(set(series[next(iter(series))]["labels"])):
-        parts.append(f'<text x="{sx(x):.1f}" y="{height - bottom + 16}" text-anchor="middle" font-size="10">{x}</text>')
-    parts.append(f'<text x="{(left + width - right) / 2}" y="{height - 12}" text-anchor="middle">labels used</text>')
-    parts.append(
-        f'<text x="16" y="{(top + height - bottom) / 2}" text-anchor="middle" '
-        f'transform="rotate(-90 16 {(top + height - bottom) / 2})">held-out pairwise accuracy</text>'
-    )
-    if result.get("target_accuracy") is not None:
-        t = sy(result["target_accuracy"])
-        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{t:.1f}" y2="{t:.1f}" {dashed}/>')
-    for i, (name, s) in enumerate(series.items()):
-        colour = _COLOURS[i % len(_COLOURS)]
-        upper = [f"{sx(x):.1f},{sy(m + d):.1f}" for x, m, d in zip(s["labels"], s["mean"], s["std"], strict=True)]
-        lower = [f"{sx(x):.1f},{sy(m - d):.1f}" for x, m, d in zip(s["labels"], s["mean"], s["std"], strict=True)]
-        band = " ".join(upper + lower[::-1])
-        parts.append(f'<polygon points="{band}" fill="{colour}" fill-opacity="0.10" stroke="none"/>')
-        line = " ".join(f"{sx(x):.1f},{sy(m):.1f}" for x, m in zip(s["labels"], s["mean"], strict=True))
-        parts.append(f'<polyline points="{line}" fill="none" stroke="{colour}" stroke-width="2"/>')
-        ly = top + 16 + 20 * i
-        parts.append(f'<line {legend_x} y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="3"/>')
-        parts.append(f'<text x="{width - right + 44}" y="{ly + 4}">{_escape(name)}</text>')
-    ly = top + 16 + 20 * len(series)
-    parts.append(f'<line {legend_x} y1="{ly}" y2="{ly}" {dashed}/>')
-    parts.append(f'<text x="{width - right + 44}" y="{ly + 4}">random final</text>')
-    parts.append("</svg>")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(parts) + "\n")
-
-
-def write_png(path: Path, result: dict[str, Any], title: str) -> None:
-    """The same plot as ``write_svg`` as a PNG, drawn by matplotlib (the optional
-    ``bench`` extra: ``pip install -e ".[bench]"``)."""
-    try:
-        import matplotlib
-    except ImportError:
-        sys.exit('--out-png needs matplotlib: pip install -e ".[bench]"')
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(8, 4.8), dpi=110)
-    for name, s in result["strategies"].items():
-        mean, std = np.asarray(s["mean"]), np.asarray(s["std"])
-        (line,) = ax.plot(s["labels"], mean, label=name, linewidth=2)
-        ax.fill_between(s["labels"], mean - std, mean + std, color=line.get_color(), alpha=0.15)
-    ax.axhline(result["target_accuracy"], color="#555", linestyle="--", linewidth=1, label="random final")
-    ax.set_xlabel("labels acquired")
-    ax.set_ylabel("held-out pairwise accuracy")
-    ax.set_title(title, fontsize=10)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)
-
-
-def _escape(text: str) -> str:
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-
-
 # ----------------------------------------------------------------------------- main
 
 
@@ -554,6 +515,8 @@ def main() -> None:
     parser.add_argument("--seed-labels", type=int, default=50, help="uniformly drawn labels before the first model")
     parser.add_argument("--eval-fraction", type=float, default=0.2, help="share of prompts held out (fixed split)")
     parser.add_argument("--limit", type=int, help="cap the pool at its first N pairs (file order); held-out stays whole")
+    parser.add_argument("--recipe", choices=sorted(RECIPES), default="legacy",
+                        help="head recipe: legacy (last layer, L2-normalised; the first tables) or default (today's head mode)")
     parser.add_argument("--diversity", type=float, default=0.5, help="uncertainty+diverse: penalty per unit cosine")
     parser.add_argument("--diverse-cap", type=int, default=2, help="uncertainty+diverse: pairs per prompt per batch")
     parser.add_argument("--cache-dir", type=Path, default=RESULTS / "cache")
@@ -562,10 +525,22 @@ def main() -> None:
     parser.add_argument("--out-plot", type=Path, help="SVG file")
     parser.add_argument("--out-png", type=Path, help="PNG file (needs the bench extra: matplotlib)")
     parser.add_argument("--replot", type=Path, help="only redraw the plots from a JSON this script wrote")
+    parser.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                        help="join runs of other strategies on the same data and budget (run side by side) into "
+                             "--out-json: the curves are the runs', the summary is recomputed")
     args = parser.parse_args()
     if args.replot:
         saved = json.loads(args.replot.read_text())
         _plots(args, saved, Path(saved["dataset"]["path"]).name, saved["config"]["seeds"])
+        return
+    if args.merge:
+        if not args.out_json:
+            parser.error("--merge needs --out-json")
+        merged = merge_results(args.merge)
+        merged["command"] = "python benchmarks/active_learning.py " + " ".join(sys.argv[1:])
+        write_json(args.out_json, merged)
+        _plots(args, merged, Path(merged["dataset"]["path"]).name, merged["config"]["seeds"])
+        print(table(merged))
         return
     if not (args.format and args.path):
         parser.error("--format and --path are required (unless --replot)")
@@ -577,18 +552,19 @@ def main() -> None:
         sys.exit(f"{args.path} not found (the shared data folder, see ../shared/data/README.md)")
 
     started = time.perf_counter()
+    uptime_before = _uptime()
     pairs = merge_labels(PARSERS[args.format](args.path))
     train, held = split_by_prompt(pairs, args.eval_fraction, SPLIT_SEED)
     train = train[: args.limit]
     print(f"{args.path.name}: {len(pairs)} pairs after merging repeated judgments", flush=True)
     t0 = time.perf_counter()
     items, index = item_table([*train, *held])
-    features = embed(items, args.cache_dir, args.threads)
+    features, prompt_features = embed(items, args.cache_dir, args.threads, RECIPES[args.recipe])
     embed_s = time.perf_counter() - t0
-    data = build_sim_data(train, held, features, index)
+    data = build_sim_data(train, held, features, index, prompt_features)
     # The heads are tiny: one thread avoids sync overhead and leaves the other core to the machine.
     torch.set_num_threads(1)
-    cfg = TrainConfig(**LEARNER).resolve()
+    cfg = TrainConfig(**RECIPES[args.recipe]).resolve()
     n_pool, n_eval = len(data.pool_a), len(data.eval_a)
     print(
         f"pool {n_pool} pairs, held out {n_eval} ({int(data.eval_tie.sum())} ties, excluded from accuracy); "
@@ -600,6 +576,7 @@ def main() -> None:
         diversity=args.diversity, diverse_cap=args.diverse_cap, log=lambda line: print(line, flush=True),
     )
     result = {
+        "command": "python benchmarks/active_learning.py " + " ".join(sys.argv[1:]),
         "dataset": {
             "format": args.format,
             "path": str(args.path),
@@ -620,6 +597,8 @@ def main() -> None:
             "split_seed": SPLIT_SEED,
             "diversity": args.diversity,
             "diverse_cap": args.diverse_cap,
+            "recipe": args.recipe,
+            "balpm": {"beta": acquisition.BALPM_BETA, "neighbours": acquisition.BALPM_NEIGHBOURS},
             "head": {
                 k: getattr(cfg, k)
                 for k in ("features", "layers", "standardize", "head", "ensemble_size", "bootstrap", "lr", "epochs",
@@ -629,6 +608,8 @@ def main() -> None:
         },
         **result,
         "wall_seconds": round(time.perf_counter() - started, 1),
+        "uptime_before": uptime_before,
+        "uptime_after": _uptime(),
     }
     print(f"\nrandom's final mean accuracy: {result['target_accuracy']}")
     print(table(result))
@@ -636,13 +617,55 @@ def main() -> None:
     if args.out_json:
         write_json(args.out_json, result)
     _plots(args, result, args.path.name, args.seeds)
+    print(json.dumps({"dataset": args.path.name, "recipe": args.recipe, "target_accuracy": result["target_accuracy"],
+                      "ratio_to_random": {n: s["ratio_to_random"] for n, s in result["strategies"].items()},
+                      "auc_vs_random": {n: s["auc_vs_random_mean"] for n, s in result["strategies"].items()},
+                      "wall_seconds": result["wall_seconds"]}))
+
+
+def merge_results(paths: Sequence[Path]) -> dict[str, Any]:
+    """Results files of one dataset, budget and recipe, each with other strategies,
+    as one (a strategy's curves do not depend on which others ran beside it). The
+    timing files' s/round, load and wall times come along."""
+    results = [json.loads(p.read_text()) for p in paths]
+    timings = [json.loads(p.with_suffix(".timing.json").read_text()) for p in paths]
+    first = results[0]
+    for path, r in zip(paths, results, strict=True):
+        if (r["dataset"], r["config"]) != (first["dataset"], first["config"]):
+            raise ValueError(f"{path}: another dataset, budget or recipe than {paths[0]}; only like runs merge")
+    runs: dict[str, tuple[list, list, float]] = {}
+    for path, r, t in zip(paths, results, timings, strict=True):
+        for name, s in r["strategies"].items():
+            if name in runs:
+                raise ValueError(f"{path}: strategy {name!r} is in two of the files")
+            runs[name] = (s["labels"], s["accuracy"], t["round_seconds"][name])
+    return {
+        "command": "",
+        "merged_from": [r["command"] for r in results],
+        "dataset": first["dataset"],
+        "config": first["config"],
+        **summarize(runs),
+        "wall_seconds": sum(t["wall_seconds"] for t in timings),
+        "uptime_before": [t["uptime_before"] for t in timings],
+        "uptime_after": [t["uptime_after"] for t in timings],
+    }
+
+
+def _uptime() -> str:
+    """``uptime``'s line (the machine's load), for the timing file beside the results."""
+    try:
+        return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
+    except OSError:
+        return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:
-    """The results to ``path``, the wall-clock timings beside it (``*.timing.json``):
-    a rerun of the same command then writes an identical results file."""
+    """The results to ``path``, the wall-clock timings and the machine's load beside
+    it (``*.timing.json``): a rerun of the same command then writes an identical
+    results file."""
     result = json.loads(json.dumps(result))
-    timing = {"wall_seconds": result.pop("wall_seconds", None),
+    timing = {"uptime_before": result.pop("uptime_before", None), "uptime_after": result.pop("uptime_after", None),
+              "wall_seconds": result.pop("wall_seconds", None),
               "embed_seconds": result.get("config", {}).pop("embed_seconds", None),
               "round_seconds": {name: s.pop("round_seconds", None) for name, s in result["strategies"].items()}}
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -24,7 +24,7 @@ from .ml import acquisition
 from .models import ModelVersion, RewardSettings
 from .services.scoring import load_model
 
-MODEL_STRATEGIES = ("uncertainty", "bald", "variance")
+MODEL_STRATEGIES = ("uncertainty", "bald", "variance", "balpm")
 RESOLVED_DELTA = 0.3  # |p̄ − ½| beyond which a pair counts as settled …
 RESOLVED_MIN_LABELS = 2  # … once it has this many labels
 PER_PROMPT_CAP = 3  # at most this many of one prompt's pairs in the top batch
@@ -108,15 +108,17 @@ def _model_order(project: Project, active: ModelVersion, strategy: str, pool: _P
     greedy top batch followed by the rest by score. Adds timings and the score
     histogram to ``report``."""
     diffs = _member_differences(project, active, pool.rows, report)
-    scores = acquisition.score(strategy, diffs, rng)
+    scores = acquisition.score("bald" if strategy == "balpm" else strategy, diffs, rng)
     # Successive elimination: a settled prompt's pairs go to the back of the queue.
     settled = acquisition.resolved_prompts(acquisition.mean_probability(diffs), pool.labels, pool.prompts,
                                            delta=RESOLVED_DELTA, min_labels=RESOLVED_MIN_LABELS)
     scores = np.where([p in settled for p in pool.prompts], scores - 1e6, scores)
     report["used"] = strategy
     report["settled_prompts"] = len(settled)
+    entropy = _prompt_entropy(active, pool) if strategy == "balpm" else None
     picks = acquisition.select_batch(scores, min(TOP_BATCH, len(pool)), prompt_ids=pool.prompts,
-                                     per_prompt_cap=PER_PROMPT_CAP, rng=rng)
+                                     per_prompt_cap=PER_PROMPT_CAP, rng=rng, entropy=entropy,
+                                     beta=acquisition.BALPM_BETA)
     head = [p.index for p in picks]
     rest = np.setdiff1d(np.argsort(-scores, kind="stable"), head, assume_unique=True)
     rest = rest[np.argsort(-scores[rest], kind="stable")]
@@ -125,6 +127,20 @@ def _model_order(project: Project, active: ModelVersion, strategy: str, pool: _P
         counts, edges = np.histogram(live, bins=10)
         report["score_histogram"], report["score_edges"] = counts.tolist(), edges.tolist()
     return np.concatenate([np.array(head, dtype=int), rest])
+
+
+def _prompt_entropy(active: ModelVersion, pool: _Pool) -> acquisition.PromptEntropy:
+    """BAL-PM's prompt-entropy term over the open pairs' prompts and the labelled
+    ones, each labelled prompt counted once per human label, in the active model's
+    backbone space. It orders the top batch; the rest follows by BALD."""
+    from annotate.models import Prompt
+
+    ids = sorted(set(pool.prompts) | {p for p, n in pool.per_prompt.items() if n})
+    row = {p: i for i, p in enumerate(ids)}
+    conversations = dict(Prompt.objects.filter(pk__in=ids).values_list("id", "conversation"))
+    points = load_model(active).prompt_embeddings([conversations[p] for p in ids])
+    counts = np.array([pool.per_prompt.get(p, 0) for p in ids], dtype=np.int64)
+    return acquisition.PromptEntropy(points, np.array([row[p] for p in pool.prompts]), counts)
 
 
 def _member_differences(project: Project, active: ModelVersion, rows: list[tuple], report: dict) -> np.ndarray:

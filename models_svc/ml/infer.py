@@ -219,6 +219,13 @@ class RewardModel:
             criteria={k: crit_mean[:, j].numpy() for j, k in enumerate(self.criteria)},
         )
 
+    @torch.inference_mode()
+    def prompt_embeddings(self, conversations: Sequence[Sequence[Message]]) -> np.ndarray:
+        """(N, dim) backbone embeddings of the prompts alone (BAL-PM's feature space),
+        through the embedding cache."""
+        text = self.backbone.text
+        return self.embedder.embed([text.format_prompt(c) for c in conversations])
+
     def _head_outputs(self, feats: torch.Tensor, prompts: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
         assert self.head is not None
         rewards, criteria = [], []

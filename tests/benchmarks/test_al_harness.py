@@ -54,6 +54,11 @@ def synthetic(al, seed: int = 0, items: int = 60, pool: int = 48, held: int = 30
     pa, pb, pl = pairs(pool)
     pl[:4] = 0  # a few ties in the pool
     ea, eb, el = pairs(held)
+    # Each item's prompt embedding (BAL-PM's space): one vector per pool prompt, shared by its items.
+    prompt_of_item = np.zeros(items, dtype=int)
+    prompt_of_item[pa] = np.arange(pool) // 2
+    prompt_of_item[pb] = np.arange(pool) // 2
+    prompt_vectors = torch.randn(pool // 2 + 1, 8, generator=torch.Generator().manual_seed(seed + 2))
     return al.SimData(
         features=x,
         pool_a=pa,
@@ -63,6 +68,7 @@ def synthetic(al, seed: int = 0, items: int = 60, pool: int = 48, held: int = 30
         eval_a=np.where(el < 0, eb, ea),
         eval_b=np.where(el < 0, ea, eb),
         eval_tie=np.zeros(held, dtype=bool),
+        prompt_features=prompt_vectors[prompt_of_item],
     )
 
 
@@ -87,16 +93,17 @@ def test_curves_have_one_point_per_round_and_documented_keys(al, cfg):
     json.dumps(result)  # the JSON the CLI writes
 
 
-def test_labels_are_revealed_only_for_acquired_pairs(al, cfg):
+@pytest.mark.parametrize("strategy", ["uncertainty", "balpm"])
+def test_labels_are_revealed_only_for_acquired_pairs(al, cfg, strategy):
     data = synthetic(al, seed=3)
     oracle = al.Oracle(data.pool_labels)
-    curve = al.run_curve(data, "uncertainty", 0, seed_labels=8, batch=6, rounds=3, cfg=cfg, oracle=oracle)
+    curve = al.run_curve(data, strategy, 0, seed_labels=8, batch=6, rounds=3, cfg=cfg, oracle=oracle)
     assert len(oracle.revealed) == len(set(oracle.revealed)) == curve["labels"][-1] == 26
     # Flip every label the learner was never shown: the run must not change at all.
     hidden = np.setdiff1d(np.arange(len(data.pool_a)), oracle.revealed)
     flipped = data.pool_labels.copy()
     flipped[hidden] = -flipped[hidden]
-    again = al.run_curve(dataclasses.replace(data, pool_labels=flipped), "uncertainty", 0,
+    again = al.run_curve(dataclasses.replace(data, pool_labels=flipped), strategy, 0,
                          seed_labels=8, batch=6, rounds=3, cfg=cfg)
     assert again["accuracy"] == curve["accuracy"]
 
@@ -146,8 +153,9 @@ def _pandalm_file(al, tmp_path, monkeypatch, n: int, per_prompt: int) -> Path:
     ]
     source = tmp_path / "pandalm.json"
     source.write_text(json.dumps(rows))
-    monkeypatch.setattr(al, "embed", lambda items, cache_dir, threads: torch.nn.functional.normalize(
-        torch.randn(len(items), 8, generator=torch.Generator().manual_seed(0)), dim=-1))
+    monkeypatch.setattr(al, "embed", lambda items, cache_dir, threads, learner: (
+        torch.nn.functional.normalize(torch.randn(len(items), 8, generator=torch.Generator().manual_seed(0)), dim=-1),
+        torch.randn(len(items), 4, generator=torch.Generator().manual_seed(1))))
     return source
 
 
@@ -163,9 +171,9 @@ def test_cli_writes_json_svg_and_png(al, tmp_path, monkeypatch):
     ])
     al.main()  # sets one thread, as the fixture does
     report = json.loads(out_json.read_text())
-    assert set(report) == {"dataset", "config", "strategies", "target_accuracy"}
+    assert set(report) == {"command", "dataset", "config", "strategies", "target_accuracy"}
     timing = json.loads((tmp_path / "r.timing.json").read_text())
-    assert set(timing) == {"wall_seconds", "embed_seconds", "round_seconds"} and set(timing["round_seconds"]) == {"random", "bald"}
+    assert set(timing) == {"uptime_before", "uptime_after", "wall_seconds", "embed_seconds", "round_seconds"} and set(timing["round_seconds"]) == {"random", "bald"}
     assert report["dataset"]["pairs"] == 40 and report["dataset"]["pool"] + report["dataset"]["eval"] == 40
     assert set(report["strategies"]) == {"random", "bald"}
     assert out_svg.read_text().startswith("<svg")
@@ -176,7 +184,7 @@ def test_cli_writes_json_svg_and_png(al, tmp_path, monkeypatch):
     assert (tmp_path / "again.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_two_runs_of_variance_and_uncertainty_write_identical_json(al, tmp_path, monkeypatch):
+def test_two_runs_of_variance_uncertainty_and_balpm_write_identical_json(al, tmp_path, monkeypatch):
     """Issue #20, fix 6: the same command twice gives the same file, byte for byte,
     whatever state the global generators are in (timings go to a file of their own)."""
     import random
@@ -187,17 +195,17 @@ def test_two_runs_of_variance_and_uncertainty_write_identical_json(al, tmp_path,
         random.seed(run)
         np.random.seed(run)
         torch.manual_seed(run)
-        out = tmp_path / f"run{run}.json"
+        out = tmp_path / "run.json"  # the same command twice: the file holds the command
         monkeypatch.setattr(sys, "argv", [
             "active_learning.py", "--format", "pandalm", "--path", str(source), "--seeds", "2", "--rounds", "3",
-            "--batch", "5", "--seed-labels", "6", "--eval-fraction", "0.3", "--strategies", "variance,uncertainty",
+            "--batch", "5", "--seed-labels", "6", "--eval-fraction", "0.3", "--strategies", "variance,uncertainty,balpm",
             "--cache-dir", str(tmp_path / "cache"), "--out-json", str(out),
         ])
         al.main()
         outputs.append(out.read_bytes())
     assert outputs[0] == outputs[1]
     report = json.loads(outputs[0])
-    assert set(report["strategies"]) == {"variance", "uncertainty"}
+    assert set(report["strategies"]) == {"variance", "uncertainty", "balpm"}
     assert all(len(c) == 4 for s in report["strategies"].values() for c in s["accuracy"])
 
 
@@ -206,3 +214,44 @@ def test_the_table_does_not_call_a_run_without_random_not_reached(al, cfg):
     result = al.simulate(synthetic(al), ["variance"], 1, seed_labels=8, batch=6, rounds=1, cfg=cfg)
     row = al.table(result).splitlines()[-1]
     assert result["target_accuracy"] is None and "no random run" in row and "not reached" not in row
+
+
+def test_default_recipe_z_scores_with_the_trained_items_statistics(al, tmp_path):
+    features = torch.tensor([[1.0, 10.0], [3.0, 10.0], [100.0, -5.0]])
+    z = al.standardized(features, np.array([0, 1, 1]))  # trained on items 0 and 1 only
+    assert torch.allclose(z[:2, 0], torch.tensor([-1.0, 1.0])) and torch.allclose(z[2], torch.tensor([98.0, -15e6]))
+    cfg = TrainConfig(backbone=str(tmp_path), epochs=3, **al.RECIPES["default"]).resolve()
+    assert (cfg.layers, cfg.standardize) == (4, True)
+    result = al.simulate(synthetic(al), ["random", "balpm"], 1, seed_labels=8, batch=6, rounds=1, cfg=cfg)
+    assert all(0.0 <= a <= 1.0 for s in result["strategies"].values() for c in s["accuracy"] for a in c)
+
+
+def test_runs_of_other_strategies_merge_into_the_run_of_all_of_them(al, tmp_path, monkeypatch):
+    """HH's table is run in two halves side by side; the merged file must be the one
+    a single run would write (the curves are the same, the summary recomputed)."""
+    source = _pandalm_file(al, tmp_path, monkeypatch, 50, per_prompt=2)
+
+    def run(strategies: str, out: Path) -> dict:
+        monkeypatch.setattr(sys, "argv", [
+            "active_learning.py", "--format", "pandalm", "--path", str(source), "--seeds", "2", "--rounds", "2",
+            "--batch", "5", "--seed-labels", "6", "--eval-fraction", "0.3", "--strategies", strategies,
+            "--cache-dir", str(tmp_path / "cache"), "--out-json", str(out),
+        ])
+        al.main()
+        return json.loads(out.read_text())
+
+    whole = run("random,bald,balpm", tmp_path / "whole.json")
+    run("balpm", tmp_path / "b.json")
+    run("random,bald", tmp_path / "a.json")
+    monkeypatch.setattr(sys, "argv", ["active_learning.py", "--merge", str(tmp_path / "a.json"), str(tmp_path / "b.json"),
+                                      "--out-json", str(tmp_path / "merged.json")])
+    al.main()
+    merged = json.loads((tmp_path / "merged.json").read_text())
+    assert len(merged.pop("merged_from")) == 2
+    assert {k: v for k, v in merged.items() if k != "command"} == {k: v for k, v in whole.items() if k != "command"}
+    # The balpm-only half has no target; merged with random it gets one.
+    assert json.loads((tmp_path / "b.json").read_text())["target_accuracy"] is None
+    monkeypatch.setattr(sys, "argv", ["active_learning.py", "--merge", str(tmp_path / "a.json"), str(tmp_path / "whole.json"),
+                                      "--out-json", str(tmp_path / "bad.json")])
+    with pytest.raises(ValueError, match="strategy 'random' is in two of the files"):
+        al.main()

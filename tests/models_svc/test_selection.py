@@ -73,12 +73,18 @@ def test_a_rescore_writes_only_the_priorities_that_changed(project):
         assert not [q for q in ctx.captured_queries if q["sql"].startswith('UPDATE "annotate_queueslot"')]
 
 
-def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that_order(project, tiny):
+def _active_model(project, tiny):
+    """12 labelled prompts × 3 pairs, all open, and a promoted model trained on them."""
     _labelled(project, tiny, prompts=12, responses=3)
     QueueSlot.objects.update(open_slots=project.overlap)
     version = lifecycle.training_run_execute(
         run_id=lifecycle.training_run_enqueue(project=project, overrides=_fast()).pk).version
     lifecycle.model_version_promote(version=version)
+    return version
+
+
+def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that_order(project, tiny):
+    version = _active_model(project, tiny)
     report = comparisons_rescore(project=project, strategy="uncertainty")
     assert report["used"] == "uncertainty" and report["model_version"] == 1 and report["rescored"] == 36
 
@@ -99,6 +105,33 @@ def test_uncertainty_priorities_follow_the_model_and_the_queue_hands_out_in_that
     Membership.objects.create(project=project, user=annotator, role=Role.ANNOTATOR)
     a = queue.assignment_lease(project=project, annotator=annotator, kind="pairwise")
     assert a.comparison_id == top.pk
+
+
+def test_balpm_orders_the_top_batch_by_bald_plus_the_prompt_entropy_term(project, tiny):
+    version = _active_model(project, tiny)
+    report = comparisons_rescore(project=project, strategy="balpm")
+    assert report["used"] == "balpm" and report["rescored"] == 36
+
+    # By hand: BALD of every pair, plus β × its prompt's entropy term; labelled prompts
+    # count once per human label.
+    from annotate.models import HUMAN_SOURCES, Judgment
+
+    model = scoring.load_model(version)
+    pairs = list(Comparison.objects.select_related("prompt", "response_a", "response_b").order_by("id"))
+    items = [(c.prompt.conversation, r.text) for c in pairs for r in (c.response_a, c.response_b)]
+    members = model.score_items(items).members
+    bald = acquisition.score("bald", members[:, 0::2] - members[:, 1::2])
+    prompts = sorted({c.prompt_id for c in pairs})
+    convs = {c.prompt_id: c.prompt.conversation for c in pairs}
+    labels = Judgment.objects.filter(comparison__project=project, source__in=HUMAN_SOURCES)
+    counts = np.array([labels.filter(comparison__prompt_id=p).count() for p in prompts])
+    assert counts.sum() > 0
+    entropy = acquisition.PromptEntropy(model.prompt_embeddings([convs[p] for p in prompts]),
+                                        np.array([prompts.index(c.prompt_id) for c in pairs]), counts)
+    combined = bald + acquisition.BALPM_BETA * entropy.terms
+    priority = dict(QueueSlot.objects.values_list("pk", "priority"))
+    top = max(pairs, key=lambda c: priority[c.pk])
+    assert combined[pairs.index(top)] == pytest.approx(combined.max())
 
 
 def _priorities(project, n_prompts=5):

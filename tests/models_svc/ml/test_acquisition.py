@@ -113,3 +113,86 @@ def test_exact_ties_are_broken_by_the_seeded_generator():
     other = [p.index for p in acq.select_batch(scores, 5, rng=np.random.default_rng(8))]
     assert first == again and first != other and first != [0, 1, 2, 3, 4]
     assert [p.index for p in acq.select_batch(scores, 3)] == [0, 1, 2]  # no generator: the first ones
+
+
+# ----------------------------------------------------------------------------- BAL-PM
+
+
+def _prompt_cloud(seed: int = 0, n: int = 40, dim: int = 8) -> np.ndarray:
+    return np.random.default_rng(seed).normal(size=(n, dim))
+
+
+def test_digamma_of_integers_by_hand():
+    gamma = 0.5772156649015329
+    assert acq._digamma_of_integers(np.array([1, 2, 4])) == pytest.approx([-gamma, 1 - gamma, 1 + 1 / 2 + 1 / 3 - gamma])
+
+
+def test_entropy_term_prefers_a_far_prompt_over_a_near_duplicate_of_a_labelled_one():
+    points = _prompt_cloud()
+    points[1] = points[0] + 1e-3  # prompt 1 is a near duplicate of prompt 0 …
+    points[2] = points[0] + 6.0  # … prompt 2 lies far from every other one
+    counts = np.zeros(len(points), dtype=int)
+    counts[0] = 1  # prompt 0 is labelled
+    entropy = acq.PromptEntropy(points, np.arange(len(points)), counts, k=3)
+    terms = entropy.terms
+    assert terms[2] > terms[1] and terms[2] == terms.max()
+    # Same epistemic score everywhere: the far prompt is picked first, the duplicate never early.
+    diffs = np.zeros((4, len(points)))
+    picks = acq.balpm_batch(diffs, 5, acq.PromptEntropy(points, np.arange(len(points)), counts, k=3),
+                            exclude=[0], rng=np.random.default_rng(0))
+    order = [p.index for p in picks]
+    assert order[0] == 2 and 1 not in order
+
+
+def test_each_pick_updates_the_terms_so_a_batch_spreads_over_prompts():
+    # Prompts on a line, prompt 0 a little apart at one end: the largest radius, so its
+    # pairs (0–3) have the best term. Equal BALD everywhere.
+    points = np.array([[-1.5], *([float(i)] for i in range(1, 20))])
+    point_of = np.array([0, 0, 0, 0, *range(1, 20)])
+    entropy = acq.PromptEntropy(points, point_of, np.zeros(20, dtype=int), k=3)
+    before = entropy.terms.copy()
+    margin = before[0] - np.sort(before)[-5]  # over the best pair of another prompt
+    assert 0 < margin < 1  # less than one label's worth: ψ(2) − ψ(1) = 1
+    entropy.add(0)  # one label on prompt 0
+    assert np.all(entropy.terms[[1, 2, 3]] == before[[1, 2, 3]] - 1.0) and entropy.counts[0] == 1
+    # A static ranking would take all four pairs of prompt 0; the greedy update takes one.
+    picks = acq.balpm_batch(np.zeros((4, len(point_of))), 4, acq.PromptEntropy(
+        points, point_of, np.zeros(20, dtype=int), k=3), rng=np.random.default_rng(0))
+    chosen = [point_of[p.index] for p in picks]
+    assert chosen[0] == 0 and chosen.count(0) == 1
+
+
+def test_balpm_with_beta_zero_is_balds_ranking():
+    rng = np.random.default_rng(3)
+    diffs = rng.normal(scale=2.0, size=(4, 60))
+    points, point_of = _prompt_cloud(2, n=30), rng.integers(0, 30, 60)
+    counts = np.bincount(point_of[:10], minlength=30)
+    bald = [p.index for p in acq.select_batch(acq.score("bald", diffs), 15, exclude=range(10),
+                                              rng=np.random.default_rng(9))]
+    zero = [p.index for p in acq.balpm_batch(diffs, 15, acq.PromptEntropy(points, point_of, counts), beta=0.0,
+                                             exclude=range(10), rng=np.random.default_rng(9))]
+    with_entropy = [p.index for p in acq.balpm_batch(diffs, 15, acq.PromptEntropy(points, point_of, counts),
+                                                     beta=1.0, exclude=range(10), rng=np.random.default_rng(9))]
+    assert zero == bald and with_entropy != bald
+
+
+def test_balpm_is_deterministic_given_the_generator():
+    rng = np.random.default_rng(4)
+    diffs = np.zeros((4, 50))  # every BALD score ties: only the entropy term and the generator decide
+    points, point_of = _prompt_cloud(5, n=25), np.repeat(np.arange(25), 2)
+
+    def run(seed: int) -> list[int]:
+        entropy = acq.PromptEntropy(points, point_of, np.zeros(25, dtype=int))
+        return [p.index for p in acq.balpm_batch(diffs, 12, entropy, rng=np.random.default_rng(seed))]
+
+    assert run(7) == run(7)
+    assert len(set(rng.permutation(3))) == 3  # (the module's own generator is untouched by the calls above)
+
+
+def test_prompt_entropy_rejects_mismatched_inputs():
+    with pytest.raises(ValueError, match="one entry per prompt"):
+        acq.PromptEntropy(np.zeros((3, 2)), np.array([0, 1]), np.zeros(2, dtype=int))
+    with pytest.raises(ValueError, match="index into the prompts"):
+        acq.PromptEntropy(np.zeros((3, 2)), np.array([0, 3]), np.zeros(3, dtype=int))
+    with pytest.raises(ValueError, match="non-empty"):
+        acq.PromptEntropy(np.zeros((0, 2)), np.array([], dtype=int), np.zeros(0, dtype=int))

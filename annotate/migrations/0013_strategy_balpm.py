@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('annotate', '0011_queueslot'),
+        ('annotate', '0012_ratingslot_rankingslot'),
     ]
 
     operations = [

@@ -354,6 +354,9 @@ def main() -> None:
 
 def _bench(args: argparse.Namespace, data_dir: str) -> bool:
     env = _web.server_env(data_dir)
+    # One persistent connection, not the pool: the PostgreSQL CPU is read from the
+    # backend of pg_backend_pid(), which must be the one every request then uses.
+    env["PREFLAB_DB_POOL_SIZE"] = "0"
     _web.prepare(env)
     report = _web.report_header("profile_requests")
     project, tokens, criteria = _prepare(args)

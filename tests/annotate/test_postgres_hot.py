@@ -70,8 +70,11 @@ def test_a_thousand_leases_and_submits_update_the_queue_mostly_hot(postgres, pro
             served += 1
     updates, hot = _settled(before, at_least=served)
 
-    # one write per lease (a submit leaves the counter alone)
-    assert updates == served
+    # one write per lease (a submit leaves the counter alone: two writes per cycle
+    # would give 2,000). The statistics are table-wide, so another backend's pending
+    # counts (an earlier test's pooled connection flushes up to 10 s after it went
+    # idle) can land inside the window: a few percent over, never double.
+    assert served <= updates < served * 1.1, (updates, served)
     # A pair is leased three times in a row (overlap 3, one index order): 3 → 2 and
     # 2 → 1 change no indexed column; 1 → 0 takes the row out of the partial index
     # (is_open changes), which HOT cannot do. So at most 2/3 are HOT; measured 0.57
@@ -101,7 +104,7 @@ def test_a_thousand_rating_leases_and_submits_update_their_queue_mostly_hot(post
             served += 1
     updates, hot = _settled(before, at_least=served, table=table)
 
-    assert updates == served  # one write per lease, none on the wide response rows
+    assert served <= updates < served * 1.1, (updates, served)  # one write per lease (see above), none on the wide rows
     # as for pairs: each response is leased three times in a row (one index order),
     # and only the 1 → 0 step takes it out of the partial index
     assert hot / updates > 0.5, (hot, updates)

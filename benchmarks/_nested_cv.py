@@ -17,7 +17,6 @@ import dataclasses
 import json
 import math
 import os
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -214,8 +213,9 @@ def table(result: dict[str, Any]) -> str:
 
 def machine_state() -> dict[str, Any]:
     """The command line and the machine's load, for the results file."""
-    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
-    return {"command": " ".join([Path(sys.executable).name, *sys.argv]), "uptime": uptime,
+    from benchmarks._machine import uptime
+
+    return {"command": " ".join([Path(sys.executable).name, *sys.argv]), "uptime": uptime(),
             "load_average": list(os.getloadavg())}
 
 

@@ -55,7 +55,6 @@ import argparse
 import json
 import os
 import random
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -73,6 +72,7 @@ import torch  # noqa: E402
 # The importer-based loading and label merging are shared with rm_accuracy.py.
 from benchmarks._al_plot import write_png, write_svg  # noqa: E402
 from benchmarks._labels import PARSERS, LabelledPair, merge_labels  # noqa: E402
+from benchmarks._machine import uptime as _uptime  # noqa: E402
 from models_svc.ml import acquisition  # noqa: E402
 from models_svc.ml.config import TrainConfig  # noqa: E402
 from models_svc.ml.data import split_by_prompt  # noqa: E402
@@ -649,14 +649,6 @@ def merge_results(paths: Sequence[Path]) -> dict[str, Any]:
         "uptime_before": [t["uptime_before"] for t in timings],
         "uptime_after": [t["uptime_after"] for t in timings],
     }
-
-
-def _uptime() -> str:
-    """``uptime``'s line (the machine's load), for the timing file beside the results."""
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
 def write_json(path: Path, result: dict[str, Any]) -> None:

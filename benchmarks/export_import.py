@@ -36,6 +36,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from benchmarks._machine import uptime as _uptime  # noqa: E402
+
 FORBIDDEN_DATABASES = {"preflab", "test_preflab"}  # shared with other people's work on this machine
 ANNOTATORS = 20
 RESPONSES_PER_PROMPT = 3  # → 3 pairs per prompt
@@ -44,7 +48,6 @@ WORDS = ("the model answers with a short and careful explanation of the question
 
 
 def _setup_django() -> None:
-    sys.path.insert(0, str(REPO))
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "preflab.settings")
     import django
 
@@ -70,10 +73,6 @@ def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, float]:
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{' '.join(cmd)} failed:\n{out}")
     return elapsed, usage.ru_maxrss // 1024, out.strip(), round(usage.ru_utime + usage.ru_stime, 1)
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
 
 
 def _text(rng: random.Random, words: int) -> str:

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -47,6 +46,7 @@ from scipy.stats import kendalltau
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks._machine import uptime as _uptime  # noqa: E402
 from models_svc.ml.leaderboard import count_vote, leaderboard, most_informative_pair, plan_votes  # noqa: E402
 
 DATA = Path(os.environ.get("PREFLAB_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -326,13 +326,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         args.out_json.parent.mkdir(parents=True, exist_ok=True)
         args.out_json.write_text(json.dumps(result, indent=1))
     return result
-
-
-def _uptime() -> str:
-    try:
-        return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
-    except OSError:
-        return ""
 
 
 if __name__ == "__main__":

@@ -50,7 +50,6 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -65,6 +64,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks._labels import PARSERS, load_pairs, to_pair_example  # noqa: E402
+from benchmarks._machine import uptime as _uptime  # noqa: E402
 from dataio.imports.parsers.finegrained import FINEGRAINED_ERROR_TYPES  # noqa: E402
 from models_svc.ml import evaluate  # noqa: E402
 from models_svc.ml.config import TrainConfig  # noqa: E402
@@ -237,10 +237,6 @@ def print_tables(name: str, source: str, summary: dict[str, dict[str, Any]]) -> 
         cells = [f"{r['bin']} {r['n']} {r['mean_p']:.2f}→{r['observed']:.2f}" for r in entry["reliability"]
                  if r["mean_p"] >= 0.5]
         print(f"  {variant:<12} " + " | ".join(cells))
-
-
-def _uptime() -> str:
-    return subprocess.run(["uptime"], capture_output=True, text=True, check=False).stdout.strip()
 
 
 def main(argv: Sequence[str] | None = None) -> dict[str, Any]:

@@ -12,7 +12,8 @@ answers 503 with the message, and pages show it (``preflab.queue_errors``).
 lost), after ``PREFLAB_JOB_PICKUP_MINUTES``.
 
 ``task_call`` is the one synchronous case: the request publishes at once, waits a
-bounded time on the result store, and on time-out revokes the task and answers 504.
+bounded time on the result store, and on time-out revokes the task and answers 504;
+the queue lost during the wait answers 503 (``QUEUE_LOST``, or the caller's message).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from .models import BackgroundJob
 log = logging.getLogger(__name__)
 
 QUEUE_UNREACHABLE = "the job queue is unreachable; try again"
+QUEUE_LOST = ("the job queue was lost while this request waited for the answer, so the request was withdrawn; "
+              "try again later")
 
 
 class JobQueueUnavailable(APIException):
@@ -71,7 +74,7 @@ class JobTimedOut(APIException):
     default_code = "job_timed_out"
 
 
-def task_call(*, task, args: tuple = (), wait_s: float, timeout_detail: str):
+def task_call(*, task, args: tuple = (), wait_s: float, timeout_detail: str, lost_detail: str = QUEUE_LOST):
     """Run ``task(*args)`` in a worker and return its result, waiting at most ``wait_s``.
 
     Published at once, not on commit: the caller waits for the answer, so it must not
@@ -79,9 +82,12 @@ def task_call(*, task, args: tuple = (), wait_s: float, timeout_detail: str):
     expires with the wait, so a worker that starts later drops it instead of doing
     work nobody reads. An exception raised by the task is raised here. A publish that
     fails raises ``JobQueueUnavailable``; no answer in time revokes the task and raises
-    ``JobTimedOut(timeout_detail)``. A task already running is left to finish: callers
-    bound its work (the scoring caps), and killing the process would throw away what
-    it has loaded (a model) for the next call.
+    ``JobTimedOut(timeout_detail)``. The result store or broker lost during the wait
+    (Redis stopped after the publish) revokes the task where the broker still answers
+    and raises ``JobQueueUnavailable(lost_detail)``, as does a time-out whose revoke
+    cannot reach the broker: a 503 either way, not a 500. A task already running is
+    left to finish: callers bound its work (the scoring caps), and killing the process
+    would throw away what it has loaded (a model) for the next call.
     """
     from celery.exceptions import TimeoutError as ResultTimeout
 
@@ -95,17 +101,40 @@ def task_call(*, task, args: tuple = (), wait_s: float, timeout_detail: str):
         log.warning("could not queue %s: %s", task.name, exc, exc_info=True)
         raise JobQueueUnavailable() from exc
     try:
-        # interval: how often a polling result store (the files of the embedded default) is read
-        return result.get(timeout=wait_s, interval=0.05)
-    except ResultTimeout:
-        log.warning("%s %s gave no answer in %s s; revoking it", task.name, result.id, wait_s)
         try:
-            task.app.control.revoke(result.id)
-        except Exception:  # the message expires anyway; a revoke that cannot be sent changes nothing
-            log.warning("could not revoke %s", result.id, exc_info=True)
-        raise JobTimedOut(timeout_detail) from None
+            # propagate=False: the task's own exception comes back as the value and is
+            # raised below, so anything get() raises is the result store's (or broker's)
+            # interval: how often a polling result store (the files of the embedded default) is read
+            value = result.get(timeout=wait_s, interval=0.05, propagate=False)
+        except ResultTimeout:
+            log.warning("%s %s gave no answer in %s s; revoking it", task.name, result.id, wait_s)
+            if not _revoke(task, result.id):
+                raise JobQueueUnavailable(lost_detail) from None
+            raise JobTimedOut(timeout_detail) from None
+        except Exception as exc:  # Redis stopped or unreachable mid-wait: celery gives up reconnecting
+            # (and logs that the app must be restarted; it need not: the next wait subscribes afresh)
+            log.warning("%s %s: the result store or broker was lost while waiting for its answer (%s); revoking it",
+                        task.name, result.id, exc, exc_info=True)
+            _revoke(task, result.id)
+            raise JobQueueUnavailable(lost_detail) from exc
+        result.maybe_throw()  # read from the answer get() cached: no second trip to the result store
+        return value
     finally:
-        result.forget()  # no stored answer is left behind (a late one expires with CELERY_RESULT_EXPIRES)
+        try:
+            result.forget()  # no stored answer is left behind (a late one expires with CELERY_RESULT_EXPIRES)
+        except Exception:  # the result store is gone: nothing of ours is left in it to remove
+            log.warning("could not forget the result of %s", result.id, exc_info=True)
+
+
+def _revoke(task, task_id: str) -> bool:
+    """Tell the workers to drop ``task_id``; False when the broker cannot be reached
+    (the message then expires unrun, or was lost with the broker)."""
+    try:
+        task.app.control.revoke(task_id)
+    except Exception:
+        log.warning("could not revoke %s", task_id, exc_info=True)
+        return False
+    return True
 
 
 def job_fail_unqueued(*, job: BackgroundJob, error: str) -> bool:

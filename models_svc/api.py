@@ -175,7 +175,8 @@ def _project(request, slug: str):
 @api_view(["POST"])
 def score(request, slug: str):
     """Score now (within the per-request caps; a worker scores while the request waits,
-    504 past ``PREFLAB_SCORE_WAIT_S``), or with ``background`` as a job."""
+    504 past ``PREFLAB_SCORE_WAIT_S``, 503 when the queue is down or lost during the
+    wait), or with ``background`` as a job."""
     project = _project(request, slug)
     body = ScoreRequest(data=request.data)
     body.is_valid(raise_exception=True)

@@ -67,7 +67,8 @@ def rewards_score_in_worker(*, project: Project, items: list[dict[str, Any]],
     """``rewards_score`` run by the ``score`` queue's worker while the caller (a web
     request) waits up to ``PREFLAB_SCORE_WAIT_S``: the version is resolved here, so a
     project without a model answers at once. Raises ``JobQueueUnavailable`` (503) when
-    the queue is down and ``JobTimedOut`` (504) when no answer came in time."""
+    the queue is down, or lost during the wait, and ``JobTimedOut`` (504) when no
+    answer came in time."""
     from annotate.jobs import task_call
 
     from .. import tasks
@@ -76,7 +77,9 @@ def rewards_score_in_worker(*, project: Project, items: list[dict[str, Any]],
     wait = settings.SCORE_WAIT_S
     return task_call(task=tasks.score_now, args=(version.pk, items), wait_s=wait, timeout_detail=(
         f"the scoring worker gave no answer within {wait:g} s (PREFLAB_SCORE_WAIT_S), so the request was withdrawn; "
-        "send the batch with \"background\": true to score it as a job, and read the result from its url"))
+        "send the batch with \"background\": true to score it as a job, and read the result from its url"),
+        lost_detail=("the job queue was lost while this request waited for the scoring worker, so the request was "
+                     "withdrawn; try again later, or send the batch with \"background\": true to score it as a job"))
 
 
 # --- large batches: a job scored by a worker ----------------------------------------------

@@ -23,7 +23,8 @@ _DESCRIPTIONS = {
     "413": "Over a size limit; the message states the limit.",
     "429": "Too many failed log-ins; the message says how long to wait (also in `Retry-After`).",
     "503": "The service is unavailable: the database is not answering (any operation), or the job queue is "
-           "unreachable (operations that queue a job); try again.",
+           "unreachable (operations that queue a job) or was lost while the request waited for a worker's "
+           "answer (a synchronous score); try again.",
     "504": "The worker doing this gave no answer in time; the message says what to do instead.",
 }
 

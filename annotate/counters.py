@@ -214,11 +214,11 @@ def _recount_rows(project_id: int) -> dict[tuple[int, str], dict]:
                                                              "expired": 0, "today": 0, "time_ms": 0, "timed": 0})
     for kind in KINDS:
         model, scope, gold = _labels_scope(kind, project_id)
-        human = Q(source=LabelSource.HUMAN) if gold is None else Q(source=LabelSource.HUMAN) & ~gold
+        not_gold = Q() if gold is None else ~gold
+        human = Q(source=LabelSource.HUMAN) & not_gold
         figures = {
             "labels": Count("id", filter=human),
-            "imported": Count("id", filter=Q(source=LabelSource.IMPORTED) if gold is None
-                              else Q(source=LabelSource.IMPORTED) & ~gold),
+            "imported": Count("id", filter=Q(source=LabelSource.IMPORTED) & not_gold),
             "derived": Count("id", filter=Q(source=LabelSource.DERIVED)),
             "adjudicated": Count("id", filter=Q(source=LabelSource.ADJUDICATED)),
             "model": Count("id", filter=~Q(source__in=_NAMED_SOURCES)),

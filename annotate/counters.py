@@ -10,6 +10,12 @@ counts, written when units are created. ``counters_reconcile`` recomputes both
 from the raw rows (a Celery task, a management command and every import's end
 run it); anything written past the services (a shell, a fixture) is counted
 after the next reconcile.
+
+The project page's label totals (``project_figures``) are the same figures as
+``rubrics.models.label_counts(projects=[project])``, the one definition of them,
+read from these rows: every writer of a label of any source (a submit, gold
+included; a rule's derivation; an adjudication; an import, through its reconcile)
+adds to its owner's row in its own transaction.
 """
 
 from __future__ import annotations
@@ -17,7 +23,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from django.db import connection, transaction
-from django.db.models import Count, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.utils import timezone
 
 from .models import (
@@ -38,13 +44,21 @@ from .models import (
 KINDS = (TaskKind.PAIRWISE, TaskKind.RATING, TaskKind.RANKING)
 
 
-def _labels_scope(kind: str, project_id: int) -> tuple[type, dict]:
-    """Each kind's label table and filter: people's labels on non-gold units (gold
-    answers are scored apart)."""
+# The label relations ``rubrics.models.label_counts`` keys its figures by, per kind.
+LABEL_NAMES = {TaskKind.PAIRWISE: "judgments", TaskKind.RATING: "ratings", TaskKind.RANKING: "rankings"}
+# Where each label of a tally row counts: one column per source, people's labels on
+# gold units apart (gold answers are scored apart from progress).
+LABEL_COLUMNS = ("labels", "imported", "gold", "derived", "adjudicated", "model")
+_NAMED_SOURCES = (LabelSource.HUMAN, LabelSource.IMPORTED, LabelSource.DERIVED, LabelSource.ADJUDICATED)
+
+
+def _labels_scope(kind: str, project_id: int) -> tuple[type, dict, Q | None]:
+    """Each kind's label table, its filter to the project, and which of its labels
+    are on gold units (None: the kind has no gold units)."""
     return {
-        TaskKind.PAIRWISE: (Judgment, {"comparison__project_id": project_id, "comparison__is_gold": False}),
-        TaskKind.RATING: (Rating, {"response__prompt__project_id": project_id}),
-        TaskKind.RANKING: (Ranking, {"prompt__project_id": project_id}),
+        TaskKind.PAIRWISE: (Judgment, {"comparison__project_id": project_id}, Q(comparison__is_gold=True)),
+        TaskKind.RATING: (Rating, {"response__prompt__project_id": project_id}, None),
+        TaskKind.RANKING: (Ranking, {"prompt__project_id": project_id}, None),
     }[kind]
 
 
@@ -53,9 +67,14 @@ def _upsert_sql() -> str:
     # ``today`` restarts when the stored day is not today's.
     return (
         "INSERT INTO annotate_annotatorcount (project_id, annotator_id, kind, labels, imported, skipped, expired, "
-        "day, today, time_ms, timed, changed_at) VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s, %s) "
+        "day, today, time_ms, timed, changed_at, gold, derived, adjudicated, model) "
+        "VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (project_id, annotator_id, kind) DO UPDATE SET "
         "labels = annotate_annotatorcount.labels + EXCLUDED.labels, "
+        "gold = annotate_annotatorcount.gold + EXCLUDED.gold, "
+        "derived = annotate_annotatorcount.derived + EXCLUDED.derived, "
+        "adjudicated = annotate_annotatorcount.adjudicated + EXCLUDED.adjudicated, "
+        "model = annotate_annotatorcount.model + EXCLUDED.model, "
         "skipped = annotate_annotatorcount.skipped + EXCLUDED.skipped, "
         "expired = annotate_annotatorcount.expired + EXCLUDED.expired, "
         "today = CASE WHEN annotate_annotatorcount.day = EXCLUDED.day "
@@ -67,10 +86,11 @@ def _upsert_sql() -> str:
 
 
 def tally_params(*, project_id: int, annotator_id: int, kind: str, labels: int = 0, skipped: int = 0,
-                 expired: int = 0, time_ms: int | None = None) -> list:
+                 expired: int = 0, time_ms: int | None = None, gold: int = 0, derived: int = 0,
+                 adjudicated: int = 0, model: int = 0) -> list:
     now = timezone.now()
     return [project_id, annotator_id, kind, labels, skipped, expired, timezone.localdate(now), labels,
-            time_ms or 0, 1 if time_ms is not None else 0, now]
+            time_ms or 0, 1 if time_ms is not None else 0, now, gold, derived, adjudicated, model]
 
 
 def annotator_tally(**kw) -> None:
@@ -134,42 +154,82 @@ def units_for(*, project: Project) -> dict[str, int]:
     return dict(UnitCount.objects.filter(project=project).values_list("kind", "units"))
 
 
+def project_figures(*, project: Project) -> dict:
+    """The project page's figures: prompts, responses, comparisons (gold ones
+    included) and, per label relation, what ``label_counts(projects=[project])``
+    gives (``total`` over every source, and how many were ``derived``), read from
+    the tallies in two queries whatever the number of labels."""
+    units = {kind: (n, gold) for kind, n, gold in
+             UnitCount.objects.filter(project=project).values_list("kind", "units", "gold")}
+    total = sum((F(column) for column in LABEL_COLUMNS[1:]), F(LABEL_COLUMNS[0]))
+    labels = {kind: (n, derived) for kind, n, derived in
+              AnnotatorCount.objects.filter(project=project).values("kind")
+              .annotate(n=Sum(total), n_derived=Sum("derived")).order_by().values_list("kind", "n", "n_derived")}
+    pairs = units.get(TaskKind.PAIRWISE, (0, 0))
+    figures = {
+        "prompts": units.get(TaskKind.RANKING, (0, 0))[0],
+        "responses": units.get(TaskKind.RATING, (0, 0))[0],
+        "comparisons": pairs[0] + pairs[1],
+    }
+    for kind, name in LABEL_NAMES.items():
+        n, derived = labels.get(kind, (0, 0))
+        figures[name] = {"total": n, "derived": derived}
+    return figures
+
+
 # --- writes outside the request path --------------------------------------------------------
 
 
-def _unit_counts(project_id: int) -> dict[str, int]:
+def _unit_counts(project_id: int) -> dict[str, tuple[int, int]]:
+    """Per kind: (units in the queue, gold units beside them)."""
+    pairs = Comparison.objects.filter(project_id=project_id).aggregate(
+        units=Count("id", filter=Q(is_gold=False)), gold=Count("id", filter=Q(is_gold=True)))
     return {
-        TaskKind.PAIRWISE: Comparison.objects.filter(project_id=project_id, is_gold=False).count(),
-        TaskKind.RATING: Response.objects.filter(prompt__project_id=project_id).count(),
-        TaskKind.RANKING: Prompt.objects.filter(project_id=project_id).count(),
+        TaskKind.PAIRWISE: (pairs["units"], pairs["gold"]),
+        TaskKind.RATING: (Response.objects.filter(prompt__project_id=project_id).count(), 0),
+        TaskKind.RANKING: (Prompt.objects.filter(project_id=project_id).count(), 0),
     }
+
+
+def _stored_units(project: Project) -> dict[str, tuple[int, int]]:
+    return {kind: (n, gold) for kind, n, gold in
+            UnitCount.objects.filter(project=project).values_list("kind", "units", "gold")}
 
 
 def units_recount(*, project: Project) -> None:
     """After units were created or removed (generation, imports, gold marking)."""
     now = timezone.now()
-    have = units_for(project=project)
-    for kind, n in _unit_counts(project.pk).items():
-        if have.get(kind) != n:  # an unchanged count keeps its row (and changed_at, the ETag's input)
-            UnitCount.objects.update_or_create(project=project, kind=kind, defaults={"units": n, "changed_at": now})
+    have = _stored_units(project)
+    for kind, (n, gold) in _unit_counts(project.pk).items():
+        if have.get(kind) != (n, gold):  # an unchanged count keeps its row (and changed_at, the ETag's input)
+            UnitCount.objects.update_or_create(project=project, kind=kind,
+                                               defaults={"units": n, "gold": gold, "changed_at": now})
 
 
 def _recount_rows(project_id: int) -> dict[tuple[int, str], dict]:
     """Every annotator's tallies recomputed from labels and assignments."""
     today = timezone.localdate()
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    rows: dict[tuple[int, str], dict] = defaultdict(lambda: {"labels": 0, "imported": 0, "skipped": 0,
+    rows: dict[tuple[int, str], dict] = defaultdict(lambda: {**dict.fromkeys(LABEL_COLUMNS, 0), "skipped": 0,
                                                              "expired": 0, "today": 0, "time_ms": 0, "timed": 0})
     for kind in KINDS:
-        model, scope = _labels_scope(kind, project_id)
-        for r in (model.objects.filter(source__in=(LabelSource.HUMAN, LabelSource.IMPORTED), **scope)
-                  .values("annotator_id")
-                  .annotate(labels=Count("id", filter=Q(source=LabelSource.HUMAN)),
-                            imported=Count("id", filter=Q(source=LabelSource.IMPORTED)),
-                            time_ms=Sum("time_on_task_ms", filter=Q(source=LabelSource.HUMAN)),
-                            timed=Count("time_on_task_ms", filter=Q(source=LabelSource.HUMAN)))):
-            rows[(r["annotator_id"], kind)].update(labels=r["labels"], imported=r["imported"],
-                                                   time_ms=r["time_ms"] or 0, timed=r["timed"])
+        model, scope, gold = _labels_scope(kind, project_id)
+        not_gold = Q() if gold is None else ~gold
+        human = Q(source=LabelSource.HUMAN) & not_gold
+        figures = {
+            "labels": Count("id", filter=human),
+            "imported": Count("id", filter=Q(source=LabelSource.IMPORTED) & not_gold),
+            "derived": Count("id", filter=Q(source=LabelSource.DERIVED)),
+            "adjudicated": Count("id", filter=Q(source=LabelSource.ADJUDICATED)),
+            "model": Count("id", filter=~Q(source__in=_NAMED_SOURCES)),
+            "time_ms": Sum("time_on_task_ms", filter=human),
+            "timed": Count("time_on_task_ms", filter=human),
+        }
+        if gold is not None:
+            figures["gold"] = Count("id", filter=Q(source__in=(LabelSource.HUMAN, LabelSource.IMPORTED)) & gold)
+        for r in model.objects.filter(**scope).values("annotator_id").annotate(**figures).order_by():
+            r["time_ms"] = r["time_ms"] or 0
+            rows[(r.pop("annotator_id"), kind)].update(r)
     # skips, expiries and today's submits come from the leases; gold leases count
     # in none of a kind's figures, as gold labels do not
     leases = Assignment.objects.filter(project_id=project_id).exclude(comparison__is_gold=True)
@@ -195,7 +255,7 @@ def counters_reconcile(*, project: Project) -> dict[str, int]:
         truth = _recount_rows(project.pk)
         stored = {(r.annotator_id, r.kind): r for r in AnnotatorCount.objects.filter(project=project)}
         now = timezone.now()
-        fields = ("labels", "imported", "skipped", "expired", "today", "time_ms", "timed")
+        fields = (*LABEL_COLUMNS, "skipped", "expired", "today", "time_ms", "timed")
         for key, want in truth.items():
             have = stored.pop(key, None)
             if have is None:
@@ -218,7 +278,7 @@ def counters_reconcile(*, project: Project) -> dict[str, int]:
             wrong += Membership.objects.filter(pk=pk).exclude(served_count=served.get(user_id, 0)).update(
                 served_count=served.get(user_id, 0))
         units = _unit_counts(project.pk)
-        have_units = units_for(project=project)
+        have_units = _stored_units(project)
         wrong += sum(1 for k, n in units.items() if have_units.get(k) != n)
         units_recount(project=project)
     return {"wrong": wrong}
@@ -235,12 +295,12 @@ def tallies_equal_recount(*, project: Project) -> bool:
     """For tests and the reconcile's log: whether the stored figures match a recount."""
     truth = _recount_rows(project.pk)
     stored = {(r.annotator_id, r.kind): r for r in AnnotatorCount.objects.filter(project=project)}
-    fields = ("labels", "imported", "skipped", "expired", "time_ms", "timed")
+    fields = (*LABEL_COLUMNS, "skipped", "expired", "time_ms", "timed", "today")
     for key in set(truth) | set(stored):
-        want, have = truth.get(key), stored.get(key)
-        if want is None or have is None:
+        # a missing row reads as zeros: a row taken back to nothing (a withdrawn
+        # adjudication, a rule that now derives none) is kept by the writers
+        want, have = truth.get(key, {}), stored.get(key)
+        if any((getattr(have, f) if have else 0) != want.get(f, 0) for f in fields):
             return False
-        if any(getattr(have, f) != want[f] for f in fields) or have.today != want["today"]:
-            return False
-    return units_for(project=project) == _unit_counts(project.pk)
+    return _stored_units(project) == _unit_counts(project.pk)
 

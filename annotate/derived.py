@@ -13,7 +13,8 @@ from django.db import transaction
 from rubrics import derive
 from rubrics.models import RubricVersion
 
-from .models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Rating
+from . import counters
+from .models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Rating, TaskKind
 from .jobs import job_enqueue
 from .services import system_account
 
@@ -52,7 +53,7 @@ def derived_judgments_refresh(*, project, rule: str | None = None, version: Rubr
         per_response.setdefault(response_id, []).append((scores, spans))
     means = {rid: derive.mean_scores(rows, rules) for rid, rows in per_response.items()}
 
-    Judgment.objects.filter(comparison__project=project, annotator=user, source=LabelSource.DERIVED).delete()
+    _, gone = Judgment.objects.filter(comparison__project=project, annotator=user, source=LabelSource.DERIVED).delete()
     made = []
     counts = {"A": 0, "B": 0, "tie": 0}
     pairs = Comparison.objects.filter(project=project, response_a_id__in=means, response_b_id__in=means)
@@ -67,6 +68,9 @@ def derived_judgments_refresh(*, project, rule: str | None = None, version: Rubr
                       "scores": [decision.score_a, decision.score_b] if decision.score_a is not None else None},
         ))
     Judgment.objects.bulk_create(made, batch_size=1000)
+    # the rule's account's row, in this transaction: the project page's totals
+    counters.annotator_tally(project_id=project.pk, annotator_id=user.pk, kind=TaskKind.PAIRWISE,
+                             derived=len(made) - gone.get(Judgment._meta.label, 0))
     return {"derived": len(made), "responses_rated": len(means), **counts}
 
 

@@ -385,13 +385,24 @@ class Ranking(Label):
 class AnnotatorCount(models.Model):
     """One annotator's tallies in one project and task kind, kept in the transaction
     that changes them (annotate.counters) so pages read them in constant time;
-    ``counters_reconcile`` recomputes them from the raw rows."""
+    ``counters_reconcile`` recomputes them from the raw rows.
+
+    Every label of the annotator's counts in exactly one of ``labels``,
+    ``imported``, ``gold``, ``derived``, ``adjudicated`` and ``model``: the first
+    two are people's labels on non-gold units (what progress counts), the others
+    only add up to the project page's totals. The system accounts that own
+    derived and adjudicated labels have rows too."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     kind = models.CharField(max_length=16, choices=TaskKind.choices)
-    labels = models.IntegerField(default=0)  # made here (source human)
-    imported = models.IntegerField(default=0)
+    labels = models.IntegerField(default=0)  # made here (source human), non-gold
+    imported = models.IntegerField(default=0)  # non-gold
+    # db_default: the tallies' raw upsert (annotate.counters) names the columns it adds to
+    gold = models.IntegerField(default=0, db_default=0)  # people's labels (human, imported) on gold units
+    derived = models.IntegerField(default=0, db_default=0)
+    adjudicated = models.IntegerField(default=0, db_default=0)
+    model = models.IntegerField(default=0, db_default=0)  # source model, and any source not named above
     skipped = models.IntegerField(default=0)
     expired = models.IntegerField(default=0)
     day = models.DateField(null=True)  # the local day ``today`` counts
@@ -405,12 +416,14 @@ class AnnotatorCount(models.Model):
 
 
 class UnitCount(models.Model):
-    """How many tasks of a kind a project holds (non-gold pairs, responses, prompts);
-    written when units are created (generation, imports) and by the reconcile."""
+    """How many tasks of a kind a project holds (non-gold pairs, responses, prompts)
+    and, for pairs, how many gold ones besides; written when units are created or
+    leave the queue (generation, imports, gold marking) and by the reconcile."""
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+", db_index=False)
     kind = models.CharField(max_length=16, choices=TaskKind.choices)
     units = models.IntegerField(default=0)
+    gold = models.IntegerField(default=0, db_default=0)
     changed_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

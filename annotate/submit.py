@@ -130,8 +130,8 @@ def _submitting(assignment: Assignment, user, kind: str | None, idempotency_key:
 
 def _store(model, a: Assignment, user, *, time_on_task_ms, idempotency_key, **fields):
     """Insert the label, close the assignment and count the label in the
-    annotator's tallies (annotate.counters); gold answers are scored apart, not
-    counted."""
+    annotator's tallies (annotate.counters); a gold answer counts apart from the
+    labels progress counts (it is scored apart), in the page's totals only."""
     ms = _clean_time(time_on_task_ms)
     label = model.objects.create(
         annotator=user,
@@ -142,10 +142,8 @@ def _store(model, a: Assignment, user, *, time_on_task_ms, idempotency_key, **fi
         **fields,
     )
     now = timezone.now()
-    if _is_gold(a):
-        Assignment.objects.filter(pk=a.pk).update(state=Assignment.State.SUBMITTED, finished_at=now)
-        return label
-    tally = {"project_id": a.project_id, "annotator_id": user.pk, "kind": a.kind, "labels": 1, "time_ms": ms}
+    tally = {"project_id": a.project_id, "annotator_id": user.pk, "kind": a.kind}
+    tally.update({"gold": 1} if _is_gold(a) else {"labels": 1, "time_ms": ms})
     if connection.vendor == "postgresql":
         with connection.cursor() as cursor:
             cursor.execute(*counters.submit_tally_sql(a.pk, now, **tally))

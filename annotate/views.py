@@ -10,11 +10,11 @@ from django.http import Http404, HttpResponseNotModified
 from django.shortcuts import render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import forms, presenters, queue, stats, submit
+from . import counters, forms, presenters, queue, stats, submit
 from .access import can_create_project, can_manage, get_assignment_for, get_project_for
 from .presenters import PREFERENCE_SCALE, task_payload
-from .models import Comparison, Judgment, Project, Prompt, Ranking, Rating, Response
-from rubrics.models import RubricVersion, label_counts
+from .models import Project
+from rubrics.models import RubricVersion
 
 
 @login_required
@@ -29,24 +29,14 @@ def home(request):
     return render(request, "annotate/home.html", {"rows": rows, "can_create": can_create_project(request.user)})
 
 
-def _project_stats(project: Project) -> dict:
-    # Labels come from rubrics' label_counts, as on the rubric page, so the figures agree
-    # and both say how many were derived by a rubric rule.
-    return {
-        "prompts": Prompt.objects.filter(project=project).count(),
-        "responses": Response.objects.filter(prompt__project=project).count(),
-        "comparisons": Comparison.objects.filter(project=project).count(),
-        **label_counts(projects=[project]),
-    }
-
-
 @login_required
 @require_GET
 def project_detail(request, slug: str):
     project, role = get_project_for(request.user, slug)
     ctx = {"project": project, "role": role, "can_manage": can_manage(role)}
     if ctx["can_manage"]:
-        ctx["stats"] = _project_stats(project)
+        # rubrics' label_counts' figures, as on the rubric page, read from the maintained tallies
+        ctx["stats"] = counters.project_figures(project=project)
         ctx["jobs"] = project.import_jobs.all()[:20]
         ctx["any_active"] = any(j.is_active for j in ctx["jobs"])
         ctx["published_versions"] = RubricVersion.objects.filter(

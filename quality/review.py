@@ -35,14 +35,15 @@ the item ambiguous withdraws an earlier adjudicated label.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Any
 
 from django.db import transaction
 from django.db.models import Count, F
 from django.utils import timezone
 
-from annotate.models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Project, QueueSlot
+from annotate import counters
+from annotate.models import HUMAN_SOURCES, Comparison, Judgment, LabelSource, Project, QueueSlot, TaskKind
 from annotate.presenters import annotator_pseudonym
 from annotate.services import system_account
 
@@ -237,7 +238,12 @@ def _decide(item: ReviewItem, user, status: str, note: str, now=None) -> ReviewI
 
 
 def _withdraw_adjudication(item: ReviewItem) -> None:
-    Judgment.objects.filter(comparison_id=item.comparison_id, source=LabelSource.ADJUDICATED).delete()
+    labels = Judgment.objects.filter(comparison_id=item.comparison_id, source=LabelSource.ADJUDICATED)
+    owners = Counter(labels.values_list("annotator_id", flat=True))
+    labels.delete()
+    for annotator_id, n in owners.items():  # out of the project page's totals, in this transaction
+        counters.annotator_tally(project_id=item.project_id, annotator_id=annotator_id, kind=TaskKind.PAIRWISE,
+                                 adjudicated=-n)
 
 
 @transaction.atomic
@@ -249,8 +255,9 @@ def review_item_adjudicate(*, item: ReviewItem, user, choice: str, strength=None
     note = _clean_note(note)
     item = _locked(item)
     now = timezone.now()
-    judgment, _ = Judgment.objects.update_or_create(
-        comparison_id=item.comparison_id, annotator=adjudicator_user(),
+    adjudicator = adjudicator_user()
+    judgment, created = Judgment.objects.update_or_create(
+        comparison_id=item.comparison_id, annotator=adjudicator,
         defaults={
             "choice": choice, "strength": strength, "source": LabelSource.ADJUDICATED, "rationale": note,
             "rubric_version_id": item.project.rubric_version_id, "criteria": {}, "flags": [], "shown_left": None,
@@ -259,6 +266,9 @@ def review_item_adjudicate(*, item: ReviewItem, user, choice: str, strength=None
                          "review_item": item.pk},
         },
     )
+    if created:  # a later decision replaces the label: still one in the project page's totals
+        counters.annotator_tally(project_id=item.project_id, annotator_id=adjudicator.pk, kind=TaskKind.PAIRWISE,
+                                 adjudicated=1)
     _decide(item, user, Status.ADJUDICATED, note, now)
     return judgment
 

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from annotate import counters
 from annotate.models import Comparison, Judgment, LabelSource, Rating, Response
 from models_svc.models import RewardSettings
 from rubrics.models import label_counts
@@ -33,6 +34,7 @@ def labelled(project, annotator):
                             derivation_rule="weighted_sum", rubric_version=version)
     Rating.objects.create(response=Response.objects.filter(prompt__project=project).first(), annotator=annotator,
                           scores={"helpful": 3}, rubric_version=version)
+    counters.counters_reconcile(project=project)  # written past the services: the page reads the tallies
     return project
 
 

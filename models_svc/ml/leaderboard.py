@@ -160,6 +160,24 @@ def count_vote(wins: np.ndarray, ia: int, ib: int, outcome: str) -> None:
         wins[ib, ia] += 0.5
 
 
+def pair_information(beta: np.ndarray) -> np.ndarray:
+    """p(1−p) for every two sources: the Fisher information one battle between i and j
+    carries about β_i − β_j."""
+    prob = 1.0 / (1.0 + np.exp(-(beta[:, None] - beta[None, :])))
+    return prob * (1 - prob)
+
+
+def information(beta: np.ndarray, battles: np.ndarray) -> np.ndarray:
+    """Fisher information of β after ``battles[i, j]`` battles between i and j
+    (symmetric; any non-negative reals, so a planned allocation works too): the
+    graph Laplacian weighted by battles × p(1−p). Singular along the all-ones
+    direction (scores are relative); callers add a ridge or take a pseudo-inverse."""
+    h = -battles * pair_information(beta)
+    np.fill_diagonal(h, 0.0)
+    h[np.diag_indices(len(beta))] = -h.sum(axis=1)
+    return h
+
+
 def plan_votes(wins: np.ndarray, available: np.ndarray, k: int, *, objective: str = "rank",
                ridge: float = 1e-2, prior_tie: float = 0.5) -> list[tuple[int, int]]:
     """The next ``k`` source pairs to compare, chosen greedily to shrink the variance
@@ -182,15 +200,10 @@ def plan_votes(wins: np.ndarray, available: np.ndarray, k: int, *, objective: st
     half a tie (36–0 then reads as a gap of ~4 ± 1.4 natural units)."""
     n = wins.shape[0]
     wins = wins + prior_tie * (1 - np.eye(n))
-    total = wins + wins.T
     nz = np.flatnonzero(wins)
     beta = fit(nz // n, nz % n, wins.ravel()[nz], n, ridge=ridge) if len(nz) else np.zeros(n)
-    prob = 1.0 / (1.0 + np.exp(-(beta[:, None] - beta[None, :])))
-    c_pair = prob * (1 - prob)
-    h = -total * c_pair
-    np.fill_diagonal(h, 0.0)
-    h[np.diag_indices(n)] = -h.sum(axis=1)
-    cov = np.linalg.inv(h + ridge * np.eye(n))
+    c_pair = pair_information(beta)
+    cov = np.linalg.inv(information(beta, wins + wins.T) + ridge * np.eye(n))
     if objective == "rank":
         order = np.argsort(-beta, kind="stable")
         contrasts = np.zeros((n - 1, n))

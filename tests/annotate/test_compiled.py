@@ -76,11 +76,8 @@ def test_each_hot_query_gives_the_querysets_statement_and_objects(project, annot
         assert _same_as_orm(submit._LOCK, pk=lease.pk + 1000) == []
 
 
-@pytest.mark.parametrize("gold", [False, True])
-@pytest.mark.parametrize("kind", list(queue.QUEUE_KINDS))
+@pytest.mark.parametrize("kind, gold", [(kind, False) for kind in queue.QUEUE_KINDS] + [(TaskKind.PAIRWISE, True)])
 def test_the_lease_pick_is_the_candidates_query(project, annotator, kind, gold):
-    if gold and kind != TaskKind.PAIRWISE:
-        pytest.skip("gold tasks are pairwise")
     with transaction.atomic():
         expected = (queue._candidates(project, kind, annotator, gold=gold).values("pk")[:1]
                     .select_for_update(skip_locked=True, of=("self",)).query.get_compiler(connection=connection)

@@ -14,6 +14,7 @@ from django.db.models import OuterRef, Subquery
 from django.http import Http404
 from rubrics.access import NOT_FOUND
 
+from .compiled import CompiledQuery, first_of
 from .models import Membership, Project, Role
 
 __all__ = ["NOT_FOUND", "can_manage", "get_assignment_for", "get_project_for", "project_role", "role_refusal"]
@@ -28,15 +29,23 @@ def project_role(user, project: Project) -> str | None:
     return Membership.objects.filter(project=project, user=user).values_list("role", flat=True).first()
 
 
+def _project_with_role(*, slug: str, user_id: int):
+    # the role comes with the project, one query instead of two
+    return first_of(Project.objects.filter(slug=slug).annotate(member_role=Subquery(
+        Membership.objects.filter(project=OuterRef("pk"), user=user_id).values("role")[:1])))
+
+
+# compiled once per connection: every API request of an annotator checks access
+_PROJECT_WITH_ROLE = CompiledQuery(_project_with_role, slug=str, user_id=int)
+
+
 def get_project_for(user, slug: str, *, role: str | None = None) -> tuple[Project, str]:
     """The project if ``user`` belongs to it (with ``role`` when given; staff always pass).
     Non-members: 404 as for a missing project; members without ``role``: 403."""
-    projects = Project.objects.filter(slug=slug)
     if user.is_authenticated and not user.is_staff:
-        # the role comes with the project, one query instead of two
-        projects = projects.annotate(member_role=Subquery(
-            Membership.objects.filter(project=OuterRef("pk"), user=user.pk).values("role")[:1]))
-    project = projects.first()
+        project = _PROJECT_WITH_ROLE.first(slug=slug, user_id=user.pk)
+    else:
+        project = Project.objects.filter(slug=slug).first()
     if project is None or not user.is_authenticated:
         actual = None
     else:

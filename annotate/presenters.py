@@ -10,6 +10,7 @@ import random
 
 from rubrics.presenters import PREFERENCE_SCALE, criterion_view, version_criteria
 
+from .compiled import CompiledQuery
 from .models import Assignment, TaskKind
 
 __all__ = ["PREFERENCE_SCALE", "annotator_pseudonym", "criterion_view", "task_payload"]
@@ -24,10 +25,23 @@ _SHOWN = {
 }
 
 
+def _task_query(kind: str):
+    def build(*, pk: int):
+        # get()'s query: no ordering, at most MAX_GET_RESULTS rows
+        return Assignment.objects.select_related("rubric_version__rubric", *_SHOWN[kind]).filter(pk=pk).order_by()[:21]
+    return CompiledQuery(build, pk=int)
+
+
+# compiled once per connection (annotate.compiled): every lease shows its task
+_TASK = {kind: _task_query(kind) for kind in _SHOWN}
+
+
 def task_payload(assignment: Assignment, project=None) -> dict:
     """The conversation, the responses in the order shown, and the rubric.
     ``project``: the assignment's project where the caller holds it already."""
-    a = Assignment.objects.select_related("rubric_version__rubric", *_SHOWN[assignment.kind]).get(pk=assignment.pk)
+    a = _TASK[assignment.kind].first(pk=assignment.pk)
+    if a is None:
+        raise Assignment.DoesNotExist("Assignment matching query does not exist.")
     a.project = project if project is not None and project.pk == a.project_id else assignment.project
     data: dict = {
         "assignment": a.pk,

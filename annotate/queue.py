@@ -41,6 +41,7 @@ from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from . import counters
+from .compiled import CompiledQuery, first_of
 from .models import (
     Assignment,
     Comparison,
@@ -249,6 +250,15 @@ def assignment_active(*, project: Project, annotator, kind: str) -> Assignment |
     )
 
 
+def _member_lock(*, project_id: int, user_id: int):
+    return first_of(Membership.objects.select_for_update(of=("self",)).filter(project=project_id, user=user_id)
+                    .only("pk", "paused_at", "paused_reason", "served_count"))
+
+
+# compiled once per connection (annotate.compiled): every lease takes this lock
+_MEMBER_LOCK = CompiledQuery(_member_lock, project_id=int, user_id=int)
+
+
 def assignment_lease(*, project: Project, annotator, kind: str = TaskKind.PAIRWISE) -> Assignment | None:
     """The annotator's next task of ``kind``: their unfinished lease if they have one
     (work is never lost by reloading), else a new lease; None when nothing is left
@@ -270,8 +280,7 @@ def assignment_lease(*, project: Project, annotator, kind: str = TaskKind.PAIRWI
     for attempt in range(LEASE_RETRIES):
         try:
             with transaction.atomic():
-                member = (Membership.objects.select_for_update(of=("self",)).filter(project=project, user=annotator)
-                          .only("pk", "paused_at", "paused_reason", "served_count").first())
+                member = _MEMBER_LOCK.first(project_id=project.pk, user_id=annotator.pk)
                 if member is not None and member.paused_at is not None:
                     raise TaskError("you are paused in this project",
                                     {"reason": member.paused_reason or "a researcher paused you"}, code="paused")
@@ -328,14 +337,15 @@ def _lease(project: Project, annotator, kind: str, served: int, member: Membersh
     if kind == TaskKind.PAIRWISE and project.gold_rate > 0:
         order = [True, False] if _wants_gold(project, annotator, served) else [False]
     for gold in order:
-        qs = _candidates(project, kind, annotator, gold=gold)
+        # one_statement: nothing is explored, so _selection never counts the candidates
+        qs = None if one_statement else _candidates(project, kind, annotator, gold=gold)
         strategy, draw, window = _selection(project, kind, gold, qs)
         row = {"project_id": project.pk, "kind": kind, "annotator_id": annotator.pk,
                "rubric_version_id": project.rubric_version_id, "strategy": strategy}
         if one_statement:
             # only where nothing is explored: a greedy lease hands out what it reaches
             row["selection_probability"] = 1.0 if draw is not None else None
-            lease = _take_pg(qs, window, gold, row, project, member)
+            lease = _take_pg(window, gold, row, project, member)
         else:
             lease = _take_orm(qs, window, draw, gold, row, project, member)
         if lease is not None:
@@ -350,7 +360,22 @@ _UNIT_COLUMNS = {  # what the assignment copies from its unit
 }
 
 
-def _take_pg(qs, window: slice, gold: bool, row: dict, project: Project, member) -> Assignment | None:
+_PICKS: dict[tuple[str, bool, int], CompiledQuery] = {}
+
+
+def _pick(kind: str, gold: bool, start: int) -> CompiledQuery:
+    """The first free candidate's id, locked (FOR UPDATE SKIP LOCKED): the ORM's
+    query from ``_candidates``, compiled once per connection and shape."""
+    key = (kind, gold, start)
+    if key not in _PICKS:
+        def build(*, project_id: int, annotator_id: int):
+            qs = _candidates(Project(pk=project_id), kind, annotator_id, gold=gold)
+            return qs.values("pk")[start:start + 1].select_for_update(skip_locked=True, of=("self",))
+        _PICKS[key] = CompiledQuery(build, project_id=int, annotator_id=int)
+    return _PICKS[key]
+
+
+def _take_pg(window: slice, gold: bool, row: dict, project: Project, member) -> Assignment | None:
     """One statement: pick the first free candidate (FOR UPDATE SKIP LOCKED), take a
     slot unless it is gold (the ``> 0`` guard arbitrates against anyone who
     committed after our snapshot), add one to the member's served count and insert
@@ -358,8 +383,7 @@ def _take_pg(qs, window: slice, gold: bool, row: dict, project: Project, member)
     kind = row["kind"]
     unit = UNITS[kind]
     table = unit.model._meta.db_table
-    picked = qs.values("pk")[window.start:window.start + 1].select_for_update(skip_locked=True, of=("self",))
-    pick_sql, pick_params = picked.query.get_compiler(connection=connection).as_sql()
+    pick_sql, pick_params = _pick(kind, gold, window.start).sql(project_id=project.pk, annotator_id=row["annotator_id"])
     cols = ", ".join(["u.id AS unit_id", *(f"u.{c}" for c in _UNIT_COLUMNS[kind])])
     if gold:
         taken = f"SELECT {cols} FROM {table} u JOIN picked ON u.id = picked.id"

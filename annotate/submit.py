@@ -21,6 +21,7 @@ from rubrics.presenters import version_criteria
 from rubrics.schema import AnswerError, scale_of
 
 from . import counters
+from .compiled import CompiledQuery, first_of
 from .models import Assignment, Comparison, Judgment, Ranking, Rating, Response, TaskKind
 from .queue import UNITS, TaskError, _is_gold, _release_slot, _unit_id, served_change
 from .services import annotator_gold_check
@@ -57,14 +58,21 @@ def task_submit(*, assignment: Assignment, user, answer: dict[str, Any]):
 # --- the steps every submit takes ---------------------------------------------------
 
 
-def _lock_for_submit(assignment: Assignment, user) -> Assignment:
-    locked = (
+def _locking(*, pk: int):
+    return first_of(
         Assignment.objects.select_for_update(of=("self",))
         # everything a submit reads, in the one locking query
         .select_related("project", "comparison__response_a", "comparison__response_b", "response", "prompt",
                         "rubric_version")
-        .filter(pk=assignment.pk).first()
-    )
+        .filter(pk=pk))
+
+
+# compiled once per connection (annotate.compiled): every submit takes this lock
+_LOCK = CompiledQuery(_locking, pk=int)
+
+
+def _lock_for_submit(assignment: Assignment, user) -> Assignment:
+    locked = _LOCK.first(pk=assignment.pk)
     if locked is None or locked.annotator_id != user.pk:
         raise TaskError("this task is not yours", code="forbidden")
     return locked

@@ -29,6 +29,13 @@ urlpatterns = [
     path("p/<slug:slug>/rubric/", rubric_views.project_pin, name="project-pin-rubric"),
     path("p/<slug:slug>/derived/", rubric_views.project_derived, name="project-derived"),
     path("rubrics/<slug:slug>/v/<int:number>/pin/", rubric_views.version_pin, name="rubric-pin"),
+]
+
+# The annotation queue's API, the requests an annotator's client sends all day:
+# preflab/urls.py lists these first, so resolving them does not try the ~100
+# patterns of every app before (about a tenth of such a request's Python time
+# under the profiler, benchmarks/profile_requests.py).
+queue_api_urlpatterns = [
     path("api/v1/projects/<slug:slug>/tasks/next/", api.task_next, name="api-task-next"),
     path("api/v1/tasks/<int:assignment_id>/", api.task_detail, name="api-task-detail"),
     path("api/v1/tasks/<int:assignment_id>/submit/", api.task_submit, name="api-task-submit"),

@@ -3,6 +3,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from annotate import urls as annotate_urls
+
 from .auth import TokenView
 from .health import healthz
 
@@ -11,6 +13,8 @@ handler500 = "preflab.errors.server_error"
 
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
+    # first: the annotator's hot routes (no other pattern matches them)
+    path("", include(annotate_urls.queue_api_urlpatterns)),
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -138,3 +138,18 @@ def test_urlconf_imports_no_torch():
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=300, env=env)
     assert out.returncode == 0, out.stderr
     assert out.stdout.startswith("CLEAN"), out.stdout
+
+
+def test_the_annotation_queue_api_leads_the_urlconf_and_resolves_to_its_views():
+    """annotate/urls.py says why: resolving an annotator's request tried every app's patterns first."""
+    from django.urls import resolve, reverse
+
+    from annotate import api
+    from annotate import urls as annotate_urls
+    from preflab import urls
+
+    includes = [p for p in urls.urlpatterns if hasattr(p, "url_patterns")]
+    assert includes[0].url_patterns is annotate_urls.queue_api_urlpatterns
+    for name, args, view in [("api-task-next", ["helpfulness"], api.task_next), ("api-task-detail", [7], api.task_detail),
+                             ("api-task-submit", [7], api.task_submit), ("api-task-skip", [7], api.task_skip)]:
+        assert resolve(reverse(name, args=args)).func is view

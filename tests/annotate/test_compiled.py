@@ -1,0 +1,128 @@
+"""The annotator's hot queries run as SQL compiled once per connection
+(annotate.compiled). Each must send the statement its ORM queryset sends and
+give back the same objects, related objects and annotations included."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+from rest_framework.authtoken.models import Token
+
+from annotate import access, presenters, queue, submit
+from annotate.compiled import CompiledQuery
+from annotate.models import Assignment, Membership, Project, TaskKind
+from preflab.api_auth import CompiledTokenAuthentication
+from tests.factories import fill, pin_rubric
+
+pytestmark = pytest.mark.django_db
+
+
+def _snapshot(obj, seen: frozenset = frozenset()) -> dict:
+    """Everything an instance carries: its class, loaded fields, annotations,
+    deferred fields and the related objects select_related filled in (a reverse
+    link back to an object already on the path only by name)."""
+    if obj is None:
+        return {}
+    data = {k: v for k, v in vars(obj).items() if k != "_state"}
+    data["__class__"] = type(obj)
+    data["__deferred__"] = obj.get_deferred_fields()
+    for name, rel in obj._state.fields_cache.items():
+        data[f"-> {name}"] = "(back)" if id(rel) in seen else _snapshot(rel, seen | {id(obj)})
+    return data
+
+
+def _same_as_orm(query: CompiledQuery, **values) -> list:
+    with CaptureQueriesContext(connection) as orm_sql:
+        orm = list(query.build(**values))
+    with CaptureQueriesContext(connection) as compiled_sql:
+        compiled = query.all(**values)
+    assert [q["sql"] for q in compiled_sql] == [q["sql"] for q in orm_sql]
+    assert [_snapshot(o) for o in compiled] == [_snapshot(o) for o in orm]
+    return compiled
+
+
+@pytest.fixture
+def leased(project, annotator):
+    """One live lease of each kind under a published rubric."""
+    pin_rubric(project, criteria=[{"key": "clear", "name": "Clarity", "scale": "pairwise"}])
+    fill(project, prompts=3, responses=3)
+    project.task_kinds = [TaskKind.PAIRWISE, TaskKind.RATING, TaskKind.RANKING]
+    project.save(update_fields=["task_kinds"])
+    return {kind: queue.assignment_lease(project=project, annotator=annotator, kind=kind) for kind in project.task_kinds}
+
+
+def test_each_hot_query_gives_the_querysets_statement_and_objects(project, annotator, outsider, leased):
+    key = Token.objects.create(user=annotator).key
+    [token] = _same_as_orm(CompiledTokenAuthentication.query, key=key)
+    assert token.user == annotator
+    assert _same_as_orm(CompiledTokenAuthentication.query, key="no-such-key") == []
+
+    [mine] = _same_as_orm(access._PROJECT_WITH_ROLE, slug=project.slug, user_id=annotator.pk)
+    assert mine.member_role == "annotator"
+    [theirs] = _same_as_orm(access._PROJECT_WITH_ROLE, slug=project.slug, user_id=outsider.pk)
+    assert theirs.member_role is None
+    assert _same_as_orm(access._PROJECT_WITH_ROLE, slug="missing", user_id=annotator.pk) == []
+
+    for kind, lease in leased.items():
+        [shown] = _same_as_orm(presenters._TASK[kind], pk=lease.pk)
+        assert shown.rubric_version.rubric.name == f"R {project.slug}"
+    with transaction.atomic():  # the locking ones
+        [member] = _same_as_orm(queue._MEMBER_LOCK, project_id=project.pk, user_id=annotator.pk)
+        assert member.served_count == 3 and member.get_deferred_fields()
+        for lease in leased.values():
+            [locked] = _same_as_orm(submit._LOCK, pk=lease.pk)
+            assert locked.project == project and locked.annotator_id == annotator.pk
+        assert _same_as_orm(submit._LOCK, pk=lease.pk + 1000) == []
+
+
+@pytest.mark.parametrize("kind, gold", [(kind, False) for kind in queue.QUEUE_KINDS] + [(TaskKind.PAIRWISE, True)])
+def test_the_lease_pick_is_the_candidates_query(project, annotator, kind, gold):
+    with transaction.atomic():
+        expected = (queue._candidates(project, kind, annotator, gold=gold).values("pk")[:1]
+                    .select_for_update(skip_locked=True, of=("self",)).query.get_compiler(connection=connection)
+                    .as_sql())
+        sql, params = queue._pick(kind, gold, 0).sql(project_id=project.pk, annotator_id=annotator.pk)
+    assert (sql, list(params)) == (expected[0], list(expected[1]))
+
+
+def test_compiles_once_per_connection(project, annotator):
+    built = []
+
+    def build(*, pk: int):
+        built.append(pk)
+        return Project.objects.filter(pk=pk)
+
+    query = CompiledQuery(build, pk=int)
+    assert query.first(pk=project.pk) == project
+    assert query.first(pk=project.pk + 1) is None
+    assert len(built) == 1
+
+
+def test_an_id_beyond_64_bits_matches_nothing_without_a_query(project):
+    query = CompiledQuery(lambda *, pk: Project.objects.filter(pk=pk), pk=int)
+    with CaptureQueriesContext(connection) as sent:
+        assert query.all(pk=2**70) == []
+    assert len(sent) == 0
+
+
+def test_a_bad_definition_is_refused_clearly(project):
+    with pytest.raises(TypeError, match="argument 'when'"):
+        CompiledQuery(lambda *, when: Project.objects.all(), when=float)
+    unused = CompiledQuery(lambda *, pk: Project.objects.all(), pk=int)
+    with pytest.raises(ValueError, match=r"\['pk'\] do not reach"):
+        unused.all(pk=1)
+    with pytest.raises(TypeError, match="takes"):
+        CompiledQuery(lambda *, pk: Project.objects.filter(pk=pk), pk=int).all(id=1)
+    with pytest.raises(TypeError, match="values"):
+        CompiledQuery(lambda *, pk: Membership.objects.filter(pk=pk).values("pk"), pk=int).all(pk=1)
+
+
+def test_submitting_an_id_beyond_64_bits_is_the_missing_tasks_404(project, annotator):
+    from django.test import Client
+
+    api = Client(HTTP_AUTHORIZATION=f"Token {Token.objects.create(user=annotator).key}")
+    huge = api.post(f"/api/v1/tasks/{2**70}/submit/", {"preference": 1}, content_type="application/json")
+    missing = api.post("/api/v1/tasks/999999/submit/", {"preference": 1}, content_type="application/json")
+    assert huge.status_code == missing.status_code == 404 and huge.content == missing.content
+    assert not Assignment.objects.exists()

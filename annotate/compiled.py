@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from django.db import connections
+from django.db.transaction import TransactionManagementError
 from django.db.models import Model, QuerySet
 from django.db.models.query import ModelIterable, get_related_populators
 
@@ -44,6 +45,7 @@ class _Plan:
     populators: list
     annotations: dict[str, int]
     converters: list  # (position, converters, expression)
+    for_update: bool = False
 
 
 class CompiledQuery:
@@ -80,7 +82,7 @@ class CompiledQuery:
         fields = [s[0] for s in select[:compiler.col_count]]
         converters = [(pos, convs, expr) for pos, (convs, expr) in compiler.get_converters(fields).items()]
         start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
-        return _Plan(sql=sql, slots=slots, model=klass_info["model"],
+        return _Plan(sql=sql, slots=slots, model=klass_info["model"], for_update=qs.query.select_for_update,
                      init_list=[f[0].target.attname for f in select[start:end]], start=start, end=end,
                      populators=get_related_populators(klass_info, select, self.using),
                      annotations=dict(compiler.annotation_col_map or {}), converters=converters)
@@ -107,6 +109,10 @@ class CompiledQuery:
             # matches no column (the ORM answers EmptyResultSet without a query); SQLite
             # would raise OverflowError on it
             return []
+        if plan.for_update and connection.features.has_select_for_update and connection.get_autocommit():
+            # the ORM's own guard, which the compiled path no longer passes through:
+            # outside a transaction the lock would end with the statement
+            raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         with connection.cursor() as cursor:
             cursor.execute(plan.sql, params)
             rows = cursor.fetchall()

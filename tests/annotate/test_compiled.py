@@ -126,3 +126,19 @@ def test_submitting_an_id_beyond_64_bits_is_the_missing_tasks_404(project, annot
     missing = api.post("/api/v1/tasks/999999/submit/", {"preference": 1}, content_type="application/json")
     assert huge.status_code == missing.status_code == 404 and huge.content == missing.content
     assert not Assignment.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_locking_query_outside_a_transaction_is_refused_as_the_orm_refuses_it(project):
+    # compiled once inside a transaction, the plan must still refuse autocommit later:
+    # a row lock that ends with its own statement protects nothing
+    query = CompiledQuery(lambda *, pk: Project.objects.select_for_update().filter(pk=pk), pk=int)
+    with transaction.atomic():
+        assert query.first(pk=project.pk) == project
+    if not connection.features.has_select_for_update:  # SQLite: neither locks, neither refuses
+        assert query.first(pk=project.pk) == project
+        return
+    with pytest.raises(transaction.TransactionManagementError, match="outside of a transaction"):
+        query.first(pk=project.pk)
+    with pytest.raises(transaction.TransactionManagementError):
+        list(query.build(pk=project.pk))

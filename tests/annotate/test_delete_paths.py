@@ -81,10 +81,11 @@ def test_every_foreign_key_has_an_index_its_delete_check_can_use(postgres):
         cursor.execute(_FOREIGN_KEYS, [rf"^({'|'.join(PROJECT_APPS)})_"])
         keys = cursor.fetchall()
         for name, table, parent, columns in keys:
-            if _index_for_check(cursor, table, columns) is None and f"{table}.{','.join(columns)}" not in WITHOUT_INDEX_ALLOWED:
-                missing.append(f"{table}.{','.join(columns)} → {parent} ({name})")
+            key = f"{table}.{','.join(columns)}"
+            if key not in WITHOUT_INDEX_ALLOWED and _index_for_check(cursor, table, columns) is None:
+                missing.append(f"{key} → {parent} ({name})")
     assert len(keys) > 50  # the query sees the project's keys at all
-    assert missing == [], "foreign keys whose check scans the whole table on every deleted parent row:\n" + "\n".join(missing)
+    assert missing == [], "keys whose check scans the whole table per deleted parent row:\n" + "\n".join(missing)
 
 
 def test_the_catalog_check_tells_a_usable_index_from_a_partial_or_later_column_one(postgres):

@@ -36,9 +36,16 @@ class Slot(models.Model):
     """What every queue row holds besides its unit: the project (the lease's index
     leads with it) and the open slots, overlap (+ extra labels) − submitted − live
     leases. The lease decrements it with a conditional UPDATE, so the row itself
-    arbitrates races (see annotate.queue)."""
+    arbitrates races (see annotate.queue).
 
-    project = models.ForeignKey("Project", on_delete=models.CASCADE, related_name="+", db_index=False)
+    ``project`` is a copy of the unit's project, for the lease's index, and no
+    foreign key in the database: a slot goes when its unit goes (the unit key's
+    cascade), and its unit cannot outlive the project. A constraint would cost a
+    check per slot row an import writes, and one per project deleted with no index
+    to serve it (the lease's index holds only open slots) (issue #19, 0014)."""
+
+    project = models.ForeignKey("Project", on_delete=models.DO_NOTHING, related_name="+", db_index=False,
+                                db_constraint=False)
     open_slots = models.IntegerField(default=0)
     is_open = models.GeneratedField(expression=Q(open_slots__gt=0), output_field=models.BooleanField(),
                                     db_persist=True)
@@ -61,11 +68,17 @@ class QueueSlot(Slot):
 
 class RatingSlot(Slot):
     """A response's queue state as a rating task. ``prompt`` (never changed) orders
-    the queue so a prompt's responses are handed out together."""
+    the queue so a prompt's responses are handed out together.
+
+    ``prompt`` is the response's prompt, copied, and, like ``project``, no foreign
+    key in the database: the row goes with its response, which goes with its prompt.
+    As a constraint, deleting n prompts ran n checks, each a scan of this whole
+    table (no index leads with prompt): minutes for a large project (issue #19, 0014)."""
 
     response = models.OneToOneField("Response", on_delete=models.CASCADE, primary_key=True,
                                     related_name="rating_slot")
-    prompt = models.ForeignKey("Prompt", on_delete=models.CASCADE, related_name="+", db_index=False)
+    prompt = models.ForeignKey("Prompt", on_delete=models.DO_NOTHING, related_name="+", db_index=False,
+                               db_constraint=False)
 
     class Meta(Slot.Meta):
         indexes = [models.Index(fields=["project", "prompt", "response"], condition=Q(is_open=True),

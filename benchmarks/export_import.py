@@ -9,7 +9,8 @@ Generates N judgments in DATABASE_URL (PostgreSQL only; written with COPY, reuse
 by later runs with the same N), then runs each step as its own ``manage.py``
 process so its wall time and peak RSS are that step's alone (start-up included):
 TRL JSONL and Parquet exports (every label), a majority-vote TRL export, a generic
-CSV export, and the import of that CSV into a new project (dropped afterwards).
+CSV export, the import of that CSV into a new project, and the drop of that
+project (timed: deleting a large project once took minutes, issue #19).
 Prints a table, then one JSON line, and writes the JSON to benchmarks/results/.
 
 To work on the import alone, ``--import-only --csv /tmp/bench-1m.csv`` skips the
@@ -239,18 +240,27 @@ def _bench(args: argparse.Namespace, data_dir: str) -> None:
         finally:
             imported = Project.objects.filter(slug=target).first()
             if imported is not None:
+                start = time.perf_counter()
                 _drop_project(imported.pk)
+                elapsed = time.perf_counter() - start
+                # in this process: no start-up, and no RSS or CPU of its own (the work is the server's)
+                results.append({"step": "drop imported project", "labels": labels, "rows": labels,
+                                "wall_s": round(elapsed, 2), "labels_per_s": round(labels / elapsed),
+                                "peak_rss_mb": None, "cpu_s": None, "file_mb": None})
+                print(f"drop imported project: {elapsed:.1f} s", flush=True)
 
     print(f"\n{'step':30} {'labels':>9} {'rows':>9} {'wall s':>8} {'CPU s':>7} {'labels/s':>9} {'peak RSS MB':>12} {'file MB':>8}")
     for r in results:
-        print(f"{r['step']:30} {r['labels']:>9} {r['rows']:>9} {r['wall_s']:>8} {r['cpu_s']:>7} {r['labels_per_s']:>9} "
-              f"{r['peak_rss_mb']:>12} {r['file_mb']:>8}")
+        cell = {k: "-" if v is None else v for k, v in r.items()}
+        print(f"{cell['step']:30} {cell['labels']:>9} {cell['rows']:>9} {cell['wall_s']:>8} {cell['cpu_s']:>7} "
+              f"{cell['labels_per_s']:>9} {cell['peak_rss_mb']:>12} {cell['file_mb']:>8}")
     report = {
         "benchmark": "export_import", "command": "DATABASE_URL=… " + shlex.join(["python", *sys.argv]),
         "rows": args.rows, "overlap": args.overlap, "python": platform.python_version(),
         "cpus": os.cpu_count(), "database": "postgresql", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "note": "wall time, CPU time (user + system, the database server's not included) and peak RSS of each "
-                "manage.py process, start-up included",
+                "manage.py process, start-up included; the drop of the imported project (raw DELETEs in one "
+                "transaction, its deferred foreign-key checks included) runs in this process: wall time only",
         "uptime": {"before": uptime_before, "after": _uptime()},
         "load_average_1m": {"before": round(load_before, 1), "after": round(os.getloadavg()[0], 1)},
         "targets": {"export_1m_s": 60, "export_rss_mb": 150, "import_1m_s": 120}, "results": results,

@@ -99,7 +99,9 @@ class ModelVersion(models.Model):
         RETIRED = "retired"
 
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="model_versions")
-    run = models.OneToOneField(TrainingRun, on_delete=models.PROTECT, related_name="version")
+    # RESTRICT, not PROTECT: a run that made a version cannot be deleted on its own,
+    # but deleting the project takes both (PROTECT refused the project's delete).
+    run = models.OneToOneField(TrainingRun, on_delete=models.RESTRICT, related_name="version")
     number = models.PositiveIntegerField()
     artifact_path = models.CharField(max_length=1000)
     metrics = models.JSONField(default=dict, blank=True)

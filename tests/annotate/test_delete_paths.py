@@ -21,7 +21,7 @@ from annotate.models import (
     Comparison, ExportJob, ImportJob, Judgment, LabelSource, Project, Prompt, QueueSlot, RankingSlot, Ranking, Rating,
     RatingSlot, Response, TaskKind,
 )
-from models_svc.models import RewardSettings, TrainingRun
+from models_svc.models import ModelVersion, RewardSettings, TrainingRun
 from quality.models import NoiseAudit, PairScore, QualityReport, ReviewItem
 
 from tests.factories import annotators, fill
@@ -176,6 +176,8 @@ def _big(project, prompts: int) -> None:
     QualityReport.objects.create(project=project)
     RewardSettings.objects.create(project=project)
     TrainingRun.objects.create(project=project)
+    ModelVersion.objects.create(project=project, run=TrainingRun.objects.create(project=project), number=1,
+                                artifact_path="models/v1", state=ModelVersion.State.ACTIVE)
 
 
 def test_deleting_a_project_of_thousands_of_prompts_leaves_no_row_behind(postgres, project):
@@ -210,3 +212,15 @@ def test_deleting_many_prompts_in_the_admin_removes_their_slot_rows_and_leaves_n
     assert RatingSlot.objects.filter(project=project).count() == 300  # the 100 prompts left, three responses each
     assert RankingSlot.objects.filter(project=project).count() == 100
     assert QueueSlot.objects.filter(project=project).count() == 300
+
+
+def test_a_run_that_made_a_version_is_kept_unless_its_project_goes(project):
+    from django.db.models import RestrictedError
+
+    run = TrainingRun.objects.create(project=project)
+    ModelVersion.objects.create(project=project, run=run, number=1, artifact_path="models/v1")
+    with pytest.raises(RestrictedError):
+        run.delete()
+    project.delete()  # PROTECT refused this: a project with a trained model could not be deleted
+    assert not TrainingRun.objects.filter(pk=run.pk).exists()
+    assert not ModelVersion.objects.exists()

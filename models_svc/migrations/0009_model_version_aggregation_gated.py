@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('models_svc', '0007_mode_labels_cost'),
+        ('models_svc', '0008_modelversion_run_restrict'),
     ]
 
     operations = [

@@ -107,9 +107,9 @@ class ModelVersion(models.Model):
     metrics = models.JSONField(default=dict, blank=True)
     aggregation = models.JSONField(
         null=True, blank=True,
-        help_text="multi objective: the rubric aggregation its overall reward follows (rubrics.derive."
-                  "reward_aggregation of the rubric version pinned at training, which it names); a later rubric "
-                  "change leaves it, and the model's scores, as they were.",
+        help_text="multi objective: the rubric aggregation its overall reward follows; gated: the one that orients "
+                  "the criteria its gate weighs (rubrics.derive.reward_aggregation of the rubric version pinned at "
+                  "training, which it names); a later rubric change leaves it, and the model's scores, as they were.",
     )
     state = models.CharField(max_length=16, choices=State.choices, default=State.CANDIDATE)
     created_at = models.DateTimeField(auto_now_add=True)

@@ -226,8 +226,10 @@ class TrainConfig:
         metadata={
             "help": "objective=multi: the overall reward follows this rubric aggregation over the predicted ratings "
             "(plain data from rubrics.derive.reward_aggregation: rule, per-criterion weight, orientation, scale ends, "
-            "hard rules). Training fills it from the project's pinned rubric version, so the model keeps the rubric "
-            "it was trained under. Takes precedence over criterion_weights."
+            "hard rules); takes precedence over criterion_weights. objective=gated: the gate weighs the criteria "
+            "oriented by it (polarity, targets; criteria it does not weigh left out; hard rules first). Training "
+            "fills it from the project's pinned rubric version, so the model keeps the rubric it was trained under. "
+            "None for gated: every criterion is read as higher-is-better."
         },
     )
     gate_temperature: bool = field(
@@ -272,8 +274,8 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name}={getattr(self, name)!r}: expected one of {', '.join(allowed)}")
         if self.aggregation is not None:
-            if self.objective != "multi":
-                raise ValueError(f"aggregation: only objective=multi uses it (got {self.objective!r})")
+            if self.objective not in ("multi", "gated"):
+                raise ValueError(f"aggregation: only objectives multi and gated use it (got {self.objective!r})")
             if self.aggregation.get("rule") not in ("weighted_sum", "hierarchical", "conjunctive"):
                 raise ValueError(f"aggregation.rule={self.aggregation.get('rule')!r}: expected weighted_sum, "
                                  "hierarchical or conjunctive")

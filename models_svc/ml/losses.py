@@ -86,7 +86,10 @@ def masked_mse(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> 
 
 
 def gated_reward(weights: torch.Tensor, rewards: torch.Tensor) -> torch.Tensor:
-    """ArmoRM stage 2 score: R = w(x)ᵀ r(x, y), weights [N, K] (rows sum to 1), rewards [N, K]."""
+    """ArmoRM stage 2 score: R = w(x)ᵀ r(x, y), weights [N, K] (rows sum to 1), rewards [N, K].
+
+    w ≥ 0, so each r_k must be higher-is-better: the gated model passes its criterion
+    scores oriented by the rubric (``heads.GateOrientation``)."""
     return (weights * rewards).sum(dim=-1)
 
 

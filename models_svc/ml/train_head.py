@@ -19,7 +19,7 @@ from .config import TrainConfig
 from .data import Message, PairExample, RatedExample
 from .heads import HeadModel
 from .infer import RewardModel, build_head_model, frozen_embedder, head_inputs, load_stacked
-from .losses import gated_reward, masked_mse
+from .losses import masked_mse
 from .train_common import Monitor, PairLabels, ProgressCb, StopCb, TrainResult, json_safe, pair_metrics, split_or_given
 
 _EMBED_SHARE = 0.5  # head mode: progress fraction given to embedding, the rest to training
@@ -118,7 +118,8 @@ def train_head(
 
     ``bt``: M reward heads trained with :func:`losses.preference_loss` on the pairs.
     ``multi``: M per-criterion regression heads (masked MSE on z-scored ratings).
-    ``gated``: multi, then (heads frozen) M prompt gates trained with BT on the pairs.
+    ``gated``: multi, then (heads frozen) M prompt gates trained with BT on the pairs,
+    over the criterion scores oriented by the rubric's aggregation when the config has one.
     Members differ by seed and, with ``bootstrap`` and M > 1, by a bootstrap resample.
     """
     cfg = config.resolve()
@@ -172,7 +173,8 @@ def train_head(
             if cfg.length_decorrelation:
                 _fit_decorrelation(head, feats[train_ri.item])
             if head.gates is not None:
-                fitter.frozen_scores = head.decorrelate(_eval(head, lambda: head.criterion_scores(feats)))
+                fitter.frozen_scores, fitter.frozen_violations = head.gate_inputs(
+                    _eval(head, lambda: head.criterion_scores(feats)))
                 fitter.fit_pairs("gate", train_pi, list(head.gates.parameters()), fitter.gated_rewards)
         head.eval()
         metrics = _head_metrics(head, feats, prompts, items, train_pi, eval_pi, eval_p, eval_ri)
@@ -235,7 +237,8 @@ class _HeadFitter:
         self.monitor = monitor
         self.eval_pairs = eval_pairs
         self.eval_ratings = eval_ratings
-        self.frozen_scores: torch.Tensor | None = None  # [M, T, K] criterion scores under the gate
+        self.frozen_scores: torch.Tensor | None = None  # [M, T, K] the gate's inputs (oriented criterion scores)
+        self.frozen_violations: torch.Tensor | None = None  # [M, T] hard rules each item violates
         self.curves: list[dict[str, Any]] = []
         self.step = 0
         self.total = 0
@@ -244,9 +247,9 @@ class _HeadFitter:
         return self.head.heads.members[m](self.feats[items]).squeeze(-1)
 
     def gated_rewards(self, m: int, items: torch.Tensor) -> torch.Tensor:
-        assert self.head.gates is not None and self.prompts is not None and self.frozen_scores is not None
-        gate = self.head.gates.members[m]
-        return gate.beta() * gated_reward(gate(self.prompts[items]), self.frozen_scores[m, items])
+        assert self.prompts is not None and self.frozen_scores is not None and self.frozen_violations is not None
+        return self.head.gated_member(m, self.prompts[items], self.frozen_scores[m, items],
+                                      self.frozen_violations[m, items])
 
     def fit_pairs(
         self, stage: str, pairs: _PairIndex, params: list[nn.Parameter], reward: Callable[[int, torch.Tensor], torch.Tensor]

@@ -86,7 +86,9 @@ def training_run_enqueue(
     if s.backbone:
         preset["backbone"] = s.backbone  # an admin's own checkpoint replaces the preset's
     requested = {"mode": mode, "objective": objective or s.objective, **preset, **(overrides or {})}
-    if requested["objective"] == "multi" and not {"aggregation", "criterion_weights"} & set(requested):
+    # multi's own criterion_weights replace the rubric's; the gate learns its weights, but needs the orientation.
+    own = {"multi": {"aggregation", "criterion_weights"}, "gated": {"aggregation"}}.get(requested["objective"])
+    if own is not None and not own & set(requested):
         aggregation = rubric_aggregation(project)
         if aggregation is not None:
             requested["aggregation"] = aggregation
@@ -108,7 +110,7 @@ def training_run_enqueue(
 
 
 def rubric_aggregation(project: Project) -> dict[str, Any] | None:
-    """The pinned rubric version's aggregation as plain data for a multi-objective
+    """The pinned rubric version's aggregation as plain data for a multi or gated
     model (``rubrics.derive.reward_aggregation``), naming the version it came from;
     None without a version or without rated criteria."""
     from rubrics import derive

@@ -139,9 +139,12 @@ def test_multi_objective_model_scores_with_per_criterion_values(project, tiny):
     assert set(row["criteria"]) == {"helpful", "correct"} and isinstance(row["reward"], float)
 
 
-def test_multi_model_keeps_the_aggregation_of_the_rubric_version_it_was_trained_under(project, tiny):
+@pytest.mark.parametrize("objective", ["multi", "gated"])
+def test_multi_and_gated_models_keep_the_aggregation_of_the_rubric_version_they_were_trained_under(
+        project, tiny, objective):
     """Issue #20, fix 1: the version stores the pinned rubric's weights and polarity;
-    a later rubric version changes neither it nor the old model's rewards."""
+    a later rubric version changes neither it nor the old model's rewards. multi's
+    reward follows the aggregation; gated orients the criteria its gate weighs by it."""
     from models_svc.ml.infer import RewardModel
     from rubrics import services as rubric_services
 
@@ -151,7 +154,7 @@ def test_multi_model_keeps_the_aggregation_of_the_rubric_version_it_was_trained_
     project.save(update_fields=["rubric_version"])
     _labelled(project, tiny, prompts=4, ratings=True, criteria=("helpfulness", "verbosity"))
     run = lifecycle.training_run_execute(run_id=lifecycle.training_run_enqueue(
-        project=project, objective="multi", overrides=_fast()).pk)
+        project=project, objective=objective, overrides=_fast()).pk)
     assert run.status == "succeeded", run.error
     version = run.version
     stored = {c["key"]: c for c in version.aggregation["criteria"]}
@@ -164,7 +167,9 @@ def test_multi_model_keeps_the_aggregation_of_the_rubric_version_it_was_trained_
     assert stored["verbosity"]["polarity"] == "target" and stored["verbosity"]["target"] == 2
 
     items = [([{"role": "user", "content": "Question 0?"}], t) for t in ("Answer 0 to question 0.", "x " * 40)]
-    before = RewardModel.load(version.artifact_path).score_items(items).reward
+    loaded = RewardModel.load(version.artifact_path)
+    assert loaded.config.aggregation == version.aggregation
+    before = loaded.score_items(items).reward
     v2 = rubric_services.rubric_version_new_draft(version=v1)
     rubric_services.criterion_update(criterion=v2.criteria.get(key="verbosity"),
                                      data={"weight": 3.0, "polarity": "higher_better", "target": None})
@@ -176,7 +181,7 @@ def test_multi_model_keeps_the_aggregation_of_the_rubric_version_it_was_trained_
     after = RewardModel.load(version.artifact_path).score_items(items).reward
     assert after.tolist() == before.tolist()
     # A new run takes the new version's aggregation.
-    run2 = lifecycle.training_run_enqueue(project=project, objective="multi", overrides=_fast())
+    run2 = lifecycle.training_run_enqueue(project=project, objective=objective, overrides=_fast())
     verbosity = next(c for c in run2.config["aggregation"]["criteria"] if c["key"] == "verbosity")
     assert (verbosity["weight"], verbosity["polarity"]) == (3.0, "higher_better")
 

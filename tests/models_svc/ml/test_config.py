@@ -68,3 +68,11 @@ def test_presets_say_which_package_they_miss(monkeypatch: pytest.MonkeyPatch):
     # Head-only fields stay out of a fine-tune (its own lr and epochs).
     assert PRESETS["smollm2"].for_mode("finetune") == {"backbone": "smollm2", "pooling": "mean"}
     assert PRESETS["smollm2"].for_mode("head")["lr"] == 1e-3
+
+
+def test_a_rubric_aggregation_is_taken_by_multi_and_gated_and_refused_by_bt():
+    aggregation = {"rule": "weighted_sum", "hard_penalty": 1.0, "criteria": []}
+    for objective in ("multi", "gated"):
+        assert TrainConfig(objective=objective, aggregation=aggregation).aggregation == aggregation
+    with pytest.raises(ValueError, match="aggregation: only objectives multi and gated use it"):
+        TrainConfig(objective="bt", aggregation=aggregation)

@@ -357,6 +357,7 @@ def _bench(args: argparse.Namespace, data_dir: str) -> bool:
     # One persistent connection, not the pool: the PostgreSQL CPU is read from the
     # backend of pg_backend_pid(), which must be the one every request then uses.
     env["PREFLAB_DB_POOL_SIZE"] = "0"
+    env.setdefault("PREFLAB_DB_NO_MERGEJOIN", "1")  # as gunicorn's post_fork sets it for the web tier
     _web.prepare(env)
     report = _web.report_header("profile_requests")
     project, tokens, criteria = _prepare(args)

@@ -80,5 +80,7 @@ if Path("/dev/shm").is_dir():
 def post_fork(server, worker):
     """Size the worker's PostgreSQL pool (preflab/settings.py) to its threads, unless
     PREFLAB_DB_POOL_SIZE is set: a connection for each request in flight, so none
-    waits for one."""
+    waits for one; and plan without merge joins unless PREFLAB_DB_NO_MERGEJOIN is set."""
     os.environ.setdefault("PREFLAB_DB_POOL_SIZE", str(server.cfg.threads))
+    # web requests plan without merge joins (preflab/settings.py says why)
+    os.environ.setdefault("PREFLAB_DB_NO_MERGEJOIN", "1")

@@ -15,6 +15,7 @@ value stops start-up with a message naming the variable instead of failing later
 | CSRF_TRUSTED_ORIGINS | empty | comma separated origins (https://host) |
 | DATABASE_URL | sqlite:///$PREFLAB_DATA_DIR/preflab.sqlite3 | postgres://user@host:5432/db in production |
 | PREFLAB_DB_POOL_SIZE | 4; in gunicorn its threads per worker | PostgreSQL connections pooled per process (psycopg_pool); 0: no pool, persistent connections |
+| PREFLAB_DB_NO_MERGEJOIN | 0; in gunicorn 1 | PostgreSQL plans without merge joins on this process's connections (web requests look rows up by key; see below) |
 | CELERY_BROKER_URL | filesystem broker under $PREFLAB_DATA_DIR/broker | redis://host:6379/0 in production |
 | CELERY_RESULT_BACKEND | same Redis as the broker, else files | where task results go |
 | CELERY_TASK_ALWAYS_EAGER | 0 | run tasks in-process (tests only) |
@@ -223,6 +224,17 @@ DATABASES = {"default": _db}
 # pooler (PgBouncer before 1.21), which cannot keep prepared statements.
 if _db["ENGINE"] == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=2)
+    # Web requests join a few rows by primary key. PostgreSQL sizes a merge join from
+    # the join column's histogram and never checks it against the index, so when the
+    # leased pairs' ids have moved past the last ANALYZE of annotate_assignment (a new
+    # project, a busy hour), it takes a merge join that walks the whole comparison
+    # index for one row: 120 ms for the task payload at 1.5M pairs instead of 0.5 ms
+    # (docs/performance.md, "A plan that trusted old statistics"). Without merge
+    # joins the same statements use nested loops over the keys, and the pages'
+    # aggregates hash joins. Workers (exports, reports) keep merge joins for their
+    # ordered scans of whole projects. gunicorn's post_fork turns this on.
+    if _env_bool("PREFLAB_DB_NO_MERGEJOIN", False):
+        _db["OPTIONS"]["options"] = "-c enable_mergejoin=off"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

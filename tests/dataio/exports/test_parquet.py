@@ -122,7 +122,7 @@ def test_arrow_allocates_with_the_c_library_unless_the_environment_says_otherwis
 
 
 def test_writing_parquet_does_not_import_pandas(tmp_path):
-    script = textwrap.dedent(f"""
+    script = f"""
         import sys
         import django
         django.setup()
@@ -131,8 +131,5 @@ def test_writing_parquet_does_not_import_pandas(tmp_path):
         writer.write([{{"prompt": "p", "turns": [{{"role": "user", "content": "c"}}]}}])
         writer.close()
         print("pandas" in sys.modules)
-    """)
-    env = {"DJANGO_SETTINGS_MODULE": "preflab.settings", "PATH": "/usr/bin:/bin", "DEBUG": "1"}
-    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "False"
+    """
+    assert _run_python(script, REPO) == "False"

@@ -62,18 +62,37 @@ def _child_env(data_dir: str) -> dict[str, str]:
     return env
 
 
+# The child reports its own peak RSS: VmHWM, which exec resets. wait4's ru_maxrss
+# is not it: a forked child starts with its parent's resident pages counted, so
+# every step read at least this process's own peak (193 MB after generating 1M rows).
+_PEAK = (
+    "import atexit, runpy, sys\n"
+    "out, sys.argv = sys.argv[1], sys.argv[2:]\n"
+    "def peak():\n"
+    "    with open('/proc/self/status') as f:\n"
+    "        kb = next(int(line.split()[1]) for line in f if line.startswith('VmHWM:'))\n"
+    "    with open(out, 'w') as f:\n"
+    "        f.write(str(kb))\n"
+    "atexit.register(peak)\n"
+    "runpy.run_path(sys.argv[0], run_name='__main__')\n"
+)
+
+
 def _run(cmd: list[str], env: dict[str, str]) -> tuple[float, int, str, float]:
-    """Wall seconds, peak RSS in MB (the child's own, from wait4), its output and its
-    CPU seconds (user + system: on a shared machine, steadier than the wall time;
-    the database server's own CPU is not in it)."""
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    out = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    elapsed = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"{' '.join(cmd)} failed:\n{out}")
-    return elapsed, usage.ru_maxrss // 1024, out.strip(), round(usage.ru_utime + usage.ru_stime, 1)
+    """Wall seconds, peak RSS in MB (the child's own VmHWM), its output and its CPU
+    seconds (user + system: on a shared machine, steadier than the wall time; the
+    database server's own CPU is not in it). ``cmd``: [python, script, args…]."""
+    with tempfile.NamedTemporaryFile("r", suffix=".hwm") as hwm:
+        start = time.perf_counter()
+        proc = subprocess.Popen([cmd[0], "-c", _PEAK, hwm.name, *cmd[1:]], cwd=REPO, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        out = proc.stdout.read()
+        _, status, usage = os.wait4(proc.pid, 0)
+        elapsed = time.perf_counter() - start
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"{' '.join(cmd)} failed:\n{out}")
+        peak_mb = int(hwm.read() or 0) // 1024
+    return elapsed, peak_mb, out.strip(), round(usage.ru_utime + usage.ru_stime, 1)
 
 
 def _text(rng: random.Random, words: int) -> str:

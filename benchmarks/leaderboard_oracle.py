@@ -45,7 +45,7 @@ from scipy.optimize import minimize
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._machine import uptime  # noqa: E402
-from benchmarks.leaderboard_sampling import DATA, Votes, load_pandalm, load_summarize  # noqa: E402
+from benchmarks.leaderboard_sampling import DATA, DATASETS, Votes, load  # noqa: E402
 from models_svc.ml import leaderboard as lb  # noqa: E402
 
 TARGETS = ("top1", "order", "width")
@@ -184,21 +184,16 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out-json", type=Path)
     args = parser.parse_args(argv)
-    loaders = {
-        "pandalm": lambda: load_pandalm(args.data / "pandalm" / "testset-v1.json"),
-        "batch13": lambda: load_summarize(args.data / "summarize-from-feedback" / "batch13.json", "batch13"),
-        "cnndm": lambda: load_summarize(args.data / "summarize-from-feedback" / "batch0_cnndm.json", "cnndm"),
-    }
     started = time.perf_counter()
     result: dict[str, Any] = {
         "command": "python benchmarks/leaderboard_oracle.py " + " ".join(sys.argv[1:] if argv is None else argv),
         "uptime_before": uptime(), "datasets": {},
     }
     for name in [d for d in args.datasets.split(",") if d]:
-        if name not in loaders:
-            parser.error(f"unknown dataset {name}; choose from {', '.join(loaders)}")
+        if name not in DATASETS:
+            parser.error(f"unknown dataset {name}; choose from {', '.join(DATASETS)}")
         try:
-            data = loaders[name]()
+            data = load(name, args.data)
         except FileNotFoundError as exc:
             sys.exit(f"{exc.filename} not found (the shared data folder, see ../shared/data/README.md)")
         if len(data.sources) < 3:

@@ -105,6 +105,18 @@ def load_summarize(path: Path, name: str) -> Votes:
     return _votes(name, triples)
 
 
+DATASETS = {
+    "pandalm": lambda data: load_pandalm(data / "pandalm" / "testset-v1.json"),
+    "batch13": lambda data: load_summarize(data / "summarize-from-feedback" / "batch13.json", "batch13"),
+    "cnndm": lambda data: load_summarize(data / "summarize-from-feedback" / "batch0_cnndm.json", "cnndm"),
+}
+
+
+def load(name: str, data: Path) -> Votes:
+    """One of ``DATASETS`` from the shared data folder ``data``."""
+    return DATASETS[name](data)
+
+
 def _votes(name: str, triples: list[tuple]) -> Votes:
     sources = sorted({s for t in triples for s in t[:2]})
     index = {s: i for i, s in enumerate(sources)}
@@ -291,11 +303,6 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
     unknown = sorted(set(strategies) - set(STRATEGIES))
     if unknown:
         parser.error(f"unknown strategies {', '.join(unknown)}; choose from {', '.join(STRATEGIES)}")
-    loaders = {
-        "pandalm": lambda: load_pandalm(args.data / "pandalm" / "testset-v1.json"),
-        "batch13": lambda: load_summarize(args.data / "summarize-from-feedback" / "batch13.json", "batch13"),
-        "cnndm": lambda: load_summarize(args.data / "summarize-from-feedback" / "batch0_cnndm.json", "cnndm"),
-    }
     started = time.perf_counter()
     result: dict[str, Any] = {
         "command": "python benchmarks/leaderboard_sampling.py " + " ".join(sys.argv[1:] if argv is None else argv),
@@ -304,10 +311,10 @@ def main(argv: Sequence[str] | None = None) -> dict[str, Any]:
         "datasets": {},
     }
     for name in [d for d in args.datasets.split(",") if d]:
-        if name not in loaders:
-            parser.error(f"unknown dataset {name}; choose from {', '.join(loaders)}")
+        if name not in DATASETS:
+            parser.error(f"unknown dataset {name}; choose from {', '.join(DATASETS)}")
         try:
-            data = loaders[name]()
+            data = load(name, args.data)
         except FileNotFoundError as exc:
             sys.exit(f"{exc.filename} not found (the shared data folder, see ../shared/data/README.md)")
         every = args.every or max(5, len(data.a) // 80)

@@ -89,6 +89,21 @@ def admin_user(db):
 
 
 @pytest.fixture
+def superuser(db):
+    return get_user_model().objects.create_superuser("sam-superuser", password="pw-for-tests-only")
+
+
+@pytest.fixture
+def superuser_client(superuser):
+    """A test client logged in as the superuser, for the Django admin's pages."""
+    from django.test import Client
+
+    client = Client()
+    client.force_login(superuser)
+    return client
+
+
+@pytest.fixture
 def owner(db):
     return make_user("rita-researcher")
 

@@ -10,10 +10,8 @@ import re
 
 import pytest
 from django.apps import apps
-from django.contrib.auth import get_user_model
 from django.db import connection, models, transaction
 from django.contrib.admin import site
-from django.test import Client
 
 from annotate import queue, slots
 from annotate.admin import ProjectAdmin
@@ -110,17 +108,6 @@ def test_the_catalog_check_tells_a_usable_index_from_a_partial_or_later_column_o
 # label (Judgment.__str__ reads the annotator): minutes at thousands of labels.
 
 
-@pytest.fixture
-def superuser(db):
-    return get_user_model().objects.create_superuser("sam-superuser", password="pw-for-tests-only")
-
-
-def _admin(superuser) -> Client:
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
 def _rows() -> dict[str, int]:
     """Rows in every table of the project's apps."""
     return {m._meta.label: m.objects.count() for app in PROJECT_APPS for m in apps.get_app_config(app).get_models()}
@@ -198,11 +185,11 @@ def test_deleting_a_project_of_thousands_of_prompts_leaves_no_row_behind(postgre
     assert Project.objects.filter(pk=project.pk).exists()
 
 
-def test_deleting_many_prompts_in_the_admin_removes_their_slot_rows_and_leaves_no_orphans(postgres, project, superuser):
+def test_deleting_many_prompts_in_the_admin_removes_their_slot_rows_and_leaves_no_orphans(postgres, project, superuser_client):
     _big(project, prompts=300)
     doomed = list(Prompt.objects.filter(project=project).order_by("id").values_list("pk", flat=True)[:200])
 
-    response = _admin(superuser).post("/admin/annotate/prompt/", {
+    response = superuser_client.post("/admin/annotate/prompt/", {
         "action": "delete_selected", "_selected_action": [str(pk) for pk in doomed], "post": "yes"})
     connection.check_constraints()
 

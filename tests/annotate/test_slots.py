@@ -6,8 +6,6 @@ imports."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
-from django.test import Client
 
 from annotate import counters, queue, services, slots, submit
 from annotate.models import Comparison, Prompt, QueueSlot, RankingSlot, RatingSlot, Response, TaskKind
@@ -17,27 +15,16 @@ from tests.factories import annotators, fill
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def superuser(db):
-    return get_user_model().objects.create_superuser("sam-superuser", password="pw-for-tests-only")
-
-
-def _admin(superuser) -> Client:
-    client = Client()
-    client.force_login(superuser)
-    return client
-
-
 def _comparison_form(c: Comparison, **changes) -> dict:
     return {"extra_labels": c.extra_labels, "is_gold": "on" if c.is_gold else "", "gold_choice": c.gold_choice,
             **changes}
 
 
-def test_marking_a_comparison_gold_in_the_admin_takes_it_out_of_the_queue(project, superuser):
+def test_marking_a_comparison_gold_in_the_admin_takes_it_out_of_the_queue(project, superuser_client):
     fill(project, prompts=2, responses=2)
     pair = Comparison.objects.filter(project=project).first()
     units_before = counters.units_for(project=project)[TaskKind.PAIRWISE]
-    response = _admin(superuser).post(f"/admin/annotate/comparison/{pair.pk}/change/",
+    response = superuser_client.post(f"/admin/annotate/comparison/{pair.pk}/change/",
                                       _comparison_form(pair, is_gold="on", gold_choice="A"))
     assert response.status_code == 302, response.content.decode()[:2000]
     pair.refresh_from_db()
@@ -50,7 +37,7 @@ def test_marking_a_comparison_gold_in_the_admin_takes_it_out_of_the_queue(projec
     assert pair.pk not in set(regular.values_list("pk", flat=True))
 
 
-def test_unmarking_gold_in_the_admin_puts_it_back_with_the_slots_its_leases_leave(project, superuser):
+def test_unmarking_gold_in_the_admin_puts_it_back_with_the_slots_its_leases_leave(project, superuser_client):
     project.overlap = 3
     project.save()
     fill(project, prompts=1, responses=2)
@@ -64,25 +51,25 @@ def test_unmarking_gold_in_the_admin_puts_it_back_with_the_slots_its_leases_leav
     lease = queue.assignment_lease(project=project, annotator=ann)  # a gold lease, live
     assert lease.comparison_id == pair.pk
     pair.refresh_from_db()
-    response = _admin(superuser).post(f"/admin/annotate/comparison/{pair.pk}/change/",
+    response = superuser_client.post(f"/admin/annotate/comparison/{pair.pk}/change/",
                                       _comparison_form(pair, is_gold="", gold_choice=""))
     assert response.status_code == 302, response.content.decode()[:2000]
     assert QueueSlot.objects.get(pk=pair.pk).open_slots == 3 - 1  # overlap − the live lease
     assert counters.units_for(project=project)[TaskKind.PAIRWISE] == 1
 
 
-def test_the_admin_cannot_move_a_comparison_to_other_responses(project, superuser):
+def test_the_admin_cannot_move_a_comparison_to_other_responses(project, superuser_client):
     fill(project, prompts=1, responses=3)
     pair, other = Comparison.objects.filter(project=project).order_by("id")[:2]
-    _admin(superuser).post(f"/admin/annotate/comparison/{pair.pk}/change/",
+    superuser_client.post(f"/admin/annotate/comparison/{pair.pk}/change/",
                            _comparison_form(pair, response_a=other.response_a_id, response_b=other.response_b_id))
     pair.refresh_from_db()
     assert (pair.response_a_id, pair.response_b_id) != (other.response_a_id, other.response_b_id)
 
 
-def test_a_response_added_in_the_admin_enters_the_rating_queue(project, superuser):
+def test_a_response_added_in_the_admin_enters_the_rating_queue(project, superuser_client):
     prompt = Prompt.objects.create(project=project, external_id="p", conversation=[{"role": "user", "content": "q"}])
-    response = _admin(superuser).post("/admin/annotate/response/add/", {
+    response = superuser_client.post("/admin/annotate/response/add/", {
         "prompt": prompt.pk, "external_id": "r1", "text": "an answer", "source": "m", "metadata": "{}"})
     assert response.status_code == 302, response.content.decode()[:2000]
     made = Response.objects.get(external_id="r1")
@@ -91,7 +78,7 @@ def test_a_response_added_in_the_admin_enters_the_rating_queue(project, superuse
     assert counters.units_for(project=project)[TaskKind.RATING] == 1
 
 
-def test_deleting_a_response_in_the_admin_takes_it_and_its_pairs_out_of_the_queue(project, superuser):
+def test_deleting_a_response_in_the_admin_takes_it_and_its_pairs_out_of_the_queue(project, superuser_client):
     project.task_kinds = ["pairwise", "rating"]
     project.save()
     fill(project, prompts=2, responses=3)
@@ -100,7 +87,7 @@ def test_deleting_a_response_in_the_admin_takes_it_and_its_pairs_out_of_the_queu
     gone = lease.response
     pairs = list(Comparison.objects.filter(response_a=gone).values_list("pk", flat=True)) + list(
         Comparison.objects.filter(response_b=gone).values_list("pk", flat=True))
-    response = _admin(superuser).post(f"/admin/annotate/response/{gone.pk}/delete/", {"post": "yes"})
+    response = superuser_client.post(f"/admin/annotate/response/{gone.pk}/delete/", {"post": "yes"})
     assert response.status_code == 302
     assert not RatingSlot.objects.filter(pk=gone.pk).exists()
     assert not QueueSlot.objects.filter(pk__in=pairs).exists()

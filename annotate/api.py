@@ -3,6 +3,8 @@ Projects and their members are in ``annotate.projects_api``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.decorators import api_view
@@ -53,6 +55,92 @@ class SubmitRequest(serializers.Serializer):
     groups = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()), required=False)
 
 
+# --- the hot bodies, read without DRF's fields when they are plain -------------------
+#
+# DRF's serializer was an eighth of a submit's CPU (issue #19 point 2: field objects,
+# validators and error plumbing for a body that is almost always a few ints and
+# short strings). ``*_body`` answer plain bodies directly, with exactly the
+# validated data the serializer would give (tests/annotate/test_api_bodies.py
+# compares the two over a corpus and random bodies), and hand anything else to the
+# serializer, so every error, its wording and its shape stay DRF's.
+
+_ABSENT = object()
+_SLOW = object()  # "only the serializer can answer this one"
+
+
+def _text(value: Any, *, blank_ok: bool, max_length: int | None = None) -> Any:
+    """A ``serializers.CharField``'s value for a str, or _SLOW."""
+    if type(value) is not str or "\x00" in value:
+        return _SLOW
+    if not value.isascii():
+        try:
+            value.encode("utf-8")  # fails exactly on lone surrogates, which DRF refuses
+        except UnicodeEncodeError:
+            return _SLOW
+    text = value.strip()
+    if (not text and not blank_ok) or (max_length is not None and len(text) > max_length):
+        return _SLOW
+    return text
+
+
+def _plain_submit(data: Any) -> dict | None:
+    if type(data) is not dict or "groups" in data:  # a form's QueryDict, a list, a ranking: DRF
+        return None
+    out: dict[str, Any] = {}
+    get = data.get
+    if (key := get("idempotency_key", _ABSENT)) is not _ABSENT:
+        if (key := _text(key, blank_ok=True, max_length=64)) is _SLOW:
+            return None
+        out["idempotency_key"] = key
+    if (ms := get("time_on_task_ms", _ABSENT)) is not _ABSENT:
+        if type(ms) is not int or ms < 0:
+            return None
+        out["time_on_task_ms"] = ms
+    if (rationale := _text(get("rationale", ""), blank_ok=True)) is _SLOW:
+        return None
+    out["rationale"] = rationale
+    if (preference := get("preference", _ABSENT)) is not _ABSENT:
+        if preference is not None and (type(preference) is not int or not -3 <= preference <= 3):
+            return None
+        out["preference"] = preference
+    if type(both_bad := get("both_bad", False)) is not bool:
+        return None
+    out["both_bad"] = both_bad
+    criteria, flags, spans, scores = get("criteria", {}), get("flags", []), get("spans", []), get("scores", {})
+    if (type(criteria) is not dict or type(flags) is not list or type(spans) is not list
+            or type(scores) is not dict or any(type(s) is not dict for s in spans)):
+        return None
+    out["criteria"] = {k: _text(v, blank_ok=False) for k, v in criteria.items()}
+    out["flags"] = [_text(f, blank_ok=False) for f in flags]
+    if _SLOW in out["criteria"].values() or _SLOW in out["flags"]:
+        return None
+    out["spans"] = [dict(s) for s in spans]
+    out["scores"] = dict(scores)
+    return out
+
+
+def submit_body(data: Any) -> dict:
+    """The submit's validated fields (``SubmitRequest``); DRF's 400 on bad input."""
+    plain = _plain_submit(data)
+    if plain is not None:
+        return plain
+    body = SubmitRequest(data=data)
+    body.is_valid(raise_exception=True)
+    return body.validated_data
+
+
+_KINDS = frozenset(k.value for k in queue.QUEUE_KINDS)
+
+
+def next_task_body(data: Any) -> dict:
+    """The lease's validated fields (``NextTaskRequest``); DRF's 400 on bad input."""
+    if type(data) is dict and type(kind := data.get("kind", TaskKind.PAIRWISE.value)) is str and kind in _KINDS:
+        return {"kind": kind}
+    body = NextTaskRequest(data=data)
+    body.is_valid(raise_exception=True)
+    return body.validated_data
+
+
 class SkipRequest(serializers.Serializer):
     reason = serializers.CharField(max_length=2000)
 
@@ -79,10 +167,9 @@ def _task_error(exc: queue.TaskError) -> ApiResponse:
 def task_next(request, slug: str):
     """Lease the next task of a kind (or get back your unfinished one); 204 when none is left for you."""
     project, _ = get_project_for(request.user, slug)
-    body = NextTaskRequest(data=request.data)
-    body.is_valid(raise_exception=True)
+    body = next_task_body(request.data)
     try:
-        a = queue.assignment_lease(project=project, annotator=request.user, kind=body.validated_data["kind"])
+        a = queue.assignment_lease(project=project, annotator=request.user, kind=body["kind"])
     except queue.TaskError as exc:
         return _task_error(exc)
     if a is None:
@@ -100,13 +187,12 @@ def task_detail(request, assignment_id: int):
 @api_view(["POST"])
 def task_submit(request, assignment_id: int):
     """Submit an answer. Idempotent: repeating it (same assignment) returns the stored label."""
-    body = SubmitRequest(data=request.data)
-    body.is_valid(raise_exception=True)
+    answer = submit_body(request.data)
     try:
         # the service locks the assignment first and refuses another user's or a
         # missing one (404 below): no read of it here
         label = submit.task_submit(assignment=Assignment(pk=assignment_id), user=request.user,
-                                   answer=body.validated_data)
+                                   answer=answer)
     except queue.TaskError as exc:
         return _task_error(exc)
     return ApiResponse({"id": label.pk, "kind": label.assignment.kind, "assignment": assignment_id,

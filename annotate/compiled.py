@@ -25,10 +25,11 @@ from typing import Any, Callable
 
 from django.db import connections
 from django.db.transaction import TransactionManagementError
-from django.db.models import Model, QuerySet
+from django.db.models import NOT_PROVIDED, Model, QuerySet
 from django.db.models.query import ModelIterable, get_related_populators
+from django.db.models.sql import InsertQuery
 
-__all__ = ["CompiledQuery", "first_of"]
+__all__ = ["CompiledInsert", "CompiledQuery", "first_of"]
 
 _INT64 = (-2**63, 2**63 - 1)
 _MARK_INT = -730_000_000  # far below any id or count the queries hold as constants
@@ -150,3 +151,46 @@ def _hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
+
+
+class CompiledInsert:
+    """The ORM's INSERT of one new instance (``RETURNING`` its primary key), its SQL
+    built by Django's insert compiler once per connection, for a caller that sends
+    it inside a larger statement (the submit folds its label into the statement that
+    closes the lease and counts the label: one round trip and no ``save()``).
+
+    Parameters are prepared per call as the compiler does (each field's
+    ``pre_save(obj, add=True)`` then ``get_db_prep_save``), so ``auto_now`` stamps
+    land on the instance too. ``sql`` answers None for a model this cannot cover
+    (a field with its own placeholder or a database default): use ``save()``.
+    After the statement, ``saved(obj, pk)`` marks the instance as the ORM would."""
+
+    def __init__(self, model: type[Model], using: str = "default") -> None:
+        self.model, self.using = model, using
+        meta = model._meta
+        self.fields = [f for f in meta.local_concrete_fields if f is not meta.auto_field]
+        self.plain = meta.auto_field is not None and not any(
+            hasattr(f, "get_placeholder") or f.db_default is not NOT_PROVIDED for f in self.fields)
+        self._sql: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+    def sql(self, obj: Model) -> tuple[str, list] | None:
+        if not self.plain:
+            return None
+        connection = connections[self.using]
+        sql = self._sql.get(connection)
+        if sql is None:
+            query = InsertQuery(self.model)
+            query.insert_values(self.fields, [obj])
+            compiler = query.get_compiler(connection=connection)
+            compiler.returning_fields = [self.model._meta.pk]
+            [(sql, compiled_params)] = compiler.as_sql()
+            if len(compiled_params) != len(self.fields) or sql.count("%s") != len(self.fields):
+                raise ValueError(f"CompiledInsert: {self.model.__name__}'s insert has a shape this cannot reuse")
+            self._sql[connection] = sql
+        # after compiling, whose pre_save stamped the instance too: these values win
+        return sql, [f.get_db_prep_save(f.pre_save(obj, True), connection) for f in self.fields]
+
+    def saved(self, obj: Model, pk: int) -> None:
+        obj.pk = pk
+        obj._state.adding = False
+        obj._state.db = self.using

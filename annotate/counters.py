@@ -100,12 +100,19 @@ def annotator_tally(**kw) -> None:
         cursor.execute(_upsert_sql(), tally_params(**kw))
 
 
-def submit_tally_sql(assignment_id: int, finished_at, **kw) -> tuple[str, list]:
+def submit_tally_sql(assignment_id: int, finished_at, *, label: tuple[str, list] | None = None,
+                     **kw) -> tuple[str, list]:
     """PostgreSQL: close the assignment and add the label to the tallies in one
-    statement (a data-modifying CTE), the last of a submit's three queries."""
-    sql = ("WITH closed AS (UPDATE annotate_assignment SET state = 'submitted', finished_at = %s "
-           "WHERE id = %s RETURNING id) " + _upsert_sql())
-    return sql, [finished_at, assignment_id, *tally_params(**kw)]
+    statement (a data-modifying CTE), the last of a submit's queries. With
+    ``label`` (an INSERT … RETURNING id and its parameters, ``CompiledInsert``) the
+    label is stored by the same statement, which then returns its id."""
+    closed = ("closed AS (UPDATE annotate_assignment SET state = 'submitted', finished_at = %s "
+              "WHERE id = %s RETURNING id) ")
+    if label is None:
+        return "WITH " + closed + _upsert_sql(), [finished_at, assignment_id, *tally_params(**kw)]
+    insert, params = label
+    return (f"WITH label AS ({insert}), {closed}{_upsert_sql()} RETURNING (SELECT id FROM label)",
+            [*params, finished_at, assignment_id, *tally_params(**kw)])
 
 
 # --- reads -------------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
 from annotate import access, presenters, queue, submit
-from annotate.compiled import CompiledQuery
-from annotate.models import Assignment, Membership, Project, TaskKind
+from annotate.compiled import CompiledInsert, CompiledQuery
+from annotate.models import AnnotatorCount, Assignment, Comparison, Judgment, Membership, Project, Rating, Ranking, TaskKind
 from preflab.api_auth import CompiledTokenAuthentication
 from tests.factories import fill, pin_rubric
 
@@ -142,3 +142,66 @@ def test_a_locking_query_outside_a_transaction_is_refused_as_the_orm_refuses_it(
         query.first(pk=project.pk)
     with pytest.raises(transaction.TransactionManagementError):
         list(query.build(pk=project.pk))
+
+
+def _stored_fields(label) -> dict:
+    return {f.attname: getattr(label, f.attname) for f in type(label)._meta.concrete_fields}
+
+
+ANSWERS = {TaskKind.PAIRWISE: {"preference": 2, "criteria": {"clear": "A"}, "flags": ["broken"], "rationale": "why"},
+           TaskKind.RATING: {"scores": {}, "spans": []},
+           TaskKind.RANKING: {"groups": None}}
+
+
+def test_a_submitted_label_is_the_row_stored_whole(project, annotator, leased):
+    """On PostgreSQL the label's INSERT is folded into the close-and-tally statement
+    (CompiledInsert); every kind's returned instance must be exactly the stored row,
+    saved as the ORM marks it, with the tallies counted once."""
+    for kind, lease in leased.items():
+        answer = dict(ANSWERS[kind], time_on_task_ms=1500, idempotency_key=f"key-{kind}")
+        if kind == TaskKind.RANKING:
+            ids = [r.pk for r in lease.prompt.responses.order_by("pk")]
+            answer["groups"] = [[ids[0]], ids[1:]]
+        label = submit.task_submit(assignment=Assignment(pk=lease.pk), user=annotator, answer=answer)
+        assert not label._state.adding and label._state.db == "default" and label.pk
+        stored = type(label).objects.get(pk=label.pk)
+        assert _stored_fields(stored) == _stored_fields(label)
+        assert stored.time_on_task_ms == 1500 and stored.idempotency_key == f"key-{kind}"
+        assert stored.created_at is not None and stored.updated_at is not None
+        lease.refresh_from_db()
+        assert lease.state == Assignment.State.SUBMITTED and lease.finished_at is not None
+        tally = AnnotatorCount.objects.get(project=project, annotator=annotator, kind=kind)
+        assert (tally.labels, tally.time_ms, tally.timed) == (1, 1500, 1)
+    judgment = Judgment.objects.get(annotator=annotator)
+    assert judgment.criteria and judgment.flags == ["broken"] and judgment.rationale == "why"
+
+
+def test_a_conflicting_label_rolls_the_whole_submit_back(project, annotator, leased):
+    """The folded statement fails whole on the one-label-per-annotator rule: the
+    lease stays open and nothing is counted (the same request replayed elsewhere is
+    test_postgres's concern; here another label of the pair exists already)."""
+    lease = leased[TaskKind.PAIRWISE]
+    Judgment.objects.create(comparison=lease.comparison, annotator=annotator, choice="A", strength=-1)
+    with pytest.raises(queue.TaskError) as exc:
+        submit.task_submit(assignment=Assignment(pk=lease.pk), user=annotator, answer=ANSWERS[TaskKind.PAIRWISE])
+    assert exc.value.code == "conflict"
+    lease.refresh_from_db()
+    assert lease.state == Assignment.State.ACTIVE
+    assert not AnnotatorCount.objects.filter(project=project, annotator=annotator, kind=TaskKind.PAIRWISE,
+                                             labels__gt=0).exists()
+    assert Judgment.objects.filter(annotator=annotator).count() == 1
+
+
+def test_the_folded_insert_is_the_orms_insert(project, annotator):
+    """Same SQL as the ORM's insert compiler, built once per connection; a model with
+    a database default is left to save()."""
+    insert = CompiledInsert(Judgment)
+    fill(project, prompts=1, responses=2)
+    comparison = Comparison.objects.filter(project=project).first()
+    with CaptureQueriesContext(connection) as orm:
+        Judgment(comparison=comparison, annotator=annotator, choice="A", strength=-1).save(force_insert=True)
+    sql, params = insert.sql(Judgment(comparison=comparison, annotator=annotator, choice="B", strength=1))
+    assert len(params) == len(insert.fields) and sql is insert.sql(Judgment(comparison=comparison))[0]
+    assert orm[0]["sql"].split(" VALUES ")[0] == sql.split(" VALUES ")[0]
+    assert sql.rstrip().endswith('RETURNING "annotate_judgment"."id"')
+    assert CompiledInsert(Membership).sql(Membership(project=project, user=annotator)) is None

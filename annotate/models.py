@@ -243,7 +243,12 @@ class Comparison(models.Model):
             models.CheckConstraint(condition=Q(response_a__lt=models.F("response_b")), name="comparison_canonical"),
             models.CheckConstraint(condition=Q(is_gold=False) | ~Q(gold_choice=""), name="comparison_gold_has_answer"),
         ]
-        indexes = [models.Index(fields=["project", "id"], name="comparison_project_idx")]
+        indexes = [
+            models.Index(fields=["project", "id"], name="comparison_project_idx"),
+            # the gold scores (progress page, the pause rule after a gold answer) start
+            # from a project's few gold pairs, not from all its judgments
+            models.Index(fields=["project", "id"], condition=Q(is_gold=True), name="comparison_gold_idx"),
+        ]
 
     def __str__(self) -> str:
         return f"#{self.pk}: {self.response_a_id} vs {self.response_b_id}"

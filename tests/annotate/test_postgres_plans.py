@@ -45,3 +45,56 @@ def test_gunicorn_workers_connect_without_merge_joins_and_others_keep_them(postg
 
     assert show(fork) == "off"
     assert show(code) == "on"  # a worker's exports and reports keep merge joins
+
+
+def _plan(query) -> str:
+    sql, params = (query, None) if isinstance(query, str) else query.query.sql_with_params()
+    with connection.cursor() as cur:
+        cur.execute("EXPLAIN " + sql, params)
+        return "\n".join(row[0] for row in cur.fetchall())
+
+
+def test_gold_scores_start_from_the_gold_pairs_not_from_every_judgment(postgres, project, annotator, outsider):
+    """The progress page's gold column and the pause rule after a gold answer read
+    a project's gold pairs through ``comparison_gold_idx`` and then each one's
+    judgments by key. Before the index they hashed every judgment of the project:
+    60–99 ms per progress request at 1M judgments, most of it for projects with no
+    gold at all (docs/performance.md)."""
+    from django.db.models import Count, F, Q
+
+    from annotate.models import Comparison, Judgment, Prompt, Response
+    from django.test.utils import CaptureQueriesContext
+
+    from annotate.queue import gold_scores
+    from annotate.services import annotator_gold_check
+
+    prompt = Prompt.objects.create(project=project, external_id="p", conversation=[{"role": "user", "content": "Q"}])
+    responses = Response.objects.bulk_create(
+        Response(prompt=prompt, external_id=f"r{i}", source="m", text=f"answer {i}") for i in range(80))
+    ids = sorted(r.pk for r in responses)
+    pairs = Comparison.objects.bulk_create(
+        Comparison(project=project, prompt=prompt, response_a_id=a, response_b_id=b)
+        for i, a in enumerate(ids) for b in ids[i + 1:])
+    Comparison.objects.filter(pk__in=[c.pk for c in pairs[:6]]).update(is_gold=True, gold_choice="A")
+    Judgment.objects.bulk_create(
+        Judgment(comparison=c, annotator=who, source="human",
+                 **({"choice": "A", "strength": -1} if (c.pk + who.pk) % 2 else {"choice": "B", "strength": 1}))
+        for c in pairs for who in (annotator, outsider))
+    with connection.cursor() as cur:
+        cur.execute("ANALYZE annotate_comparison")
+        cur.execute("ANALYZE annotate_judgment")
+        cur.execute("SET enable_mergejoin = off")  # as the web tier plans
+    progress = (Judgment.objects.filter(comparison__project=project, comparison__is_gold=True, source="human")
+                .values("annotator_id", "annotator__username")
+                .annotate(answered=Count("id"), correct=Count("id", filter=Q(choice=F("comparison__gold_choice")))))
+    project.pause_below_gold_accuracy, project.pause_after_gold = 0.1, 100
+    with CaptureQueriesContext(connection) as sent:
+        assert annotator_gold_check(project=project, user=annotator) is False  # 6 answers: too few to judge
+    [pause_rule] = [q["sql"] for q in sent.captured_queries if "annotate_judgment" in q["sql"]]
+    for query in (progress, pause_rule):
+        plan = _plan(query)
+        assert "comparison_gold_idx" in plan, plan
+        assert "Seq Scan on annotate_judgment" not in plan, plan
+    assert [(g["answered"], g["accuracy"] is not None) for g in gold_scores(project=project)] == [(6, True), (6, True)]
+    with connection.cursor() as cur:
+        cur.execute("RESET enable_mergejoin")

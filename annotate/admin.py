@@ -96,6 +96,15 @@ class ComparisonAdmin(QueueUnitAdmin):
     def project_of(obj) -> Project:
         return obj.project
 
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        was_gold = change and Comparison.objects.filter(pk=obj.pk, is_gold=True).exists()
+        super().save_model(request, obj, form, change)
+        if change and was_gold != obj.is_gold:
+            # its people's labels now count as gold answers, or stop to: the tallies
+            # keep them apart, so recount the project's (rare, and exact)
+            counters.counters_reconcile(project=obj.project)
+
 
 @admin.register(Judgment)
 class JudgmentAdmin(admin.ModelAdmin):

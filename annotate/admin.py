@@ -98,31 +98,72 @@ class ComparisonAdmin(QueueUnitAdmin):
 
     @transaction.atomic
     def save_model(self, request, obj, form, change):
-        was_gold = change and Comparison.objects.filter(pk=obj.pk, is_gold=True).exists()
+        before = Comparison.objects.filter(pk=obj.pk).values_list("is_gold", "gold_choice").first() if change else None
         super().save_model(request, obj, form, change)
-        if change and was_gold != obj.is_gold:
-            # its people's labels now count as gold answers, or stop to: the tallies
-            # keep them apart, so recount the project's (rare, and exact)
+        if before is not None and before != (obj.is_gold, obj.gold_choice):
+            # its people's labels now count as gold answers, or stop to, or are scored
+            # against another answer: the tallies keep both, so recount the
+            # project's (rare, and exact)
             counters.counters_reconcile(project=obj.project)
 
 
+class LabelAdmin(admin.ModelAdmin):
+    """Labels edited or deleted here: the project's tallies are recounted after the
+    change (who labelled, the source, a gold answer's choice all move figures), as
+    every other writer keeps them (annotate.counters)."""
+
+    @staticmethod
+    def project_of(obj) -> Project:
+        raise NotImplementedError
+
+    @transaction.atomic
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        counters.counters_reconcile(project=self.project_of(obj))
+
+    @transaction.atomic
+    def delete_model(self, request, obj):
+        project = self.project_of(obj)
+        super().delete_model(request, obj)
+        counters.counters_reconcile(project=project)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset):
+        projects = {self.project_of(obj).pk: self.project_of(obj) for obj in queryset}
+        super().delete_queryset(request, queryset)
+        for project in projects.values():
+            counters.counters_reconcile(project=project)
+
+
 @admin.register(Judgment)
-class JudgmentAdmin(admin.ModelAdmin):
+class JudgmentAdmin(LabelAdmin):
     list_display = ["id", "comparison", "annotator", "choice", "strength", "source", "created_at"]
     list_filter = ["source", "choice"]
     raw_id_fields = ["comparison", "annotator", "assignment", "shown_left", "import_job"]
 
+    @staticmethod
+    def project_of(obj) -> Project:
+        return obj.comparison.project
+
 
 @admin.register(Rating)
-class RatingAdmin(admin.ModelAdmin):
+class RatingAdmin(LabelAdmin):
     list_display = ["id", "response", "annotator", "rubric_version", "source"]
     raw_id_fields = ["response", "annotator", "assignment", "import_job"]
 
+    @staticmethod
+    def project_of(obj) -> Project:
+        return obj.response.prompt.project
+
 
 @admin.register(Ranking)
-class RankingAdmin(admin.ModelAdmin):
+class RankingAdmin(LabelAdmin):
     list_display = ["id", "prompt", "annotator", "source"]
     raw_id_fields = ["prompt", "annotator", "assignment", "import_job"]
+
+    @staticmethod
+    def project_of(obj) -> Project:
+        return obj.prompt.project
 
 
 @admin.register(Assignment)

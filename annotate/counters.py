@@ -49,6 +49,9 @@ LABEL_NAMES = {TaskKind.PAIRWISE: "judgments", TaskKind.RATING: "ratings", TaskK
 # Where each label of a tally row counts: one column per source, people's labels on
 # gold units apart (gold answers are scored apart from progress).
 LABEL_COLUMNS = ("labels", "imported", "gold", "derived", "adjudicated", "model")
+# The gold score beside them: people's own answers (source human) on gold pairs, and
+# how many matched the pair's expected answer.
+GOLD_SCORE_COLUMNS = ("gold_answered", "gold_correct")
 _NAMED_SOURCES = (LabelSource.HUMAN, LabelSource.IMPORTED, LabelSource.DERIVED, LabelSource.ADJUDICATED)
 
 
@@ -67,14 +70,16 @@ def _upsert_sql() -> str:
     # ``today`` restarts when the stored day is not today's.
     return (
         "INSERT INTO annotate_annotatorcount (project_id, annotator_id, kind, labels, imported, skipped, expired, "
-        "day, today, time_ms, timed, changed_at, gold, derived, adjudicated, model) "
-        "VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
+        "day, today, time_ms, timed, changed_at, gold, derived, adjudicated, model, gold_answered, gold_correct) "
+        "VALUES (%s, %s, %s, %s, 0, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) "
         "ON CONFLICT (project_id, annotator_id, kind) DO UPDATE SET "
         "labels = annotate_annotatorcount.labels + EXCLUDED.labels, "
         "gold = annotate_annotatorcount.gold + EXCLUDED.gold, "
         "derived = annotate_annotatorcount.derived + EXCLUDED.derived, "
         "adjudicated = annotate_annotatorcount.adjudicated + EXCLUDED.adjudicated, "
         "model = annotate_annotatorcount.model + EXCLUDED.model, "
+        "gold_answered = annotate_annotatorcount.gold_answered + EXCLUDED.gold_answered, "
+        "gold_correct = annotate_annotatorcount.gold_correct + EXCLUDED.gold_correct, "
         "skipped = annotate_annotatorcount.skipped + EXCLUDED.skipped, "
         "expired = annotate_annotatorcount.expired + EXCLUDED.expired, "
         "today = CASE WHEN annotate_annotatorcount.day = EXCLUDED.day "
@@ -87,10 +92,11 @@ def _upsert_sql() -> str:
 
 def tally_params(*, project_id: int, annotator_id: int, kind: str, labels: int = 0, skipped: int = 0,
                  expired: int = 0, time_ms: int | None = None, gold: int = 0, derived: int = 0,
-                 adjudicated: int = 0, model: int = 0) -> list:
+                 adjudicated: int = 0, model: int = 0, gold_answered: int = 0, gold_correct: int = 0) -> list:
     now = timezone.now()
     return [project_id, annotator_id, kind, labels, skipped, expired, timezone.localdate(now), labels,
-            time_ms or 0, 1 if time_ms is not None else 0, now, gold, derived, adjudicated, model]
+            time_ms or 0, 1 if time_ms is not None else 0, now, gold, derived, adjudicated, model,
+            gold_answered, gold_correct]
 
 
 def annotator_tally(**kw) -> None:
@@ -217,7 +223,8 @@ def _recount_rows(project_id: int) -> dict[tuple[int, str], dict]:
     """Every annotator's tallies recomputed from labels and assignments."""
     today = timezone.localdate()
     start = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
-    rows: dict[tuple[int, str], dict] = defaultdict(lambda: {**dict.fromkeys(LABEL_COLUMNS, 0), "skipped": 0,
+    rows: dict[tuple[int, str], dict] = defaultdict(lambda: {**dict.fromkeys(LABEL_COLUMNS, 0),
+                                                             **dict.fromkeys(GOLD_SCORE_COLUMNS, 0), "skipped": 0,
                                                              "expired": 0, "today": 0, "time_ms": 0, "timed": 0})
     for kind in KINDS:
         model, scope, gold = _labels_scope(kind, project_id)
@@ -234,6 +241,9 @@ def _recount_rows(project_id: int) -> dict[tuple[int, str], dict]:
         }
         if gold is not None:
             figures["gold"] = Count("id", filter=Q(source__in=(LabelSource.HUMAN, LabelSource.IMPORTED)) & gold)
+            figures["gold_answered"] = Count("id", filter=Q(source=LabelSource.HUMAN) & gold)
+            figures["gold_correct"] = Count("id", filter=Q(source=LabelSource.HUMAN, choice=F("comparison__gold_choice"))
+                                            & gold)
         for r in model.objects.filter(**scope).values("annotator_id").annotate(**figures).order_by():
             r["time_ms"] = r["time_ms"] or 0
             rows[(r.pop("annotator_id"), kind)].update(r)
@@ -262,7 +272,7 @@ def counters_reconcile(*, project: Project) -> dict[str, int]:
         truth = _recount_rows(project.pk)
         stored = {(r.annotator_id, r.kind): r for r in AnnotatorCount.objects.filter(project=project)}
         now = timezone.now()
-        fields = (*LABEL_COLUMNS, "skipped", "expired", "today", "time_ms", "timed")
+        fields = (*LABEL_COLUMNS, *GOLD_SCORE_COLUMNS, "skipped", "expired", "today", "time_ms", "timed")
         for key, want in truth.items():
             have = stored.pop(key, None)
             if have is None:
@@ -302,7 +312,7 @@ def tallies_equal_recount(*, project: Project) -> bool:
     """For tests and the reconcile's log: whether the stored figures match a recount."""
     truth = _recount_rows(project.pk)
     stored = {(r.annotator_id, r.kind): r for r in AnnotatorCount.objects.filter(project=project)}
-    fields = (*LABEL_COLUMNS, "skipped", "expired", "time_ms", "timed", "today")
+    fields = (*LABEL_COLUMNS, *GOLD_SCORE_COLUMNS, "skipped", "expired", "time_ms", "timed", "today")
     for key in set(truth) | set(stored):
         # a missing row reads as zeros: a row taken back to nothing (a withdrawn
         # adjudication, a rule that now derives none) is kept by the writers

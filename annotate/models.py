@@ -243,12 +243,7 @@ class Comparison(models.Model):
             models.CheckConstraint(condition=Q(response_a__lt=models.F("response_b")), name="comparison_canonical"),
             models.CheckConstraint(condition=Q(is_gold=False) | ~Q(gold_choice=""), name="comparison_gold_has_answer"),
         ]
-        indexes = [
-            models.Index(fields=["project", "id"], name="comparison_project_idx"),
-            # the gold scores (progress page, the pause rule after a gold answer) start
-            # from a project's few gold pairs, not from all its judgments
-            models.Index(fields=["project", "id"], condition=Q(is_gold=True), name="comparison_gold_idx"),
-        ]
+        indexes = [models.Index(fields=["project", "id"], name="comparison_project_idx")]
 
     def __str__(self) -> str:
         return f"#{self.pk}: {self.response_a_id} vs {self.response_b_id}"
@@ -408,6 +403,10 @@ class AnnotatorCount(models.Model):
     derived = models.IntegerField(default=0, db_default=0)
     adjudicated = models.IntegerField(default=0, db_default=0)
     model = models.IntegerField(default=0, db_default=0)  # source model, and any source not named above
+    # the gold score: this annotator's own answers (source human) on gold pairs, and
+    # how many matched the expected answer (the progress page, the pause rule)
+    gold_answered = models.IntegerField(default=0, db_default=0)
+    gold_correct = models.IntegerField(default=0, db_default=0)
     skipped = models.IntegerField(default=0)
     expired = models.IntegerField(default=0)
     day = models.DateField(null=True)  # the local day ``today`` counts

@@ -36,13 +36,14 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, Subquery
+from django.db.models import Count, Exists, F, OuterRef, Subquery
 from django.db.models.functions import Greatest
 from django.utils import timezone
 
 from . import counters
 from .compiled import CompiledQuery, first_of
 from .models import (
+    AnnotatorCount,
     Assignment,
     Comparison,
     Judgment,
@@ -147,14 +148,11 @@ def annotator_progress(*, project: Project, annotator) -> dict[str, Any]:
 
 
 def gold_scores(*, project: Project) -> list[dict[str, Any]]:
-    """Per annotator: gold tasks answered and how many matched the expected answer."""
+    """Per annotator: gold tasks answered and how many matched the expected answer,
+    from the maintained tallies (annotate.counters; constant in the labels)."""
     rows = (
-        Judgment.objects.filter(comparison__project=project, comparison__is_gold=True, source="human")
-        .values("annotator_id", "annotator__username")
-        .annotate(
-            answered=Count("id"),
-            correct=Count("id", filter=Q(choice=F("comparison__gold_choice"))),
-        )
+        AnnotatorCount.objects.filter(project=project, kind=TaskKind.PAIRWISE, gold_answered__gt=0)
+        .values("annotator_id", "annotator__username", answered=F("gold_answered"), correct=F("gold_correct"))
         .order_by("annotator__username")
     )
     return [

@@ -9,13 +9,15 @@ from collections import defaultdict
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, F, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from rubrics.models import RubricVersion
 
 from . import counters, slots
-from .models import Assignment, Comparison, Judgment, LabelSource, Membership, Project, Response, Role, TaskKind
+from .models import (
+    AnnotatorCount, Assignment, Comparison, Membership, Project, Response, Role, TaskKind,
+)
 
 BATCH = 2000
 
@@ -284,10 +286,9 @@ def annotator_gold_check(*, project: Project, user) -> bool:
     threshold = project.pause_below_gold_accuracy
     if threshold is None:
         return False
-    gold = Judgment.objects.filter(comparison__project=project, comparison__is_gold=True, annotator=user,
-                                   source=LabelSource.HUMAN)
-    tally = gold.aggregate(answered=Count("id"), correct=Count("id", filter=Q(choice=F("comparison__gold_choice"))))
-    answered, correct = tally["answered"], tally["correct"]
+    # the tallies, which the submit just bumped in this transaction
+    answered, correct = (AnnotatorCount.objects.filter(project=project, annotator=user, kind=TaskKind.PAIRWISE)
+                         .values_list("gold_answered", "gold_correct").first() or (0, 0))
     if answered < project.pause_after_gold or correct / answered >= threshold:
         return False
     membership_pause(

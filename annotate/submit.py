@@ -156,7 +156,10 @@ def _store(model, a: Assignment, user, *, time_on_task_ms, idempotency_key, **fi
     )
     now = timezone.now()
     tally = {"project_id": a.project_id, "annotator_id": user.pk, "kind": a.kind}
-    tally.update({"gold": 1} if _is_gold(a) else {"labels": 1, "time_ms": ms})
+    if _is_gold(a):  # a pairwise answer on a gold pair: scored, not progress
+        tally.update(gold=1, gold_answered=1, gold_correct=int(fields["choice"] == a.comparison.gold_choice))
+    else:
+        tally.update(labels=1, time_ms=ms)
     insert = _INSERTS[model]
     if connection.vendor == "postgresql" and (sql := insert.sql(label)) is not None:
         with connection.cursor() as cursor:

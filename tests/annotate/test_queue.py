@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotate import queue, submit
+from annotate import counters, queue, submit
 from annotate.models import Assignment, Judgment, QueueSlot, Ranking, Rating, TaskKind
 
 from tests.factories import annotators, fill, make_gold, pin_rubric
@@ -143,6 +143,7 @@ def test_gold_tasks_appear_at_the_configured_rate_and_are_scored(project):
     assert scores[0]["answered"] == served_gold
     correct = Judgment.objects.filter(comparison__in=gold, choice="A").count()
     assert scores[0]["correct"] == correct
+    assert counters.tallies_equal_recount(project=project)  # the scores are tallied as they come
     # gold comparisons sit outside the slot accounting, and the pool's counters
     # went down by the regular tasks alone
     assert not QueueSlot.objects.filter(pk__in=[c.pk for c in gold]).exists()

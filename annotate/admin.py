@@ -21,7 +21,29 @@ class ProjectAdmin(admin.ModelAdmin):
     inlines = [MembershipInline]
 
 
-class QueueUnitAdmin(admin.ModelAdmin):
+class RecountingAdmin(admin.ModelAdmin):
+    """Rows whose deletion here moves a project's figures: the project's tallies
+    are recounted after it (annotate.counters), as every other writer keeps them."""
+
+    @staticmethod
+    def project_of(obj) -> Project:
+        raise NotImplementedError
+
+    @transaction.atomic
+    def delete_model(self, request, obj):
+        project = self.project_of(obj)
+        super().delete_model(request, obj)
+        counters.counters_reconcile(project=project)
+
+    @transaction.atomic
+    def delete_queryset(self, request, queryset):
+        projects = {p.pk: p for p in map(self.project_of, queryset)}
+        super().delete_queryset(request, queryset)
+        for project in projects.values():
+            counters.counters_reconcile(project=project)
+
+
+class QueueUnitAdmin(RecountingAdmin):
     """Prompts, responses and comparisons are the queue's units: saving one here
     puts it into the queue or takes it out (a comparison marked gold leaves it)
     through the same service as every other path, and deleting ones recounts the
@@ -34,27 +56,10 @@ class QueueUnitAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return [*super().get_readonly_fields(request, obj), *(self.structure if obj is not None else [])]
 
-    @staticmethod
-    def project_of(obj) -> Project:
-        raise NotImplementedError
-
     @transaction.atomic
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         slots.queue_slots_rebuild(project=self.project_of(obj), kinds=[self.kind], unit_ids=[obj.pk])
-
-    @transaction.atomic
-    def delete_model(self, request, obj):
-        project = self.project_of(obj)
-        super().delete_model(request, obj)
-        counters.counters_reconcile(project=project)
-
-    @transaction.atomic
-    def delete_queryset(self, request, queryset):
-        projects = {self.project_of(obj).pk: self.project_of(obj) for obj in queryset}
-        super().delete_queryset(request, queryset)
-        for project in projects.values():
-            counters.counters_reconcile(project=project)
 
 
 @admin.register(Prompt)
@@ -107,32 +112,14 @@ class ComparisonAdmin(QueueUnitAdmin):
             counters.counters_reconcile(project=obj.project)
 
 
-class LabelAdmin(admin.ModelAdmin):
+class LabelAdmin(RecountingAdmin):
     """Labels edited or deleted here: the project's tallies are recounted after the
-    change (who labelled, the source, a gold answer's choice all move figures), as
-    every other writer keeps them (annotate.counters)."""
-
-    @staticmethod
-    def project_of(obj) -> Project:
-        raise NotImplementedError
+    change (who labelled, the source, a gold answer's choice all move figures)."""
 
     @transaction.atomic
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         counters.counters_reconcile(project=self.project_of(obj))
-
-    @transaction.atomic
-    def delete_model(self, request, obj):
-        project = self.project_of(obj)
-        super().delete_model(request, obj)
-        counters.counters_reconcile(project=project)
-
-    @transaction.atomic
-    def delete_queryset(self, request, queryset):
-        projects = {self.project_of(obj).pk: self.project_of(obj) for obj in queryset}
-        super().delete_queryset(request, queryset)
-        for project in projects.values():
-            counters.counters_reconcile(project=project)
 
 
 @admin.register(Judgment)

@@ -13,6 +13,7 @@ from django.test.utils import CaptureQueriesContext
 from annotate import counters, queue, submit
 from annotate.models import AnnotatorCount, Assignment, Membership, TaskKind
 from annotate.stats import project_progress
+from tests.annotate.test_tallies_migration import migrate_to, old_prompt
 from tests.factories import fill, make_gold
 
 
@@ -72,15 +73,10 @@ def test_the_pause_rule_reads_the_tally_the_submit_just_bumped(project, annotato
 def test_migration_0016_backfills_the_gold_scores():
     before, after = [("annotate", "0015_slot_keys_without_constraints")], [("annotate", "0016_gold_scores_tallied")]
     try:
-        executor = MigrationExecutor(connection)
-        executor.migrate(before)
-        old = executor.loader.project_state(before).apps
+        old = migrate_to(before)
         User = old.get_model("auth", "User")
         person, other = User.objects.create(username="person"), User.objects.create(username="other")
-        project = old.get_model("annotate", "Project").objects.create(name="M", slug="m")
-        prompt = old.get_model("annotate", "Prompt").objects.create(project=project, external_id="p", conversation=[])
-        a, b, c = (old.get_model("annotate", "Response").objects.create(prompt=prompt, external_id=f"r{i}", text="t")
-                   for i in range(3))
+        project, prompt, (a, b, c) = old_prompt(old)
         Comparison, Judgment = old.get_model("annotate", "Comparison"), old.get_model("annotate", "Judgment")
         plain = Comparison.objects.create(project=project, prompt=prompt, response_a=a, response_b=b)
         g1 = Comparison.objects.create(project=project, prompt=prompt, response_a=a, response_b=c, is_gold=True,
@@ -95,9 +91,7 @@ def test_migration_0016_backfills_the_gold_scores():
         Count.objects.create(project=project, annotator=person, kind="pairwise", labels=1, gold=2)
         Count.objects.create(project=project, annotator=other, kind="pairwise", gold=1)
 
-        executor = MigrationExecutor(connection)
-        executor.migrate(after)
-        new = executor.loader.project_state(after).apps
+        new = migrate_to(after)
         rows = dict(((r["annotator__username"]), (r["gold_answered"], r["gold_correct"])) for r in
                     new.get_model("annotate", "AnnotatorCount").objects.values("annotator__username", "gold_answered",
                                                                               "gold_correct"))

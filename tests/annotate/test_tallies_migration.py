@@ -15,21 +15,26 @@ BEFORE = [("annotate", "0013_strategy_balpm")]
 AFTER = [("annotate", "0014_tallies_every_source")]
 
 
-def _migrate(targets):
+def migrate_to(targets):
     executor = MigrationExecutor(connection)
     executor.migrate(targets)
     return executor.loader.project_state(targets).apps
 
 
+def old_prompt(old, responses: int = 3):
+    """A project with one prompt and its responses, in a migration state's models."""
+    project = old.get_model("annotate", "Project").objects.create(name="M", slug="m")
+    prompt = old.get_model("annotate", "Prompt").objects.create(project=project, external_id="p", conversation=[])
+    return project, prompt, [old.get_model("annotate", "Response").objects.create(
+        prompt=prompt, external_id=f"r{i}", text="t") for i in range(responses)]
+
+
 def test_the_migration_backfills_every_source_and_the_gold_pairs():
     try:
-        old = _migrate(BEFORE)
+        old = migrate_to(BEFORE)
         User = old.get_model("auth", "User")
         person, other, rule, bot = (User.objects.create(username=n) for n in ("person", "other", "rule", "bot"))
-        project = old.get_model("annotate", "Project").objects.create(name="M", slug="m")
-        prompt = old.get_model("annotate", "Prompt").objects.create(project=project, external_id="p", conversation=[])
-        a, b, c = (old.get_model("annotate", "Response").objects.create(prompt=prompt, external_id=f"r{i}", text="t")
-                   for i in range(3))
+        project, prompt, (a, b, c) = old_prompt(old)
         Comparison, Judgment = old.get_model("annotate", "Comparison"), old.get_model("annotate", "Judgment")
         plain = Comparison.objects.create(project=project, prompt=prompt, response_a=a, response_b=b)
         gold = Comparison.objects.create(project=project, prompt=prompt, response_a=a, response_b=c, is_gold=True,
@@ -51,7 +56,7 @@ def test_the_migration_backfills_every_source_and_the_gold_pairs():
         Count.objects.create(project=project, annotator=User.objects.create(username="gone"), kind="rating", labels=3)
         old.get_model("annotate", "UnitCount").objects.create(project=project, kind="pairwise", units=1)
 
-        new = _migrate(AFTER)
+        new = migrate_to(AFTER)
         rows = {(r["annotator__username"], r["kind"]): r for r in new.get_model("annotate", "AnnotatorCount").objects
                 .values("annotator__username", "kind", "labels", "imported", "gold", "derived", "adjudicated",
                         "model", "skipped")}
